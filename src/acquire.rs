@@ -1,0 +1,238 @@
+//! The futures returned by [`LockManager::acquire`] and
+//! [`LockManager::acquire_owned`].
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::future::FusedFuture;
+
+use crate::guard::{LockGuard, OwnedLockGuard};
+use crate::manager::LockManager;
+use crate::queue::Slot;
+
+/// Where an acquire future is in its life. Shared by both futures, which
+/// differ only in how they hold the manager.
+#[derive(Debug)]
+enum Progress<K> {
+    /// Not polled yet: in no queue, so dropping it does nothing.
+    Unpolled(K),
+    /// Queued on `key`, or already granted it, in slab slot `slot`. The slot
+    /// belongs to this future until it is polled to completion or dropped.
+    Waiting { key: K, slot: Slot },
+    /// The guard was handed out.
+    Done,
+}
+
+impl<K: Eq + Hash> Progress<K> {
+    /// Advances the future; yields the key once the lock is held.
+    #[track_caller]
+    fn poll<S: BuildHasher>(&mut self, manager: &LockManager<K, S>, cx: &mut Context<'_>) -> Poll<K>
+    where
+        K: Clone,
+    {
+        // Left `Done` if anything below panics: nothing is queued by then.
+        match std::mem::replace(self, Progress::Done) {
+            Progress::Unpolled(key) => match manager.lock_or_enqueue(&key, cx.waker()) {
+                None => Poll::Ready(key),
+                Some(slot) => {
+                    *self = Progress::Waiting { key, slot };
+                    Poll::Pending
+                }
+            },
+            Progress::Waiting { key, slot } => {
+                if manager.poll_waiter(slot, cx.waker()) {
+                    Poll::Ready(key)
+                } else {
+                    *self = Progress::Waiting { key, slot };
+                    Poll::Pending
+                }
+            }
+            Progress::Done => panic!("lock-manager: acquire future polled after completion"),
+        }
+    }
+
+    /// Gives up the future's place; runs when it is dropped.
+    fn cancel<S: BuildHasher>(&mut self, manager: &LockManager<K, S>) {
+        if let Progress::Waiting { key, slot } = std::mem::replace(self, Progress::Done) {
+            manager.cancel(&key, slot);
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self, Progress::Done)
+    }
+}
+
+/// The future returned by [`LockManager::acquire`], resolving to a
+/// [`LockGuard`].
+///
+/// The future joins the key's queue when first polled, not when created.
+///
+/// # Cancel safety
+///
+/// Dropping it before completion removes it from the key's queue in O(1)
+/// and leaves everyone else's place unchanged; if the lock had already been
+/// handed to it, the lock passes to the next waiter.
+///
+/// # Panics
+///
+/// Polling it again after it returned its guard panics.
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::LockManager;
+/// use futures::FutureExt;
+///
+/// # futures::executor::block_on(async {
+/// let locks = LockManager::new();
+/// let guard = locks.acquire("a").await;
+///
+/// let mut waiter = locks.acquire("a");
+/// assert!((&mut waiter).now_or_never().is_none()); // queued behind `guard`
+/// drop(waiter); // leaves the queue
+/// assert_eq!(locks.queue_len("a"), 1);
+/// # drop(guard);
+/// # });
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct Acquire<'a, K, S = RandomState>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    manager: &'a LockManager<K, S>,
+    progress: Progress<K>,
+}
+
+impl<'a, K: Eq + Hash, S: BuildHasher> Acquire<'a, K, S> {
+    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self {
+        Self {
+            manager,
+            progress: Progress::Unpolled(key),
+        }
+    }
+}
+
+impl<'a, K: Eq + Hash + Clone, S: BuildHasher> Future for Acquire<'a, K, S> {
+    type Output = LockGuard<'a, K, S>;
+
+    #[track_caller]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let manager = self.manager;
+        self.progress
+            .poll(manager, cx)
+            .map(|key| LockGuard::new(manager, key))
+    }
+}
+
+impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for Acquire<'_, K, S> {
+    fn is_terminated(&self) -> bool {
+        self.progress.is_done()
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for Acquire<'_, K, S> {
+    fn drop(&mut self) {
+        self.progress.cancel(self.manager);
+    }
+}
+
+// The future never pins anything: the key moves out into the guard.
+impl<K: Eq + Hash, S: BuildHasher> Unpin for Acquire<'_, K, S> {}
+
+impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for Acquire<'_, K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future returned by [`LockManager::acquire_owned`], resolving to an
+/// [`OwnedLockGuard`].
+///
+/// It holds a clone of the manager's `Arc`, so it is `'static` when `K` and
+/// `S` are.
+///
+/// # Cancel safety
+///
+/// The same as [`Acquire`]: dropping it gives up its place in the queue, or
+/// passes on a lock already handed to it.
+///
+/// # Panics
+///
+/// Polling it again after it returned its guard panics.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::LockManager;
+///
+/// # futures::executor::block_on(async {
+/// let locks = Arc::new(LockManager::new());
+/// let acquire = locks.acquire_owned(1);
+/// let guard = std::thread::spawn(move || futures::executor::block_on(acquire))
+///     .join()
+///     .unwrap();
+/// assert_eq!(*guard.key(), 1);
+/// # });
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct AcquireOwned<K, S = RandomState>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    manager: Arc<LockManager<K, S>>,
+    progress: Progress<K>,
+}
+
+impl<K: Eq + Hash, S: BuildHasher> AcquireOwned<K, S> {
+    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self {
+        Self {
+            manager,
+            progress: Progress::Unpolled(key),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
+    type Output = OwnedLockGuard<K, S>;
+
+    #[track_caller]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        this.progress
+            .poll(&this.manager, cx)
+            .map(|key| OwnedLockGuard::new(Arc::clone(&this.manager), key))
+    }
+}
+
+impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireOwned<K, S> {
+    fn is_terminated(&self) -> bool {
+        self.progress.is_done()
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for AcquireOwned<K, S> {
+    fn drop(&mut self) {
+        self.progress.cancel(&self.manager);
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Unpin for AcquireOwned<K, S> {}
+
+impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireOwned<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireOwned")
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}

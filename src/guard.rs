@@ -1,0 +1,193 @@
+//! The guards that hold a key's lock until dropped.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use crate::manager::LockManager;
+
+/// Holds the lock on one key of a [`LockManager`]; dropping it releases the
+/// key, handing it straight to the oldest waiter if there is one.
+///
+/// Returned by [`LockManager::acquire`] and [`LockManager::try_acquire`].
+/// The guard may be dropped on any thread.
+///
+/// # Leaking
+///
+/// [`std::mem::forget`] on a guard keeps its key locked for as long as the
+/// manager lives: later acquires of that key wait forever. Nothing else is
+/// affected and nothing unsafe happens.
+///
+/// # Panics
+///
+/// Dropping the guard wakes the next waiter; if that waker's `wake`
+/// panics, the panic propagates out of the drop, after the key has been
+/// handed over.
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::LockManager;
+///
+/// # futures::executor::block_on(async {
+/// let locks = LockManager::new();
+/// let guard = locks.acquire("a").await;
+/// assert_eq!(*guard.key(), "a");
+/// drop(guard);
+/// assert!(!locks.is_locked("a"));
+/// # });
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "if unused the lock is released immediately"]
+pub struct LockGuard<'a, K, S = RandomState>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    manager: &'a LockManager<K, S>,
+    key: K,
+}
+
+impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
+    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self {
+        Self { manager, key }
+    }
+
+    /// The key this guard holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let guard = locks.try_acquire(7).unwrap();
+    /// assert_eq!(*guard.key(), 7);
+    /// ```
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+
+    /// The manager this guard's key belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let guard = locks.try_acquire(7).unwrap();
+    /// assert!(std::ptr::eq(guard.manager(), &locks));
+    /// ```
+    pub fn manager(&self) -> &'a LockManager<K, S> {
+        self.manager
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for LockGuard<'_, K, S> {
+    fn drop(&mut self) {
+        self.manager.release(&self.key);
+    }
+}
+
+impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for LockGuard<'_, K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Like [`LockGuard`], but holds a clone of the manager's [`Arc`] instead of
+/// a borrow, so it is `'static` when `K` and `S` are and can move into a
+/// spawned task. It keeps the manager alive.
+///
+/// Returned by [`LockManager::acquire_owned`] and
+/// [`LockManager::try_acquire_owned`].
+///
+/// # Leaking
+///
+/// [`std::mem::forget`] on a guard keeps its key locked, and the manager
+/// allocated, for good. Nothing else is affected and nothing unsafe happens.
+///
+/// # Panics
+///
+/// As for [`LockGuard`]: a panic from the next waiter's waker propagates
+/// out of the drop, after the key has been handed over.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::LockManager;
+///
+/// # futures::executor::block_on(async {
+/// let locks = Arc::new(LockManager::new());
+/// let guard = locks.acquire_owned(3).await;
+/// drop(locks); // the guard keeps the manager alive
+/// assert!(guard.manager().is_locked(&3));
+/// # });
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "if unused the lock is released immediately"]
+pub struct OwnedLockGuard<K, S = RandomState>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    manager: Arc<LockManager<K, S>>,
+    key: K,
+}
+
+impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
+    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self {
+        Self { manager, key }
+    }
+
+    /// The key this guard holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.try_acquire_owned("a").unwrap();
+    /// assert_eq!(*guard.key(), "a");
+    /// ```
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+
+    /// The manager this guard's key belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.try_acquire_owned("a").unwrap();
+    /// assert!(Arc::ptr_eq(guard.manager(), &locks));
+    /// ```
+    pub fn manager(&self) -> &Arc<LockManager<K, S>> {
+        &self.manager
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedLockGuard<K, S> {
+    fn drop(&mut self) {
+        self.manager.release(&self.key);
+    }
+}
+
+impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for OwnedLockGuard<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedLockGuard")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,397 @@
+//! [`LockManager`]: the public face over the mutex-guarded [`State`].
+
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::task::Waker;
+
+use crate::acquire::{Acquire, AcquireOwned};
+use crate::guard::{LockGuard, OwnedLockGuard};
+use crate::queue::Slot;
+use crate::state::{Enqueue, State, WaiterPoll};
+use crate::sync::Mutex;
+
+/// A set of exclusive async locks, one per key, each granted in strict FIFO
+/// order.
+///
+/// A key needs no registration: [`acquire`](Self::acquire) locks any key, and
+/// the manager forgets the key as soon as it is released with nobody waiting.
+/// Memory therefore follows the number of keys held and callers waiting at
+/// once, never the number of distinct keys ever locked.
+///
+/// Share a manager by reference, in a `static`, or in an [`Arc`] (for
+/// [`acquire_owned`](Self::acquire_owned) and guards that move into spawned
+/// tasks). [`global`](crate::global) is a ready process-wide instance keyed by
+/// `String`.
+///
+/// # Key requirements
+///
+/// `K`'s `Hash`, `Eq` and `Drop` run while the manager's internal mutex is
+/// held, so they must not call back into the same manager (that deadlocks).
+/// `Clone` runs outside it. If `Hash` or `Eq` panics, the panic reaches the
+/// caller and the manager stays consistent; if they are inconsistent (equal
+/// keys with different hashes, or a hash that changes), a key may stay locked
+/// for good or a release may panic, exactly as a `HashMap` would misbehave.
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::LockManager;
+///
+/// # futures::executor::block_on(async {
+/// let locks = LockManager::new();
+///
+/// let guard = locks.acquire("story-1").await;
+/// assert!(locks.is_locked("story-1"));
+/// assert!(locks.try_acquire("story-1").is_none());
+/// assert!(locks.try_acquire("story-2").is_some()); // other keys are free
+///
+/// drop(guard);
+/// assert!(!locks.is_locked("story-1"));
+/// # });
+/// ```
+pub struct LockManager<K, S = RandomState> {
+    state: Mutex<State<K, S>>,
+}
+
+impl<K> LockManager<K> {
+    /// Creates an empty manager.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks: LockManager<u64> = LockManager::new();
+    /// assert_eq!(locks.locked_count(), 0);
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_hasher(RandomState::new())
+    }
+}
+
+impl<K, S> LockManager<K, S> {
+    /// Creates an empty manager that hashes keys with `hasher`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks: LockManager<u64, _> = LockManager::with_hasher(RandomState::new());
+    /// assert!(locks.try_acquire(7).is_some());
+    /// ```
+    #[must_use]
+    pub fn with_hasher(hasher: S) -> Self {
+        Self {
+            state: Mutex::new(State::with_hasher(hasher)),
+        }
+    }
+
+    /// The number of keys held right now.
+    ///
+    /// A key granted to a waiter that has not yet been polled counts as held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let _a = locks.try_acquire('a');
+    /// let _b = locks.try_acquire('b');
+    /// assert_eq!(locks.locked_count(), 2);
+    /// ```
+    pub fn locked_count(&self) -> usize {
+        self.state.lock().locked_count()
+    }
+}
+
+impl<K, S> LockManager<K, S>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    /// Whether `key` is held.
+    ///
+    /// The answer may be stale as soon as it returns; use it for diagnostics
+    /// and tests, not to decide whether to lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// assert!(!locks.is_locked("a"));
+    /// let guard = locks.try_acquire("a");
+    /// assert!(locks.is_locked("a"));
+    /// drop(guard);
+    /// assert!(!locks.is_locked("a"));
+    /// ```
+    pub fn is_locked<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.state.lock().is_locked(key)
+    }
+
+    /// The number of lock entries for `key`: its holder plus its waiters, or
+    /// 0 when the key is free.
+    ///
+    /// A waiter counts from its first poll until its guard is dropped or its
+    /// future is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    /// use futures::FutureExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let holder = locks.acquire("a").await;
+    /// let mut waiter = locks.acquire("a");
+    /// assert!((&mut waiter).now_or_never().is_none()); // queued
+    /// assert_eq!(locks.queue_len("a"), 2);
+    ///
+    /// drop(holder);
+    /// assert_eq!(locks.queue_len("a"), 1); // handed straight to the waiter
+    /// drop(waiter.await);
+    /// assert_eq!(locks.queue_len("a"), 0);
+    /// # });
+    /// ```
+    pub fn queue_len<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.state.lock().queue_len(key)
+    }
+
+    /// Releases `key`, handing it to the oldest waiter if there is one.
+    pub(crate) fn release(&self, key: &K) {
+        let deferred = self.state.lock().release(key);
+        deferred.run();
+    }
+
+    /// Removes a waiter whose future was dropped.
+    pub(crate) fn cancel(&self, key: &K, slot: Slot) {
+        let deferred = self.state.lock().cancel(key, slot);
+        deferred.run();
+    }
+
+    /// Takes the grant of the waiter in `slot` (`true`), or makes sure it is
+    /// woken through `waker` (`false`).
+    pub(crate) fn poll_waiter(&self, slot: Slot, waker: &Waker) -> bool {
+        // Cloned only when the stored waker is another task's, and outside
+        // the mutex: cloning and dropping wakers runs foreign code. Whatever
+        // is left here (an unused clone, or the replaced waker) is dropped
+        // on return, after the mutex.
+        let mut fresh = None;
+        loop {
+            let outcome = self.state.lock().poll_waiter(slot, waker, &mut fresh);
+            match outcome {
+                WaiterPoll::Granted => return true,
+                WaiterPoll::Waiting => return false,
+                WaiterPoll::NeedsWaker => fresh = Some(waker.clone()),
+            }
+        }
+    }
+}
+
+impl<K, S> LockManager<K, S>
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    /// Waits for the lock on `key`.
+    ///
+    /// Callers on the same key are served strictly in the order their
+    /// futures were first polled; a key released while others wait passes
+    /// straight to the oldest of them, so nobody can overtake a waiter.
+    /// Different keys never wait for each other.
+    ///
+    /// The key is cloned once when the lock is free (the manager keeps one
+    /// copy, the guard the other) and once more when it is contended.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future gives up its place in the queue without
+    /// disturbing anyone else's. If the lock had already been handed to it
+    /// but it was dropped before being polled again, the lock passes on to
+    /// the next waiter. Wrapping it in any runtime's `timeout` is therefore
+    /// correct: a timed-out acquire never holds or loses the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let guard = locks.acquire(42).await;
+    /// assert_eq!(*guard.key(), 42);
+    /// assert!(locks.is_locked(&42));
+    /// # });
+    /// ```
+    pub fn acquire(&self, key: K) -> Acquire<'_, K, S> {
+        Acquire::new(self, key)
+    }
+
+    /// Like [`acquire`](Self::acquire), for a manager in an [`Arc`]: the
+    /// future and its guard hold a clone of the `Arc` and borrow nothing, so
+    /// they can move into spawned tasks.
+    ///
+    /// # Cancel safety
+    ///
+    /// The same as [`acquire`](Self::acquire): dropping the future gives up
+    /// its place, or passes on a lock already handed to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_owned("a".to_string()).await;
+    /// std::thread::spawn(move || drop(guard)).join().unwrap();
+    /// assert!(!locks.is_locked("a"));
+    /// # });
+    /// ```
+    pub fn acquire_owned(self: &Arc<Self>, key: K) -> AcquireOwned<K, S> {
+        AcquireOwned::new(Arc::clone(self), key)
+    }
+
+    /// Takes the lock on `key` if it is free and nobody waits for it.
+    ///
+    /// Never waits and never queues: returns `None` when the key is held,
+    /// even if it is about to be released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let guard = locks.try_acquire("a").expect("free");
+    /// assert!(locks.try_acquire("a").is_none());
+    /// drop(guard);
+    /// assert!(locks.try_acquire("a").is_some());
+    /// ```
+    pub fn try_acquire(&self, key: K) -> Option<LockGuard<'_, K, S>> {
+        self.try_lock(&key).then(|| LockGuard::new(self, key))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), returning a guard that holds
+    /// a clone of the `Arc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.try_acquire_owned(1).expect("free");
+    /// assert!(locks.try_acquire_owned(1).is_none());
+    /// drop(guard);
+    /// assert_eq!(locks.locked_count(), 0);
+    /// ```
+    pub fn try_acquire_owned(self: &Arc<Self>, key: K) -> Option<OwnedLockGuard<K, S>> {
+        self.try_lock(&key)
+            .then(|| OwnedLockGuard::new(Arc::clone(self), key))
+    }
+
+    /// Runs `f` under the lock on `key` and returns its output.
+    ///
+    /// The lock is released however the body ends: when it returns (an `Err`
+    /// included), when it panics (the guard is dropped while unwinding), and
+    /// when the returned future is dropped before completion.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits gives up its place in the queue;
+    /// dropping it while `f`'s future runs drops that future, then releases
+    /// the lock. The body's own cancel safety is the caller's concern.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let n = locks.with_lock("counter", || async { 41 + 1 }).await;
+    /// assert_eq!(n, 42);
+    /// assert!(!locks.is_locked("counter"));
+    ///
+    /// let failed: Result<(), &str> = locks.with_lock("counter", || async { Err("io") }).await;
+    /// assert!(failed.is_err());
+    /// assert!(!locks.is_locked("counter"));
+    /// # });
+    /// ```
+    pub fn with_lock<'a, F, Fut>(&'a self, key: K, f: F) -> impl Future<Output = Fut::Output> + 'a
+    where
+        F: FnOnce() -> Fut + 'a,
+        Fut: Future + 'a,
+    {
+        let acquire = self.acquire(key);
+        async move {
+            let _guard = acquire.await;
+            f().await
+        }
+    }
+
+    /// Locks `key` at once (`None`), or queues a waiter woken through
+    /// `waker` (`Some(slot)`).
+    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Option<Slot> {
+        // The fast path needs no waker; a contended key gets one cloned
+        // outside the mutex, then the key is tried again since it may have
+        // been released meanwhile. An unused clone is dropped on return.
+        let mut waker_clone = None;
+        loop {
+            let candidate = key.clone();
+            let outcome = self.state.lock().lock_or_enqueue(candidate, &mut waker_clone);
+            match outcome {
+                Enqueue::Locked => return None,
+                Enqueue::Queued(slot) => return Some(slot),
+                Enqueue::Contended => waker_clone = Some(waker.clone()),
+            }
+        }
+    }
+
+    fn try_lock(&self, key: &K) -> bool {
+        let candidate = key.clone();
+        self.state.lock().try_lock(candidate)
+    }
+}
+
+impl<K, S: Default> Default for LockManager<K, S> {
+    fn default() -> Self {
+        Self::with_hasher(S::default())
+    }
+}
+
+impl<K, S> fmt::Debug for LockManager<K, S> {
+    /// Prints counts, never keys, and never blocks: `<locked>` stands in for
+    /// the counts while another thread holds the internal mutex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("LockManager");
+        match self.state.try_lock() {
+            Some(state) => out
+                .field("locked", &state.locked_count())
+                .field("waiters", &state.waiter_count()),
+            None => out.field("state", &format_args!("<locked>")),
+        };
+        out.finish()
+    }
+}

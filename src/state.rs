@@ -1,0 +1,205 @@
+//! The manager's state: which keys are held and who waits for each.
+//!
+//! Every method here runs with the manager's mutex held and does only
+//! bookkeeping. Wakers taken out of the state come back to the caller, who
+//! wakes or drops them once the mutex is released: both may run arbitrary
+//! code, which could even re-enter the manager.
+
+use std::borrow::Borrow;
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::{BuildHasher, Hash};
+use std::task::Waker;
+
+use slab::Slab;
+
+use crate::queue::{Slot, WaitQueue, Waiter};
+
+/// The state behind the manager's mutex.
+#[derive(Debug)]
+pub(crate) struct State<K, S> {
+    /// Every held key, with the waiters queued behind its holder. A key is
+    /// in the map exactly as long as it is held, so idle keys cost nothing.
+    keys: HashMap<K, WaitQueue, S>,
+    /// The waiters of every key; a [`Slot`] indexes here.
+    waiters: Slab<Waiter>,
+}
+
+/// The outcome of [`State::lock_or_enqueue`].
+#[derive(Debug)]
+pub(crate) enum Enqueue {
+    /// The key was free and is now held by the caller.
+    Locked,
+    /// The key is held; the caller waits in this slot.
+    Queued(Slot),
+    /// The key is held and no waker was supplied: clone one outside the
+    /// mutex and call again.
+    Contended,
+}
+
+/// The outcome of [`State::poll_waiter`].
+#[derive(Debug)]
+pub(crate) enum WaiterPoll {
+    /// The lock was handed to this waiter; its slot is now free.
+    Granted,
+    /// Still queued, and its stored waker wakes the polling task.
+    Waiting,
+    /// Still queued, but its stored waker is another task's and no fresh
+    /// one was supplied: clone one outside the mutex and call again.
+    NeedsWaker,
+}
+
+/// A waker taken out of the state, to be woken or dropped once the mutex is
+/// released.
+#[must_use = "the waker must be woken or dropped after unlocking"]
+#[derive(Debug)]
+pub(crate) enum Deferred {
+    Nothing,
+    /// The next waiter, just granted the lock.
+    Wake(Waker),
+    /// The waker of a waiter that left the queue.
+    Drop(Waker),
+}
+
+impl Deferred {
+    /// Wakes or drops the waker. Call only with the mutex released.
+    pub(crate) fn run(self) {
+        match self {
+            Deferred::Nothing => {}
+            Deferred::Wake(waker) => waker.wake(),
+            Deferred::Drop(waker) => drop(waker),
+        }
+    }
+}
+
+impl<K, S> State<K, S> {
+    pub(crate) fn with_hasher(hasher: S) -> Self {
+        Self {
+            keys: HashMap::with_hasher(hasher),
+            waiters: Slab::new(),
+        }
+    }
+
+    /// The number of keys held.
+    pub(crate) fn locked_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The number of waiters queued, plus those granted but not yet polled.
+    pub(crate) fn waiter_count(&self) -> usize {
+        self.waiters.len()
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
+    /// The holder and waiters of `key`: 0 when it is free.
+    pub(crate) fn queue_len<Q>(&self, key: &Q) -> usize
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.keys.get(key).map_or(0, |queue| 1 + queue.len())
+    }
+
+    pub(crate) fn is_locked<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.keys.contains_key(key)
+    }
+
+    /// Takes `key` if it is free. Never queues.
+    pub(crate) fn try_lock(&mut self, key: K) -> bool {
+        match self.keys.entry(key) {
+            Entry::Vacant(entry) => {
+                entry.insert(WaitQueue::default());
+                true
+            }
+            Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Takes `key` if it is free; otherwise queues a waiter behind everyone
+    /// already waiting, taking the waker out of `waker`.
+    pub(crate) fn lock_or_enqueue(&mut self, key: K, waker: &mut Option<Waker>) -> Enqueue {
+        match self.keys.entry(key) {
+            Entry::Vacant(entry) => {
+                entry.insert(WaitQueue::default());
+                Enqueue::Locked
+            }
+            Entry::Occupied(mut entry) => match waker.take() {
+                Some(waker) => Enqueue::Queued(entry.get_mut().push_back(&mut self.waiters, waker)),
+                None => Enqueue::Contended,
+            },
+        }
+    }
+
+    /// Takes the grant of the waiter in `slot`, or makes sure the waiter is
+    /// woken through `waker`.
+    ///
+    /// When the stored waker must change, the new one is taken from `fresh`
+    /// and the old one is left there, so that the caller drops it unlocked.
+    pub(crate) fn poll_waiter(
+        &mut self,
+        slot: Slot,
+        waker: &Waker,
+        fresh: &mut Option<Waker>,
+    ) -> WaiterPoll {
+        match &mut self.waiters[slot.index()] {
+            Waiter::Granted => {
+                self.waiters.remove(slot.index());
+                WaiterPoll::Granted
+            }
+            Waiter::Queued { waker: stored, .. } if stored.will_wake(waker) => WaiterPoll::Waiting,
+            Waiter::Queued { waker: stored, .. } => match fresh {
+                Some(new) => {
+                    std::mem::swap(stored, new);
+                    WaiterPoll::Waiting
+                }
+                None => WaiterPoll::NeedsWaker,
+            },
+        }
+    }
+
+    /// Removes the waiter in `slot`, queued on `key`, whose future was
+    /// dropped. If the lock had already been handed to it, it passes on.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `key` is not held, which happens only when `K`'s `Hash` or
+    /// `Eq` is inconsistent.
+    pub(crate) fn cancel(&mut self, key: &K, slot: Slot) -> Deferred {
+        match self.waiters[slot.index()] {
+            // Woken, but dropped before taking the lock: hand it on.
+            Waiter::Granted => {
+                self.waiters.remove(slot.index());
+                self.release(key)
+            }
+            Waiter::Queued { .. } => {
+                let queue = self
+                    .keys
+                    .get_mut(key)
+                    .expect("lock-manager: a waiter's key was lost; is its `Hash` or `Eq` inconsistent?");
+                Deferred::Drop(queue.remove(&mut self.waiters, slot))
+            }
+        }
+    }
+
+    /// Releases `key`: hands it straight to the oldest waiter, or forgets it
+    /// when nobody waits.
+    pub(crate) fn release(&mut self, key: &K) -> Deferred {
+        // One hash lookup when nobody waits, the common case; a hand-off
+        // puts the entry back.
+        let Some((key, mut queue)) = self.keys.remove_entry(key) else {
+            // Only reachable through an inconsistent `Hash` or `Eq`.
+            return Deferred::Nothing;
+        };
+        match queue.grant_front(&mut self.waiters) {
+            Some(waker) => {
+                self.keys.insert(key, queue);
+                Deferred::Wake(waker)
+            }
+            None => Deferred::Nothing,
+        }
+    }
+}
