@@ -360,7 +360,10 @@ where
         let mut waker_clone = None;
         loop {
             let candidate = key.clone();
-            let outcome = self.state.lock().lock_or_enqueue(candidate, &mut waker_clone);
+            let outcome = self
+                .state
+                .lock()
+                .lock_or_enqueue(candidate, &mut waker_clone);
             match outcome {
                 Enqueue::Locked => return None,
                 Enqueue::Queued(slot) => return Some(slot),

@@ -176,10 +176,9 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
                 self.release(key)
             }
             Waiter::Queued { .. } => {
-                let queue = self
-                    .keys
-                    .get_mut(key)
-                    .expect("lock-manager: a waiter's key was lost; is its `Hash` or `Eq` inconsistent?");
+                let queue = self.keys.get_mut(key).expect(
+                    "lock-manager: a waiter's key was lost; is its `Hash` or `Eq` inconsistent?",
+                );
                 Deferred::Drop(queue.remove(&mut self.waiters, slot))
             }
         }

@@ -1,0 +1,89 @@
+//! Memory follows what is held and queued at once, never how many distinct
+//! keys were ever locked. A counting allocator measures this thread's live
+//! heap bytes.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use common::Task;
+use lock_manager::LockManager;
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+fn track(delta: isize) {
+    // `try_with`: the allocator also runs while thread locals are torn down.
+    let _ = LIVE.try_with(|live| live.set(live.get() + delta));
+}
+
+// SAFETY: defers every call to `System` unchanged; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        track(layout.size() as isize);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        track(-(layout.size() as isize));
+        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
+
+#[test]
+fn a_million_distinct_keys_leave_memory_flat() {
+    let locks = LockManager::new();
+    let cycle = |key: u64| drop(locks.try_acquire(key).expect("free"));
+    for key in 0..1_000 {
+        cycle(key);
+    }
+    let warm = live();
+    for key in 1_000..1_000_000 {
+        cycle(key);
+    }
+    assert_eq!(live(), warm, "a released key left memory behind");
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn string_keys_and_contention_leave_memory_flat() {
+    let locks = LockManager::new();
+    let task = Task::new();
+    let cycle = |i: u32| {
+        let key = format!("story-{i:08}-with-a-longer-name");
+        let holder = locks.try_acquire(key.clone()).expect("free");
+        let mut waiter = locks.acquire(key.clone());
+        let mut cancelled = locks.acquire(key);
+        assert!(task.poll(&mut waiter).is_pending());
+        assert!(task.poll(&mut cancelled).is_pending());
+        drop(holder); // hand-off to `waiter`
+        drop(cancelled); // cancelled while queued
+        assert!(task.poll(&mut waiter).is_ready());
+    };
+    for i in 0..1_000 {
+        cycle(i);
+    }
+    let warm = live();
+    for i in 1_000..100_000 {
+        cycle(i);
+    }
+    assert_eq!(live(), warm, "a cycle left memory behind");
+    assert_eq!(
+        format!("{locks:?}"),
+        "LockManager { locked: 0, waiters: 0 }"
+    );
+}

@@ -1,0 +1,319 @@
+//! The lock's semantics, one test each, polled by hand with counting wakers:
+//! deterministic, runtime-free, and small enough for miri.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Wake, Waker};
+
+use common::Task;
+use futures::future::FutureExt;
+use futures::task::noop_waker_ref;
+use lock_manager::LockManager;
+
+fn waiters<K, S>(locks: &LockManager<K, S>) -> String {
+    format!("{locks:?}")
+}
+
+// 1. FIFO per key, with a direct hand-off.
+
+#[test]
+fn grants_in_first_poll_order_not_creation_order() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("k").unwrap();
+
+    // Created c, a, b; first polled a, b, c.
+    let mut c = locks.acquire("k");
+    let mut a = locks.acquire("k");
+    let mut b = locks.acquire("k");
+    let tasks = [Task::new(), Task::new(), Task::new()];
+    assert!(tasks[0].poll(&mut a).is_pending());
+    assert!(tasks[1].poll(&mut b).is_pending());
+    assert!(tasks[2].poll(&mut c).is_pending());
+
+    drop(holder);
+    assert_eq!(tasks.each_ref().map(Task::wakes), [1, 0, 0]);
+    assert!(tasks[1].poll(&mut b).is_pending(), "b must not overtake a");
+    let guard = match tasks[0].poll(&mut a) {
+        Poll::Ready(guard) => guard,
+        Poll::Pending => panic!("a was woken but not granted"),
+    };
+
+    drop(guard);
+    assert_eq!(tasks.each_ref().map(Task::wakes), [1, 1, 0]);
+    drop(tasks[1].poll(&mut b));
+    assert_eq!(tasks.each_ref().map(Task::wakes), [1, 1, 1]);
+    assert!(tasks[2].poll(&mut c).is_ready());
+}
+
+#[test]
+fn release_hands_the_key_over_before_the_waiter_runs() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire(1).unwrap();
+    let task = Task::new();
+    let mut waiter = locks.acquire(1);
+    assert!(task.poll(&mut waiter).is_pending());
+    assert_eq!(locks.queue_len(&1), 2);
+
+    drop(holder);
+    // Not polled yet, but already the holder.
+    assert!(locks.is_locked(&1));
+    assert_eq!(locks.queue_len(&1), 1);
+    assert_eq!(task.wakes(), 1);
+
+    // Newcomers cannot barge in between.
+    assert!(locks.try_acquire(1).is_none());
+    let mut late = locks.acquire(1);
+    let late_task = Task::new();
+    assert!(late_task.poll(&mut late).is_pending());
+
+    let guard = task.poll(&mut waiter);
+    assert!(guard.is_ready());
+    assert_eq!(late_task.wakes(), 0);
+    drop(guard);
+    assert_eq!(late_task.wakes(), 1);
+    assert!(late_task.poll(&mut late).is_ready());
+}
+
+// 2. Cancellation.
+
+#[test]
+fn dropping_a_queued_waiter_keeps_the_others_in_order() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("k").unwrap();
+    let tasks: Vec<Task> = (0..4).map(|_| Task::new()).collect();
+    let mut futures: Vec<_> = tasks
+        .iter()
+        .map(|task| {
+            let mut fut = Some(locks.acquire("k"));
+            assert!(task.poll(fut.as_mut().unwrap()).is_pending());
+            fut
+        })
+        .collect();
+    assert_eq!(locks.queue_len("k"), 5);
+
+    futures[1] = None; // from the middle
+    futures[3] = None; // from the back
+    assert_eq!(locks.queue_len("k"), 3);
+
+    drop(holder);
+    let wakes = || tasks.iter().map(Task::wakes).collect::<Vec<_>>();
+    assert_eq!(wakes(), [1, 0, 0, 0]);
+    drop(tasks[0].poll(futures[0].as_mut().unwrap()));
+    assert_eq!(wakes(), [1, 0, 1, 0]);
+    drop(tasks[2].poll(futures[2].as_mut().unwrap()));
+    assert_eq!(locks.locked_count(), 0);
+    assert_eq!(waiters(&locks), "LockManager { locked: 0, waiters: 0 }");
+}
+
+#[test]
+fn dropping_a_granted_but_unpolled_waiter_passes_the_lock_on() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("k").unwrap();
+    let (first, second) = (Task::new(), Task::new());
+    let mut granted = locks.acquire("k");
+    let mut next = locks.acquire("k");
+    assert!(first.poll(&mut granted).is_pending());
+    assert!(second.poll(&mut next).is_pending());
+
+    drop(holder);
+    assert_eq!(first.wakes(), 1);
+    drop(granted); // woken, but gone before taking the lock
+    assert_eq!(second.wakes(), 1);
+    assert!(locks.is_locked("k"));
+    let guard = second.poll(&mut next);
+    assert!(guard.is_ready());
+    drop(guard);
+    assert_eq!(waiters(&locks), "LockManager { locked: 0, waiters: 0 }");
+}
+
+#[test]
+fn dropping_the_last_waiter_of_a_released_key_frees_it() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire(5).unwrap();
+    let mut waiter = locks.acquire(5);
+    assert!(Task::new().poll(&mut waiter).is_pending());
+    drop(holder);
+    drop(waiter);
+    assert!(!locks.is_locked(&5));
+    assert_eq!(waiters(&locks), "LockManager { locked: 0, waiters: 0 }");
+}
+
+#[test]
+fn dropping_an_unpolled_future_does_nothing() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire(5).unwrap();
+    drop(locks.acquire(5));
+    assert_eq!(locks.queue_len(&5), 1);
+    drop(holder);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+// 3. Wakers.
+
+#[test]
+fn a_moved_future_is_woken_through_its_latest_waker() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("k").unwrap();
+    let (old, new) = (Task::new(), Task::new());
+    let mut waiter = locks.acquire("k");
+    assert!(old.poll(&mut waiter).is_pending());
+    assert!(new.poll(&mut waiter).is_pending());
+    assert!(new.poll(&mut waiter).is_pending());
+
+    drop(holder);
+    assert_eq!((old.wakes(), new.wakes()), (0, 1));
+    assert!(new.poll(&mut waiter).is_ready());
+}
+
+/// Records whether the manager's internal mutex was held when woken:
+/// `Debug` prints `<locked>` only then.
+struct Inspector {
+    locks: Arc<LockManager<&'static str>>,
+    seen: Mutex<Vec<String>>,
+}
+
+impl Wake for Inspector {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.seen.lock().unwrap().push(format!("{:?}", self.locks));
+    }
+}
+
+#[test]
+fn wakers_are_woken_after_the_mutex_is_released() {
+    let locks = Arc::new(LockManager::new());
+    let inspector = Arc::new(Inspector {
+        locks: locks.clone(),
+        seen: Mutex::default(),
+    });
+    let waker = Waker::from(inspector.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+
+    let holder = locks.try_acquire("k").unwrap();
+    let mut waiter = locks.acquire("k");
+    assert!(waiter.poll_unpin(&mut cx).is_pending());
+    let mut behind = locks.acquire("k");
+    assert!(behind.poll_unpin(&mut cx).is_pending());
+
+    drop(holder); // wakes `waiter`
+    drop(waiter); // granted but dropped: wakes `behind`
+    assert_eq!(
+        *inspector.seen.lock().unwrap(),
+        [
+            "LockManager { locked: 1, waiters: 2 }",
+            "LockManager { locked: 1, waiters: 1 }"
+        ]
+    );
+}
+
+// 4. Isolation.
+
+#[test]
+fn other_keys_are_free_while_one_is_contended() {
+    let locks = LockManager::new();
+    let _a = locks.try_acquire('a').unwrap();
+    let mut queued = locks.acquire('a');
+    assert!(Task::new().poll(&mut queued).is_pending());
+
+    let mut b = locks.acquire('b');
+    assert!(Task::new().poll(&mut b).is_ready());
+    assert!(locks.try_acquire('c').is_some());
+    assert_eq!(locks.queue_len(&'a'), 2);
+}
+
+// 5. Cleanup.
+
+#[test]
+fn a_released_key_leaves_no_entry_behind() {
+    let locks = LockManager::new();
+    for key in 0..1000 {
+        let guard = locks.try_acquire(key).unwrap();
+        assert_eq!(locks.locked_count(), 1);
+        drop(guard);
+    }
+    assert_eq!(waiters(&locks), "LockManager { locked: 0, waiters: 0 }");
+}
+
+// 6. `with_lock` always releases.
+
+#[test]
+fn with_lock_releases_when_its_body_panics() {
+    let locks = LockManager::new();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        futures::executor::block_on(locks.with_lock("k", || async { panic!("body failed") }))
+    }));
+    let message = outcome.unwrap_err();
+    assert_eq!(message.downcast_ref::<&str>(), Some(&"body failed"));
+    assert!(!locks.is_locked("k"));
+}
+
+#[test]
+fn with_lock_releases_when_dropped_midway() {
+    let locks = LockManager::new();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let mut body = Box::pin(locks.with_lock("k", || async move {
+        started_tx.send(()).unwrap();
+        futures::future::pending::<()>().await
+    }));
+    assert!(Task::new().poll(&mut body).is_pending());
+    started.try_recv().expect("the body is running");
+    assert!(locks.is_locked("k"));
+
+    drop(body);
+    assert!(!locks.is_locked("k"));
+}
+
+#[test]
+fn with_lock_dropped_while_queued_leaves_the_queue() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("k").unwrap();
+    let mut body = Box::pin(locks.with_lock("k", || async { unreachable!("never runs") }));
+    assert!(Task::new().poll(&mut body).is_pending());
+    assert_eq!(locks.queue_len("k"), 2);
+    drop(body);
+    assert_eq!(locks.queue_len("k"), 1);
+    drop(holder);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+// 7. Misuse.
+
+#[test]
+fn polling_a_completed_acquire_panics_clearly() {
+    let locks = LockManager::new();
+    let mut acquire = locks.acquire(1);
+    let mut cx = std::task::Context::from_waker(noop_waker_ref());
+    let Poll::Ready(guard) = acquire.poll_unpin(&mut cx) else {
+        panic!("free key")
+    };
+    let again = catch_unwind(AssertUnwindSafe(|| {
+        let _ = Pin::new(&mut acquire).poll(&mut cx);
+    }));
+    let message = again.unwrap_err();
+    assert!(message
+        .downcast_ref::<&str>()
+        .unwrap()
+        .contains("polled after completion"));
+    // The panic changed nothing.
+    assert_eq!(locks.queue_len(&1), 1);
+    drop(guard);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn a_forgotten_guard_keeps_only_its_key_locked() {
+    let locks = LockManager::new();
+    std::mem::forget(locks.try_acquire("leaked").unwrap());
+    assert!(locks.is_locked("leaked"));
+    assert!(locks.try_acquire("leaked").is_none());
+    assert!(locks.try_acquire("other").is_some());
+    assert_eq!(locks.locked_count(), 1);
+}
