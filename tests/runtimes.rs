@@ -126,7 +126,7 @@ async fn no_update_is_lost(rt: Rt) {
         .collect();
     let all = rt.timeout(PATIENCE, futures::future::join_all(tasks));
     assert!(all.await.is_some());
-    let counts = stories.each_ref().map(|c| c.load(Ordering::SeqCst));
+    let counts: Vec<_> = stories.iter().map(|c| c.load(Ordering::SeqCst)).collect();
     assert_eq!(counts, [100, 100, 100]);
     assert_eq!(locks.locked_count(), 0);
 }

@@ -36,7 +36,7 @@ fn grants_in_first_poll_order_not_creation_order() {
     assert!(tasks[2].poll(&mut c).is_pending());
 
     drop(holder);
-    assert_eq!(tasks.each_ref().map(Task::wakes), [1, 0, 0]);
+    assert_eq!(tasks.iter().map(Task::wakes).collect::<Vec<_>>(), [1, 0, 0]);
     assert!(tasks[1].poll(&mut b).is_pending(), "b must not overtake a");
     let guard = match tasks[0].poll(&mut a) {
         Poll::Ready(guard) => guard,
@@ -44,9 +44,9 @@ fn grants_in_first_poll_order_not_creation_order() {
     };
 
     drop(guard);
-    assert_eq!(tasks.each_ref().map(Task::wakes), [1, 1, 0]);
+    assert_eq!(tasks.iter().map(Task::wakes).collect::<Vec<_>>(), [1, 1, 0]);
     drop(tasks[1].poll(&mut b));
-    assert_eq!(tasks.each_ref().map(Task::wakes), [1, 1, 1]);
+    assert_eq!(tasks.iter().map(Task::wakes).collect::<Vec<_>>(), [1, 1, 1]);
     assert!(tasks[2].poll(&mut c).is_ready());
 }
 
