@@ -1,0 +1,110 @@
+//! Many-core scaling: acquire-and-release throughput on distinct keys at 1,
+//! 2, 4, 8 and 16 threads, for this crate and the floor
+//! (`parking_lot::Mutex<HashMap>`, not a lock).
+//!
+//! Plain std threads; every acquire completes on its first poll (each
+//! thread cycles over 1,024 keys of its own, so no key is ever contended
+//! and nothing waits on a key), so futures are polled by hand with a no-op
+//! waker. What is shared is the structure's own mutex. Each point is the
+//! median of a few short runs; the whole bench takes about 15 seconds.
+//!
+//! No criterion: one run prints a table and writes `scaling.tsv` for
+//! `scripts/bench.sh`.
+
+#[macro_use]
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::{now, Floor, Ours, Peer};
+
+const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
+const RUN: Duration = Duration::from_millis(300);
+const RUNS: usize = 3;
+const KEYS_PER_THREAD: u64 = 1024;
+
+/// Acquire-and-release operations per second with `threads` threads.
+fn throughput<P: Peer<u64>>(threads: usize) -> f64 {
+    let peer = Arc::new(P::create());
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(Barrier::new(threads + 1));
+    let workers: Vec<_> = (0..threads)
+        .map(|thread| {
+            let (peer, stop, total, start) = (
+                Arc::clone(&peer),
+                Arc::clone(&stop),
+                Arc::clone(&total),
+                Arc::clone(&start),
+            );
+            std::thread::spawn(move || {
+                let base = (thread as u64) << 32;
+                let mut ops = 0u64;
+                start.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..64 {
+                        let key = base + ops % KEYS_PER_THREAD;
+                        drop(now(peer.lock(key)));
+                        ops += 1;
+                    }
+                }
+                total.fetch_add(ops, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    start.wait();
+    let began = Instant::now();
+    std::thread::sleep(RUN);
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().expect("scaling worker panicked");
+    }
+    let elapsed = began.elapsed();
+    total.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
+}
+
+fn median_throughput<P: Peer<u64>>(threads: usize) -> f64 {
+    let mut runs: Vec<f64> = (0..RUNS).map(|_| throughput::<P>(threads)).collect();
+    runs.sort_by(f64::total_cmp);
+    runs[RUNS / 2]
+}
+
+fn main() {
+    if !common::started_by_cargo_bench() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("distinct keys per thread, {cores} hardware threads available; Mops/s (speed-up over 1 thread)");
+    println!(
+        "{:>7}  {:>20}  {:>20}  {:>12}",
+        "threads",
+        Ours::<u64>::NAME,
+        Floor::<u64>::NAME,
+        "ours/floor"
+    );
+    let mut rows = Vec::new();
+    let (mut ours_1, mut floor_1) = (0.0, 0.0);
+    for threads in THREADS {
+        let ours = median_throughput::<Ours<u64>>(threads);
+        let floor = median_throughput::<Floor<u64>>(threads);
+        if threads == 1 {
+            (ours_1, floor_1) = (ours, floor);
+        }
+        println!(
+            "{threads:>7}  {:>11.2} ({:>5.2}x)  {:>11.2} ({:>5.2}x)  {:>12.2}",
+            ours / 1e6,
+            ours / ours_1,
+            floor / 1e6,
+            floor / floor_1,
+            ours / floor,
+        );
+        rows.push(format!("{threads}\t{cores}\t{ours:.0}\t{floor:.0}"));
+    }
+    common::write_results(
+        "scaling.tsv",
+        "threads\tcores\tours_ops_per_s\tfloor_ops_per_s",
+        &rows,
+    );
+}

@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Runs the benchmark suite of issue 4 and regenerates its results table.
+#
+#   scripts/bench.sh                 run every bench, write benches/RESULTS.md
+#   scripts/bench.sh --quick         shorter criterion runs (a smoke test)
+#   scripts/bench.sh --table-only    rebuild the table from the last run
+#   scripts/bench.sh -o FILE         write the table to FILE instead
+#
+# Benches (see benches/*.rs): `locks` (criterion; scenarios 1-5 for every
+# peer), `queue` (scenario 6), `memory` (scenario 7, counting allocator) and
+# `scaling` (threads on distinct keys). About 5 minutes on 2 cores. Needs
+# cargo and python3 (standard library only).
+#
+# Results come from the criterion estimates under <target>/criterion and
+# the tab-separated files the other benches write to
+# <target>/bench-results. Every ratio in the table is computed from numbers
+# measured in this one run. Timings on a shared or busy machine are noisy:
+# the table records the load average before and after.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+out=benches/RESULTS.md
+quick=0
+table_only=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --table-only) table_only=1 ;;
+        -o) shift; out="$1" ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+results="$target_dir/bench-results"
+groups="uncontended churn-u64 churn-string contended spread hot"
+
+if [ "$table_only" = 0 ]; then
+    rm -rf "$results"
+    for group in $groups; do rm -rf "$target_dir/criterion/$group"; done
+    mkdir -p "$results"
+    export LOCK_MANAGER_BENCH_OUT="$results"
+    cat /proc/loadavg > "$results/load-before" 2>/dev/null || true
+    date -u '+%Y-%m-%d %H:%M UTC' > "$results/date"
+
+    cargo bench --bench locks --no-run
+    criterion_args=()
+    if [ "$quick" = 1 ]; then
+        criterion_args=(--warm-up-time 0.2 --measurement-time 0.5 --sample-size 10)
+    fi
+    cargo bench --bench locks -- "${criterion_args[@]}"
+    cargo bench --bench queue
+    cargo bench --bench memory
+    cargo bench --bench scaling
+
+    cat /proc/loadavg > "$results/load-after" 2>/dev/null || true
+fi
+
+python3 - "$target_dir" "$results" "$out" <<'PY'
+import json
+import os
+import platform
+import subprocess
+import sys
+
+target_dir, results, out = sys.argv[1:4]
+
+PEERS = ["lock-manager", "tokio-recipe", "async-lock-recipe", "futures-lock-recipe",
+         "lockable", "keyed-lock", "key-mutex", "floor"]
+OURS, FLOOR = "lock-manager", "floor"
+FIFO = {"tokio-recipe", "lockable", "keyed-lock", "key-mutex"}
+NOTES = {
+    "lock-manager": "this crate",
+    "tokio-recipe": "map of `Arc<tokio::sync::Mutex<()>>`, entry removed on last drop (FIFO)",
+    "async-lock-recipe": "same with `async_lock::Mutex` (not strictly FIFO)",
+    "futures-lock-recipe": "same with `futures::lock::Mutex` (no FIFO, barging)",
+    "lockable": "`lockable::LockableHashMap<K, ()>` 0.2, `async_lock(key, no_limit)` (FIFO)",
+    "keyed-lock": "`keyed_lock::async::KeyedLock` 0.2 (FIFO)",
+    "key-mutex": "`key_mutex::tokio::KeyMutex<K, ()>` 0.1, DashMap-based (FIFO)",
+    "floor": "`parking_lot::Mutex<HashMap<K, ()>>` insert/remove: not a lock",
+}
+SCENARIOS = [
+    ("uncontended", "1. uncontended"),
+    ("churn-u64", "2. churn u64"),
+    ("churn-string", "2. churn String"),
+    ("contended", "3. contended"),
+    ("spread", "4. spread"),
+    ("hot", "5. hot"),
+]
+
+
+def read_text(path, default="?"):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def criterion():
+    """ns per acquire-and-release, by (group, peer), from median estimates."""
+    ns = {}
+    for group, _ in SCENARIOS:
+        for peer in PEERS + ["key-only"]:
+            base = os.path.join(target_dir, "criterion", group, peer, "new")
+            try:
+                with open(os.path.join(base, "benchmark.json")) as f:
+                    meta = json.load(f)
+                with open(os.path.join(base, "estimates.json")) as f:
+                    est = json.load(f)
+            except OSError:
+                continue
+            elements = (meta.get("throughput") or {}).get("Elements", 1)
+            ns[group, peer] = est["median"]["point_estimate"] / elements
+    return ns
+
+
+def tsv(name):
+    path = os.path.join(results, name)
+    try:
+        with open(path) as f:
+            lines = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    except OSError:
+        return []
+    header, rows = lines[0], lines[1:]
+    return [dict(zip(header, row)) for row in rows]
+
+
+def fmt_ns(v):
+    if v is None:
+        return "n/a"
+    if v >= 10_000:
+        return f"{v / 1000:,.1f} µs"
+    return f"{v:,.1f} ns" if v < 1000 else f"{v:,.0f} ns"
+
+
+def mark(ok):
+    if ok is None:
+        return "n/a"
+    return "**met**" if ok else "**not met**"
+
+
+ns = criterion()
+queue = tsv("queue.tsv")
+memory = {(r["peer"], r["metric"]): float(r["value"]) for r in tsv("memory.tsv")}
+scaling = tsv("scaling.tsv")
+
+lines = []
+w = lines.append
+try:
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], capture_output=True,
+                           text=True).stdout.strip()
+    if dirty:
+        rev += " (src/ modified)"
+except OSError:
+    rev = "?"
+cpu = "?"
+try:
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+except OSError:
+    pass
+
+w("# Benchmark results")
+w("")
+w("Generated by `scripts/bench.sh` (do not edit by hand; rerun it). Benches: "
+  "`benches/locks.rs` (criterion, scenarios 1-5), `benches/queue.rs` (6), "
+  "`benches/memory.rs` (7), `benches/scaling.rs` (threads).")
+w("")
+w(f"- Run: {read_text(os.path.join(results, 'date'))}, commit {rev}")
+w(f"- Machine: {cpu}, {os.cpu_count()} hardware threads, {platform.system()} {platform.release()}")
+w(f"- Load average before: `{read_text(os.path.join(results, 'load-before'))}`, "
+  f"after: `{read_text(os.path.join(results, 'load-after'))}`")
+w("- Every ratio below comes from numbers measured in this run, all peers in one process "
+  "per bench.")
+w("")
+
+# ---------------------------------------------------------------- targets
+def best(group, pool):
+    cands = [(ns[group, p], p) for p in pool if (group, p) in ns]
+    return min(cands) if cands else (None, None)
+
+
+lock_peers = [p for p in PEERS if p not in (OURS, FLOOR)]
+targets = []
+
+
+def target(name, measured, ok):
+    targets.append((name, measured, mark(ok)))
+
+
+for group, title in SCENARIOS[:3]:
+    ours = ns.get((group, OURS))
+    b, bp = best(group, lock_peers)
+    floor = ns.get((group, FLOOR))
+    if ours and b:
+        target(f"{title}: at least 2x faster than the fastest peer",
+               f"{b / ours:.2f}x (vs {bp}: {fmt_ns(ours)} vs {fmt_ns(b)})", b / ours >= 2)
+    if ours and floor:
+        target(f"{title}: within 1.3x of the floor",
+               f"{ours / floor:.2f}x ({fmt_ns(ours)} vs {fmt_ns(floor)})", ours / floor <= 1.3)
+
+a64 = memory.get((OURS, "allocs_per_cycle_u64"))
+if a64 is not None:
+    target("allocations per cycle, u64 keys: zero", f"{a64:.2f}", a64 == 0)
+astr = memory.get((OURS, "allocs_per_cycle_string"))
+akey = memory.get(("key-only", "allocs_per_cycle_string"), 0.0)
+if astr is not None:
+    target("allocations per cycle, String keys: at most one (the lock's own)",
+           f"{astr - akey:.2f} by the lock ({astr:.2f} in all, {akey:.2f} of them building the key)",
+           astr - akey <= 1)
+
+ours = ns.get(("contended", OURS))
+b, bp = best("contended", FIFO)
+if ours and b:
+    target("3. contended: at least 1.5x the throughput of the fastest FIFO peer",
+           f"{b / ours:.2f}x (vs {bp}: {fmt_ns(ours)} vs {fmt_ns(b)} per acquire)", b / ours >= 1.5)
+fut = ns.get(("contended", "futures-lock-recipe"))
+if ours and fut:
+    target("3. contended: within 1.5x of the futures::lock recipe",
+           f"{ours / fut:.2f}x its time per acquire ({fmt_ns(ours)} vs {fmt_ns(fut)})",
+           ours / fut <= 1.5)
+for group, title in SCENARIOS[4:]:
+    ours = ns.get((group, OURS))
+    b, bp = best(group, lock_peers)
+    if ours and b:
+        target(f"{title}: at least 1.5x faster than the fastest peer",
+               f"{b / ours:.2f}x (vs {bp}: {fmt_ns(ours)} vs {fmt_ns(b)})", b / ours >= 1.5)
+
+qours = {int(r["q"]): r for r in queue if r["peer"] == OURS}
+if 1000 in qours and 100000 in qours:
+    for phase, label in [("enqueue_ns", "enqueue"), ("cancel_ns", "cancel"),
+                         ("handoff_ns", "hand-off")]:
+        lo, hi = float(qours[1000][phase]), float(qours[100000][phase])
+        target(f"6. queue scaling, {label}: per-op cost at Q=100,000 within 1.2x of Q=1,000",
+               f"{hi / lo:.2f}x ({hi:.1f} vs {lo:.1f} ns)", hi / lo <= 1.2)
+
+held = [(n, memory.get((OURS, f"held_key_bytes_{n}"))) for n in (1000, 10000, 100000)]
+held = [(n, v) for n, v in held if v is not None]
+if held:
+    worst = max(v for _, v in held)
+    target("7. memory: at most 48 bytes per held u64 key",
+           ", ".join(f"{v:.1f} B at {n:,}" for n, v in held), worst <= 48)
+wait = [(n, memory.get((OURS, f"waiter_bytes_{n}"))) for n in (1000, 10000, 100000)]
+wait = [(n, v) for n, v in wait if v is not None]
+if wait:
+    worst = max(v for _, v in wait)
+    target("7. memory: at most 64 bytes per queued waiter, future included",
+           ", ".join(f"{v:.1f} B at {n:,}" for n, v in wait), worst <= 64)
+
+w("## Targets")
+w("")
+w("| Target | Measured (lock-manager) | |")
+w("| --- | --- | --- |")
+for name, measured, ok in targets:
+    w(f"| {name} | {measured} | {ok} |")
+w("")
+
+# --------------------------------------------------------------- scenarios
+w("## Scenarios 1-5: time per acquire-and-release")
+w("")
+w("Median of criterion's samples, per acquire and release. 1-2 poll by hand on one "
+  "thread (every acquire completes at once); 3-5 run 64 tasks on a 2-worker tokio "
+  "runtime, where the time is wall time divided by all acquires (the inverse of "
+  "throughput). Churn String includes building a 29-byte key each cycle "
+  "(`key-only`: {}).".format(fmt_ns(ns.get(("churn-string", "key-only")))))
+w("")
+w("| Peer | " + " | ".join(t for _, t in SCENARIOS) + " |")
+w("| --- |" + " ---: |" * len(SCENARIOS))
+for peer in PEERS:
+    cells = [fmt_ns(ns.get((g, peer))) for g, _ in SCENARIOS]
+    name = f"**{peer}**" if peer == OURS else peer
+    w(f"| {name} | " + " | ".join(cells) + " |")
+row_best, row_speed, row_floor, row_fifo = [], [], [], []
+for group, _ in SCENARIOS:
+    ours = ns.get((group, OURS))
+    b, bp = best(group, lock_peers)
+    bf, bfp = best(group, FIFO)
+    floor = ns.get((group, FLOOR))
+    row_best.append(bp or "n/a")
+    row_speed.append(f"{b / ours:.2f}x" if ours and b else "n/a")
+    row_fifo.append(f"{bf / ours:.2f}x ({bfp})" if ours and bf else "n/a")
+    row_floor.append(f"{ours / floor:.2f}x" if ours and floor else "n/a")
+w("| fastest peer | " + " | ".join(row_best) + " |")
+w("| ours vs fastest peer (speed-up) | " + " | ".join(row_speed) + " |")
+w("| ours vs fastest FIFO peer (speed-up) | " + " | ".join(row_fifo) + " |")
+w("| ours vs floor (time ratio) | " + " | ".join(row_floor) + " |")
+w("")
+w("Peers:")
+w("")
+for peer in PEERS:
+    w(f"- `{peer}`: {NOTES[peer]}")
+w("")
+w("The recipes use `parking_lot::Mutex` for the map, as this crate does, so that only the "
+  "design differs. The floor never waits, so in 3-5 it excludes nobody: it bounds the "
+  "bookkeeping, it is not a competitor.")
+w("")
+
+# ------------------------------------------------------------------- queue
+w("## Scenario 6: queue scaling (one key, Q waiters, hand polling)")
+w("")
+w("Per operation, median of up to 7 runs. `cold` is the first burst on a new peer (it pays "
+  "for growing whatever holds the waiters), `warm` a second burst of the same size on the "
+  "same peer. Cancel drops every other waiter; hand-off releases and polls the rest oldest "
+  "first. The floor cannot queue.")
+w("")
+w("| Peer | Q | enqueue | cancel | hand-off | warm enqueue | warm hand-off |")
+w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+by_peer = {}
+for r in queue:
+    by_peer.setdefault(r["peer"], {})[int(r["q"])] = r
+for peer in PEERS:
+    rows = by_peer.get(peer)
+    if not rows:
+        continue
+    for q in sorted(rows):
+        r = rows[q]
+        w(f"| {peer} | {q:,} | {fmt_ns(float(r['enqueue_ns']))} | {fmt_ns(float(r['cancel_ns']))} "
+          f"| {fmt_ns(float(r['handoff_ns']))} | {fmt_ns(float(r['warm_enqueue_ns']))} "
+          f"| {fmt_ns(float(r['warm_handoff_ns']))} |")
+    if 1000 in rows and 100000 in rows:
+        ratio = lambda k: float(rows[100000][k]) / float(rows[1000][k])
+        w(f"| {peer} | **100k / 1k** | {ratio('enqueue_ns'):.2f}x | {ratio('cancel_ns'):.2f}x "
+          f"| {ratio('handoff_ns'):.2f}x | {ratio('warm_enqueue_ns'):.2f}x "
+          f"| {ratio('warm_handoff_ns'):.2f}x |")
+w("")
+
+# ------------------------------------------------------------------ memory
+w("## Scenario 7: memory (counting global allocator)")
+w("")
+w("Bytes per held u64 key: heap only (the guard, held by the caller, is shown apart). "
+  "Bytes per waiter: the acquire future's own size plus the heap its first poll takes. "
+  "Burst left: heap still allocated after 10,000 held keys and 10,000 waiters on one "
+  "key were all released. Allocations per cycle: acquire and release on a new key each "
+  "time, after warm-up; String counts include building the key (1 allocation).")
+w("")
+w("| Peer | held key B (1k / 10k / 100k) | guard B | waiter B (1k / 10k / 100k) | future B "
+  "| allocs / waiter | burst left B | allocs / cycle u64 | allocs / cycle String |")
+w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+
+def m(peer, metric, f="{:.1f}"):
+    v = memory.get((peer, metric))
+    return "n/a" if v is None else f.format(v)
+
+
+for peer in PEERS:
+    held = " / ".join(m(peer, f"held_key_bytes_{n}") for n in (1000, 10000, 100000))
+    wait = " / ".join(m(peer, f"waiter_bytes_{n}") for n in (1000, 10000, 100000))
+    name = f"**{peer}**" if peer == OURS else peer
+    w(f"| {name} | {held} | {m(peer, 'guard_size', '{:.0f}')} | {wait} "
+      f"| {m(peer, 'future_size', '{:.0f}')} | {m(peer, 'allocs_per_waiter', '{:.2f}')} "
+      f"| {m(peer, 'burst_left_bytes', '{:,.0f}')} | {m(peer, 'allocs_per_cycle_u64', '{:.2f}')} "
+      f"| {m(peer, 'allocs_per_cycle_string', '{:.2f}')} |")
+w("")
+
+# ----------------------------------------------------------------- scaling
+w("## Scaling: threads on distinct keys")
+w("")
+if scaling:
+    cores = scaling[0]["cores"]
+    w(f"Acquire and release per second, each thread on 1,024 keys of its own, hand polling; "
+      f"median of 3 runs of 0.3 s. Measured with {cores} hardware threads: above that, "
+      f"threads share cores.")
+    w("")
+    w("| Threads | lock-manager Mops/s | speed-up | floor Mops/s | speed-up | ours / floor |")
+    w("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    o1, f1 = float(scaling[0]["ours_ops_per_s"]), float(scaling[0]["floor_ops_per_s"])
+    for r in scaling:
+        o, f = float(r["ours_ops_per_s"]), float(r["floor_ops_per_s"])
+        w(f"| {r['threads']} | {o / 1e6:.2f} | {o / o1:.2f}x | {f / 1e6:.2f} | {f / f1:.2f}x "
+          f"| {o / f:.2f} |")
+else:
+    w("Not run.")
+w("")
+
+with open(out, "w") as f:
+    f.write("\n".join(lines))
+print(f"wrote {out}")
+PY
