@@ -31,32 +31,41 @@ impl Slot {
     }
 }
 
-/// A waiter's entry in the slab.
+/// A waiter's entry in the slab: 24 bytes, as `slab` stores it.
 ///
-/// May only be read or written while the manager's mutex is held.
+/// May only be read or written while its shard's mutex is held.
 #[derive(Debug)]
-pub(crate) enum Waiter {
-    /// Linked into its key's queue, to be woken through `waker` when it
-    /// reaches the front and the lock is handed to it.
-    Queued {
-        waker: Waker,
-        prev: Option<Slot>,
-        next: Option<Slot>,
-    },
-    /// Unlinked from its queue: the key is held on this waiter's behalf
-    /// until its future is polled (and takes the guard) or dropped (and
-    /// hands the key on).
-    Granted,
+pub(crate) struct Waiter {
+    /// `Some` while the waiter is queued: wakes its task when the lock is
+    /// handed to it. `None` once granted: unlinked from the queue, the key
+    /// is held on the waiter's behalf until its future is polled (and takes
+    /// the guard) or dropped (and hands the key on).
+    waker: Option<Waker>,
+    /// The neighbours in the key's circular queue, while queued.
+    prev: Slot,
+    next: Slot,
 }
 
-/// The waiters queued on one held key, oldest first.
+impl Waiter {
+    pub(crate) fn is_granted(&self) -> bool {
+        self.waker.is_none()
+    }
+
+    /// The stored waker of a queued waiter.
+    pub(crate) fn waker_mut(&mut self) -> Option<&mut Waker> {
+        self.waker.as_mut()
+    }
+}
+
+/// The waiters queued on one held key, oldest first: a circular doubly
+/// linked list through the slab, so the oldest's `prev` is the newest.
 ///
 /// The holder of the key is not in the queue: a key's queue exists exactly
-/// as long as the key is held.
+/// as long as the key is held. Eight bytes, which keeps a held `u64` key at
+/// 16 bytes of map entry.
 #[derive(Debug, Default)]
 pub(crate) struct WaitQueue {
     head: Option<Slot>,
-    tail: Option<Slot>,
     len: u32,
 }
 
@@ -74,78 +83,55 @@ impl WaitQueue {
     #[track_caller]
     pub(crate) fn push_back(&mut self, waiters: &mut Slab<Waiter>, waker: Waker) -> Slot {
         let slot = Slot::new(waiters.vacant_key());
-        waiters.insert(Waiter::Queued {
-            waker,
-            prev: self.tail,
-            next: None,
+        let (prev, next) = match self.head {
+            None => {
+                self.head = Some(slot);
+                (slot, slot)
+            }
+            Some(head) => {
+                let tail = waiters[head.index()].prev;
+                waiters[tail.index()].next = slot;
+                waiters[head.index()].prev = slot;
+                (tail, head)
+            }
+        };
+        waiters.insert(Waiter {
+            waker: Some(waker),
+            prev,
+            next,
         });
-        match self.tail {
-            Some(tail) => set_next(waiters, tail, Some(slot)),
-            None => self.head = Some(slot),
-        }
-        self.tail = Some(slot);
         self.len += 1;
         slot
     }
 
     /// Hands the lock to the oldest waiter, in O(1): unlinks it, marks it
-    /// [`Waiter::Granted`] and returns the waker to wake once unlocked.
+    /// granted and returns the waker to wake once unlocked.
     pub(crate) fn grant_front(&mut self, waiters: &mut Slab<Waiter>) -> Option<Waker> {
-        let slot = self.head?;
-        let (waker, _, next) = take_queued(waiters, slot, Waiter::Granted);
-        self.head = next;
-        match next {
-            Some(next) => set_prev(waiters, next, None),
-            None => self.tail = None,
-        }
-        self.len -= 1;
-        Some(waker)
+        let head = self.head?;
+        self.unlink(waiters, head);
+        waiters[head.index()].waker.take()
     }
 
     /// Unlinks the queued waiter at `slot` and frees its slab entry, in O(1),
     /// returning its waker so that it can be dropped once unlocked.
-    pub(crate) fn remove(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) -> Waker {
-        let Waiter::Queued { waker, prev, next } = waiters.remove(slot.index()) else {
-            unreachable!("only a queued waiter is linked into a queue");
-        };
-        match prev {
-            Some(prev) => set_next(waiters, prev, next),
-            None => self.head = next,
-        }
-        match next {
-            Some(next) => set_prev(waiters, next, prev),
-            None => self.tail = prev,
-        }
+    pub(crate) fn remove(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) -> Option<Waker> {
+        self.unlink(waiters, slot);
+        waiters.remove(slot.index()).waker
+    }
+
+    fn unlink(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) {
+        let Waiter { prev, next, .. } = waiters[slot.index()];
         self.len -= 1;
-        waker
+        if self.len == 0 {
+            self.head = None;
+            return;
+        }
+        waiters[prev.index()].next = next;
+        waiters[next.index()].prev = prev;
+        if self.head == Some(slot) {
+            self.head = Some(next);
+        }
     }
-}
-
-/// Replaces the queued waiter at `slot` with `with`, returning its parts.
-fn take_queued(
-    waiters: &mut Slab<Waiter>,
-    slot: Slot,
-    with: Waiter,
-) -> (Waker, Option<Slot>, Option<Slot>) {
-    match std::mem::replace(&mut waiters[slot.index()], with) {
-        Waiter::Queued { waker, prev, next } => (waker, prev, next),
-        Waiter::Granted => unreachable!("a granted waiter is not linked into a queue"),
-    }
-}
-
-fn links(waiters: &mut Slab<Waiter>, slot: Slot) -> (&mut Option<Slot>, &mut Option<Slot>) {
-    match &mut waiters[slot.index()] {
-        Waiter::Queued { prev, next, .. } => (prev, next),
-        Waiter::Granted => unreachable!("a granted waiter is not linked into a queue"),
-    }
-}
-
-fn set_prev(waiters: &mut Slab<Waiter>, slot: Slot, to: Option<Slot>) {
-    *links(waiters, slot).0 = to;
-}
-
-fn set_next(waiters: &mut Slab<Waiter>, slot: Slot, to: Option<Slot>) {
-    *links(waiters, slot).1 = to;
 }
 
 #[cfg(test)]
@@ -169,24 +155,23 @@ mod tests {
         wakers.iter().position(|x| x.will_wake(w)).unwrap()
     }
 
-    /// Walks the queue front to back, checking the back links on the way.
+    /// Walks the queue front to back, checking the links on the way.
     fn order(queue: &WaitQueue, waiters: &Slab<Waiter>) -> Vec<Slot> {
-        let mut out = Vec::new();
-        let mut prev = None;
-        let mut cursor = queue.head;
-        while let Some(slot) = cursor {
-            let Waiter::Queued {
-                prev: back, next, ..
-            } = &waiters[slot.index()]
-            else {
-                panic!("granted waiter in queue");
-            };
-            assert_eq!(*back, prev, "broken back link at {slot:?}");
-            out.push(slot);
-            prev = Some(slot);
-            cursor = *next;
+        let Some(head) = queue.head else {
+            assert_eq!(queue.len(), 0);
+            return Vec::new();
+        };
+        let mut out = vec![head];
+        loop {
+            let last = *out.last().unwrap();
+            let waiter = &waiters[last.index()];
+            assert!(!waiter.is_granted(), "granted waiter in queue");
+            assert_eq!(waiters[waiter.next.index()].prev, last, "broken back link");
+            if waiter.next == head {
+                break;
+            }
+            out.push(waiter.next);
         }
-        assert_eq!(queue.tail, prev, "tail is not the last waiter");
         assert_eq!(queue.len(), out.len());
         out
     }
@@ -196,6 +181,14 @@ mod tests {
         assert_eq!(Slot::new(0).index(), 0);
         assert_eq!(Slot::new(41).index(), 41);
         assert_eq!(std::mem::size_of::<Option<Slot>>(), 4);
+    }
+
+    #[test]
+    fn records_stay_small() {
+        // What the memory targets rest on: a held `u64` key's map entry and
+        // a waiter's slab entry.
+        assert_eq!(std::mem::size_of::<(u64, WaitQueue)>(), 16);
+        assert_eq!(std::mem::size_of::<Waiter>(), 24);
     }
 
     #[test]
@@ -217,7 +210,7 @@ mod tests {
         for (tag, slot) in slots.iter().enumerate() {
             let woken = queue.grant_front(&mut waiters).unwrap();
             assert_eq!(tag_of(&tags, &woken), tag);
-            assert!(matches!(waiters[slot.index()], Waiter::Granted));
+            assert!(waiters[slot.index()].is_granted());
         }
         assert!(queue.grant_front(&mut waiters).is_none());
         assert_eq!(order(&queue, &waiters), []);
@@ -233,7 +226,7 @@ mod tests {
                 .iter()
                 .map(|w| queue.push_back(&mut waiters, w.clone()))
                 .collect();
-            let removed = queue.remove(&mut waiters, slots.remove(victim));
+            let removed = queue.remove(&mut waiters, slots.remove(victim)).unwrap();
             assert_eq!(tag_of(&tags, &removed), victim);
             assert_eq!(order(&queue, &waiters), slots);
             assert_eq!(waiters.len(), 3);

@@ -145,19 +145,19 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         waker: &Waker,
         fresh: &mut Option<Waker>,
     ) -> WaiterPoll {
-        match &mut self.waiters[slot.index()] {
-            Waiter::Granted => {
-                self.waiters.remove(slot.index());
-                WaiterPoll::Granted
+        let Some(stored) = self.waiters[slot.index()].waker_mut() else {
+            self.waiters.remove(slot.index());
+            return WaiterPoll::Granted;
+        };
+        if stored.will_wake(waker) {
+            return WaiterPoll::Waiting;
+        }
+        match fresh {
+            Some(new) => {
+                std::mem::swap(stored, new);
+                WaiterPoll::Waiting
             }
-            Waiter::Queued { waker: stored, .. } if stored.will_wake(waker) => WaiterPoll::Waiting,
-            Waiter::Queued { waker: stored, .. } => match fresh {
-                Some(new) => {
-                    std::mem::swap(stored, new);
-                    WaiterPoll::Waiting
-                }
-                None => WaiterPoll::NeedsWaker,
-            },
+            None => WaiterPoll::NeedsWaker,
         }
     }
 
@@ -169,19 +169,18 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     /// Panics if `key` is not held, which happens only when `K`'s `Hash` or
     /// `Eq` is inconsistent.
     pub(crate) fn cancel(&mut self, key: &K, slot: Slot) -> Deferred {
-        match self.waiters[slot.index()] {
+        if self.waiters[slot.index()].is_granted() {
             // Woken, but dropped before taking the lock: hand it on.
-            Waiter::Granted => {
-                self.waiters.remove(slot.index());
-                self.release(key)
-            }
-            Waiter::Queued { .. } => {
-                let queue = self.keys.get_mut(key).expect(
-                    "lock-manager: a waiter's key was lost; is its `Hash` or `Eq` inconsistent?",
-                );
-                Deferred::Drop(queue.remove(&mut self.waiters, slot))
-            }
+            self.waiters.remove(slot.index());
+            return self.release(key);
         }
+        let queue = self
+            .keys
+            .get_mut(key)
+            .expect("lock-manager: a waiter's key was lost; is its `Hash` or `Eq` inconsistent?");
+        queue
+            .remove(&mut self.waiters, slot)
+            .map_or(Deferred::Nothing, Deferred::Drop)
     }
 
     /// Releases `key`: hands it straight to the oldest waiter, or forgets it
