@@ -80,6 +80,7 @@ mod global;
 mod guard;
 mod manager;
 mod queue;
+mod shards;
 mod state;
 mod sync;
 

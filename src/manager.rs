@@ -11,8 +11,8 @@ use std::task::Waker;
 use crate::acquire::{Acquire, AcquireOwned};
 use crate::guard::{LockGuard, OwnedLockGuard};
 use crate::queue::Slot;
-use crate::state::{Enqueue, State, WaiterPoll};
-use crate::sync::Mutex;
+use crate::shards::{self, Shards};
+use crate::state::{Enqueue, WaiterPoll};
 
 /// A set of exclusive async locks, one per key, each granted in strict FIFO
 /// order.
@@ -54,7 +54,7 @@ use crate::sync::Mutex;
 /// # });
 /// ```
 pub struct LockManager<K, S = RandomState> {
-    state: Mutex<State<K, S>>,
+    shards: Shards<K, S>,
 }
 
 impl<K> LockManager<K> {
@@ -72,9 +72,36 @@ impl<K> LockManager<K> {
     pub fn new() -> Self {
         Self::with_hasher(RandomState::new())
     }
+
+    /// Creates an empty manager whose state is split into `shards` parts.
+    ///
+    /// Keys are spread over the shards by hash, each shard behind its own
+    /// mutex, so that threads locking unrelated keys seldom contend. The
+    /// default, used by [`new`](Self::new), is four shards per core; one
+    /// shard saves a little memory and time where a single thread uses the
+    /// manager. Every guarantee holds whatever the count.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `shards` is 0 or above 65,536. Other counts are rounded up
+    /// to a power of two.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::with_shards(1);
+    /// assert!(locks.try_acquire("a").is_some());
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn with_shards(shards: usize) -> Self {
+        Self::with_shards_and_hasher(shards, RandomState::new())
+    }
 }
 
-impl<K, S> LockManager<K, S> {
+impl<K, S: Clone> LockManager<K, S> {
     /// Creates an empty manager that hashes keys with `hasher`.
     ///
     /// # Examples
@@ -89,10 +116,40 @@ impl<K, S> LockManager<K, S> {
     #[must_use]
     pub fn with_hasher(hasher: S) -> Self {
         Self {
-            state: Mutex::new(State::with_hasher(hasher)),
+            shards: Shards::new(shards::default_count(), hasher),
         }
     }
 
+    /// Creates an empty manager with `shards` shards (see
+    /// [`with_shards`](Self::with_shards)) that hashes keys with `hasher`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `shards` is 0 or above 65,536.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks: LockManager<u64, _> = LockManager::with_shards_and_hasher(4, RandomState::new());
+    /// assert!(locks.try_acquire(7).is_some());
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub fn with_shards_and_hasher(shards: usize, hasher: S) -> Self {
+        assert!(
+            (1..=shards::MAX_SHARDS).contains(&shards),
+            "lock-manager: the shard count must be between 1 and 65,536, not {shards}"
+        );
+        Self {
+            shards: Shards::new(shards.next_power_of_two(), hasher),
+        }
+    }
+}
+
+impl<K, S> LockManager<K, S> {
     /// The number of keys held right now.
     ///
     /// A key granted to a waiter that has not yet been polled counts as held.
@@ -108,7 +165,10 @@ impl<K, S> LockManager<K, S> {
     /// assert_eq!(locks.locked_count(), 2);
     /// ```
     pub fn locked_count(&self) -> usize {
-        self.state.lock().locked_count()
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().locked_count())
+            .sum()
     }
 }
 
@@ -139,7 +199,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.state.lock().is_locked(key)
+        self.shards.of(key).lock().is_locked(key)
     }
 
     /// The number of lock entries for `key`: its holder plus its waiters, or
@@ -172,31 +232,55 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.state.lock().queue_len(key)
+        self.shards.of(key).lock().queue_len(key)
+    }
+
+    /// Returns memory kept from busier times: the room the manager grew for
+    /// keys and waiters that have since gone.
+    ///
+    /// The manager never shrinks on its own, so that a steady load
+    /// allocates nothing; call this after a burst.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let burst: Vec<_> = (0..10_000).map(|key| locks.try_acquire(key)).collect();
+    /// drop(burst);
+    /// locks.shrink_to_fit();
+    /// assert_eq!(locks.locked_count(), 0);
+    /// ```
+    pub fn shrink_to_fit(&self) {
+        for shard in self.shards.iter() {
+            shard.lock().shrink_to_fit();
+        }
     }
 
     /// Releases `key`, handing it to the oldest waiter if there is one.
     pub(crate) fn release(&self, key: &K) {
-        let deferred = self.state.lock().release(key);
+        let deferred = self.shards.of(key).lock().release(key);
         deferred.run();
     }
 
     /// Removes a waiter whose future was dropped.
     pub(crate) fn cancel(&self, key: &K, slot: Slot) {
-        let deferred = self.state.lock().cancel(key, slot);
+        let deferred = self.shards.of(key).lock().cancel(key, slot);
         deferred.run();
     }
 
-    /// Takes the grant of the waiter in `slot` (`true`), or makes sure it is
-    /// woken through `waker` (`false`).
-    pub(crate) fn poll_waiter(&self, slot: Slot, waker: &Waker) -> bool {
+    /// Takes the grant of the waiter in `slot`, queued on `key` (`true`), or
+    /// makes sure it is woken through `waker` (`false`).
+    pub(crate) fn poll_waiter(&self, key: &K, slot: Slot, waker: &Waker) -> bool {
+        let shard = self.shards.of(key);
         // Cloned only when the stored waker is another task's, and outside
         // the mutex: cloning and dropping wakers runs foreign code. Whatever
         // is left here (an unused clone, or the replaced waker) is dropped
         // on return, after the mutex.
         let mut fresh = None;
         loop {
-            let outcome = self.state.lock().poll_waiter(slot, waker, &mut fresh);
+            let outcome = shard.lock().poll_waiter(slot, waker, &mut fresh);
             match outcome {
                 WaiterPoll::Granted => return true,
                 WaiterPoll::Waiting => return false,
@@ -357,13 +441,11 @@ where
         // The fast path needs no waker; a contended key gets one cloned
         // outside the mutex, then the key is tried again since it may have
         // been released meanwhile. An unused clone is dropped on return.
+        let shard = self.shards.of(key);
         let mut waker_clone = None;
         loop {
             let candidate = key.clone();
-            let outcome = self
-                .state
-                .lock()
-                .lock_or_enqueue(candidate, &mut waker_clone);
+            let outcome = shard.lock().lock_or_enqueue(candidate, &mut waker_clone);
             match outcome {
                 Enqueue::Locked => return None,
                 Enqueue::Queued(slot) => return Some(slot),
@@ -374,11 +456,11 @@ where
 
     fn try_lock(&self, key: &K) -> bool {
         let candidate = key.clone();
-        self.state.lock().try_lock(candidate)
+        self.shards.of(key).lock().try_lock(candidate)
     }
 }
 
-impl<K, S: Default> Default for LockManager<K, S> {
+impl<K, S: Default + Clone> Default for LockManager<K, S> {
     fn default() -> Self {
         Self::with_hasher(S::default())
     }
@@ -386,13 +468,21 @@ impl<K, S: Default> Default for LockManager<K, S> {
 
 impl<K, S> fmt::Debug for LockManager<K, S> {
     /// Prints counts, never keys, and never blocks: `<locked>` stands in for
-    /// the counts while another thread holds the internal mutex.
+    /// the counts while another thread holds one of the internal mutexes.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("LockManager");
-        match self.state.try_lock() {
-            Some(state) => out
-                .field("locked", &state.locked_count())
-                .field("waiters", &state.waiter_count()),
+        let counts = self
+            .shards
+            .iter()
+            .try_fold((0, 0), |(locked, waiters), shard| {
+                let state = shard.try_lock()?;
+                Some((
+                    locked + state.locked_count(),
+                    waiters + state.waiter_count(),
+                ))
+            });
+        match counts {
+            Some((locked, waiters)) => out.field("locked", &locked).field("waiters", &waiters),
             None => out.field("state", &format_args!("<locked>")),
         };
         out.finish()

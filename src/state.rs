@@ -91,6 +91,17 @@ impl<K, S> State<K, S> {
 }
 
 impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
+    /// Gives back the capacity that keys and waiters no longer use.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.keys.shrink_to_fit();
+        if self.waiters.is_empty() {
+            // A slab keeps vacant entries below the highest one in use.
+            self.waiters = Slab::new();
+        } else {
+            self.waiters.shrink_to_fit();
+        }
+    }
+
     /// The holder and waiters of `key`: 0 when it is free.
     pub(crate) fn queue_len<Q>(&self, key: &Q) -> usize
     where

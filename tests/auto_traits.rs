@@ -108,12 +108,12 @@ impl std::hash::Hash for Spy {
 fn debug_does_not_block_while_the_manager_is_busy() {
     let locks = SPIED.get_or_init(LockManager::new);
     drop(locks.try_acquire(Spy));
-    assert!(SEEN
-        .lock()
-        .unwrap()
-        .iter()
-        .all(|seen| seen == "LockManager { state: <locked> }"));
-    assert!(!SEEN.lock().unwrap().is_empty());
+    // `Hash` also runs outside the mutex, to pick the key's shard.
+    let seen = SEEN.lock().unwrap();
+    assert!(
+        seen.contains(&"LockManager { state: <locked> }".to_string()),
+        "{seen:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,166 @@
+//! The manager's state split into shards by key, each behind its own mutex,
+//! so that unrelated keys do not serialize on one lock when many threads
+//! use the manager. FIFO order is per key and a key lives in one shard, so
+//! sharding changes no guarantee.
+
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
+use std::sync::OnceLock;
+
+use crate::state::State;
+use crate::sync::Mutex;
+
+/// One shard's mutex, alone on its cache lines so that threads working on
+/// neighbouring shards do not slow each other down.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+#[derive(Debug)]
+pub(crate) struct Shards<K, S> {
+    shards: Box<[Padded<Mutex<State<K, S>>>]>,
+    /// `64 - log2(shards.len())`: a key's shard is the top bits of its
+    /// spread hash. Unused with a single shard.
+    shift: u32,
+}
+
+impl<K, S: Clone> Shards<K, S> {
+    /// `count` shards (a power of two, at least 1), each hashing with a
+    /// clone of `hasher`.
+    pub(crate) fn new(count: usize, hasher: S) -> Self {
+        debug_assert!(count.is_power_of_two());
+        Self {
+            shards: (0..count)
+                .map(|_| Padded(Mutex::new(State::with_hasher(hasher.clone()))))
+                .collect(),
+            shift: 64 - count.trailing_zeros(),
+        }
+    }
+}
+
+impl<K, S> Shards<K, S> {
+    /// The shard that holds `key`.
+    pub(crate) fn of<Q: Hash + ?Sized>(&self, key: &Q) -> &Mutex<State<K, S>> {
+        let index = match self.shards.len() {
+            1 => 0,
+            // Lossless: the shift leaves fewer bits than there are shards.
+            _ => (spread(key) >> self.shift) as usize,
+        };
+        &self.shards[index].0
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Mutex<State<K, S>>> {
+        self.shards.iter().map(|padded| &padded.0)
+    }
+}
+
+/// The number of shards used when none is asked for: four per core, so
+/// that threads rarely meet on a shard, rounded up to a power of two.
+pub(crate) fn default_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        (cores * 4).next_power_of_two().min(MAX_SHARDS)
+    })
+}
+
+/// More shards than this only cost memory.
+pub(crate) const MAX_SHARDS: usize = 1 << 16;
+
+/// Hashes `key` to choose its shard, with FxHash's multiply-rotate step.
+///
+/// This hash is fast and unkeyed: keys crafted to collide only crowd one
+/// shard's mutex. The maps inside the shards hash with the manager's own
+/// (by default DoS-resistant) hasher.
+fn spread<Q: Hash + ?Sized>(key: &Q) -> u64 {
+    let mut hasher = SpreadHasher(0);
+    key.hash(&mut hasher);
+    hasher.0
+}
+
+struct SpreadHasher(u64);
+
+impl SpreadHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for SpreadHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(n.into());
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(n.into());
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(n.into());
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // Lossless on every target std supports.
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::hash_map::RandomState;
+
+    fn shard_of(shards: &Shards<u64, RandomState>, key: u64) -> usize {
+        let shard = shards.of(&key);
+        shards.iter().position(|s| std::ptr::eq(s, shard)).unwrap()
+    }
+
+    #[test]
+    fn sequential_keys_spread_over_every_shard() {
+        let shards = Shards::<u64, _>::new(16, RandomState::new());
+        let mut hits = [0; 16];
+        for key in 0..16_000 {
+            hits[shard_of(&shards, key)] += 1;
+        }
+        // Perfectly even would be 1,000 each.
+        assert!(hits.iter().all(|&n| (500..1_500).contains(&n)), "{hits:?}");
+    }
+
+    #[test]
+    fn a_key_and_its_borrowed_form_share_a_shard() {
+        let shards = Shards::<String, _>::new(64, RandomState::new());
+        for n in 0..100 {
+            let owned = format!("story-{n}");
+            assert!(std::ptr::eq(shards.of(&owned), shards.of(owned.as_str())));
+        }
+    }
+
+    #[test]
+    fn one_shard_takes_every_key() {
+        let shards = Shards::<u64, _>::new(1, RandomState::new());
+        assert!((0..100).all(|key| shard_of(&shards, key) == 0));
+    }
+}
