@@ -1,6 +1,6 @@
 //! Many-core scaling: acquire-and-release throughput on distinct keys at 1,
-//! 2, 4, 8 and 16 threads, for this crate and the floor
-//! (`parking_lot::Mutex<HashMap>`, not a lock).
+//! 2, 4, 8 and 16 threads, for this crate (sharded, as by default, and with
+//! a single shard) and the floor (`parking_lot::Mutex<HashMap>`, not a lock).
 //!
 //! Plain std threads; every acquire completes on its first poll (each
 //! thread cycles over 1,024 keys of its own, so no key is ever contended
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{now, Floor, Ours, Peer};
+use common::{now, Floor, Ours, OursOneShard, Peer};
 
 const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 const RUN: Duration = Duration::from_millis(300);
@@ -78,33 +78,39 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!("distinct keys per thread, {cores} hardware threads available; Mops/s (speed-up over 1 thread)");
     println!(
-        "{:>7}  {:>20}  {:>20}  {:>12}",
+        "{:>7}  {:>20}  {:>22}  {:>20}  {:>12}",
         "threads",
         Ours::<u64>::NAME,
+        OursOneShard::<u64>::NAME,
         Floor::<u64>::NAME,
         "ours/floor"
     );
     let mut rows = Vec::new();
-    let (mut ours_1, mut floor_1) = (0.0, 0.0);
+    let (mut ours_1, mut single_1, mut floor_1) = (0.0, 0.0, 0.0);
     for threads in THREADS {
         let ours = median_throughput::<Ours<u64>>(threads);
+        let single = median_throughput::<OursOneShard<u64>>(threads);
         let floor = median_throughput::<Floor<u64>>(threads);
         if threads == 1 {
-            (ours_1, floor_1) = (ours, floor);
+            (ours_1, single_1, floor_1) = (ours, single, floor);
         }
         println!(
-            "{threads:>7}  {:>11.2} ({:>5.2}x)  {:>11.2} ({:>5.2}x)  {:>12.2}",
+            "{threads:>7}  {:>11.2} ({:>5.2}x)  {:>13.2} ({:>5.2}x)  {:>11.2} ({:>5.2}x)  {:>12.2}",
             ours / 1e6,
             ours / ours_1,
+            single / 1e6,
+            single / single_1,
             floor / 1e6,
             floor / floor_1,
             ours / floor,
         );
-        rows.push(format!("{threads}\t{cores}\t{ours:.0}\t{floor:.0}"));
+        rows.push(format!(
+            "{threads}\t{cores}\t{ours:.0}\t{single:.0}\t{floor:.0}"
+        ));
     }
     common::write_results(
         "scaling.tsv",
-        "threads\tcores\tours_ops_per_s\tfloor_ops_per_s",
+        "threads\tcores\tours_ops_per_s\tours_one_shard_ops_per_s\tfloor_ops_per_s",
         &rows,
     );
 }

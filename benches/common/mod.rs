@@ -54,6 +54,23 @@ impl<K: Key> Peer<K> for Ours<K> {
     }
 }
 
+/// This crate with its state in a single shard: one mutex for every key, as
+/// the peers have. Only the scaling bench uses it.
+pub struct OursOneShard<K>(pub LockManager<K>);
+
+impl<K: Key> Peer<K> for OursOneShard<K> {
+    const NAME: &'static str = "lock-manager, 1 shard";
+    const FIFO: bool = true;
+
+    fn create() -> Self {
+        OursOneShard(LockManager::with_shards(1))
+    }
+
+    fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
+        self.0.acquire(key)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The floor: not a lock at all.
 
