@@ -45,7 +45,7 @@ impl<K: Eq + Hash> Progress<K> {
                 }
             },
             Progress::Waiting { key, slot } => {
-                if manager.poll_waiter(&key, slot, cx.waker()) {
+                if manager.poll_waiter(&key, slot, cx.waker(), None) {
                     Poll::Ready(key)
                 } else {
                     *self = Progress::Waiting { key, slot };

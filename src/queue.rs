@@ -15,14 +15,19 @@ use slab::Slab;
 pub(crate) struct Slot(NonZeroU32);
 
 impl Slot {
+    /// Marks a granted waiter in place of its `next` link; no index maps to
+    /// it.
+    const GRANTED: Slot = Slot(NonZeroU32::MAX);
+
     #[track_caller]
     fn new(index: usize) -> Self {
         u32::try_from(index)
             .ok()
             .and_then(|index| index.checked_add(1))
+            .filter(|&stored| stored != u32::MAX)
             .and_then(NonZeroU32::new)
             .map(Slot)
-            .expect("lock-manager supports at most u32::MAX - 1 waiters at once")
+            .expect("lock-manager supports at most u32::MAX - 2 waiters per shard")
     }
 
     pub(crate) fn index(self) -> usize {
@@ -31,29 +36,49 @@ impl Slot {
     }
 }
 
-/// A waiter's entry in the slab: 24 bytes, as `slab` stores it.
+/// A waiter's entry in the slab, read through [`Waiter::state`].
+///
+/// Packed into 24 bytes, which is what `slab` then stores: a granted waiter
+/// is marked by [`Slot::GRANTED`] in its `next` link, as an enum would cost
+/// 8 more bytes per waiter.
 ///
 /// May only be read or written while its shard's mutex is held.
 #[derive(Debug)]
 pub(crate) struct Waiter {
-    /// `Some` while the waiter is queued: wakes its task when the lock is
-    /// handed to it. `None` once granted: unlinked from the queue, the key
-    /// is held on the waiter's behalf until its future is polled (and takes
-    /// the guard) or dropped (and hands the key on).
+    /// Wakes the waiter's task when the lock is handed to it; `None` until
+    /// the first poll supplies a clone (made outside the mutex), and once
+    /// granted.
     waker: Option<Waker>,
     /// The neighbours in the key's circular queue, while queued.
     prev: Slot,
     next: Slot,
 }
 
+/// A waiter's state, unpacked.
+#[derive(Debug)]
+pub(crate) enum WaiterState<'a> {
+    /// In its key's queue, to be woken through `waker` when the lock is
+    /// handed to it.
+    Queued { waker: &'a mut Option<Waker> },
+    /// Unlinked from its queue: the key is held on the waiter's behalf
+    /// until its future is polled (and takes the guard) or dropped (and
+    /// hands the key on).
+    Granted,
+}
+
 impl Waiter {
-    pub(crate) fn is_granted(&self) -> bool {
-        self.waker.is_none()
+    pub(crate) fn state(&mut self) -> WaiterState<'_> {
+        if self.is_granted() {
+            WaiterState::Granted
+        } else {
+            WaiterState::Queued {
+                waker: &mut self.waker,
+            }
+        }
     }
 
-    /// The stored waker of a queued waiter.
-    pub(crate) fn waker_mut(&mut self) -> Option<&mut Waker> {
-        self.waker.as_mut()
+    pub(crate) fn is_granted(&self) -> bool {
+        self.next == Slot::GRANTED
     }
 }
 
@@ -75,13 +100,14 @@ impl WaitQueue {
         self.len as usize
     }
 
-    /// Appends a waiter woken through `waker`, in O(1).
+    /// Appends a waiter woken through `waker` (which may come later), in
+    /// O(1).
     ///
     /// # Panics
     ///
-    /// Panics if the slab would need an index past `u32::MAX - 1`.
+    /// Panics if the slab would need an index past `u32::MAX - 2`.
     #[track_caller]
-    pub(crate) fn push_back(&mut self, waiters: &mut Slab<Waiter>, waker: Waker) -> Slot {
+    pub(crate) fn push_back(&mut self, waiters: &mut Slab<Waiter>, waker: Option<Waker>) -> Slot {
         let slot = Slot::new(waiters.vacant_key());
         let (prev, next) = match self.head {
             None => {
@@ -95,21 +121,21 @@ impl WaitQueue {
                 (tail, head)
             }
         };
-        waiters.insert(Waiter {
-            waker: Some(waker),
-            prev,
-            next,
-        });
+        waiters.insert(Waiter { waker, prev, next });
         self.len += 1;
         slot
     }
 
     /// Hands the lock to the oldest waiter, in O(1): unlinks it, marks it
-    /// granted and returns the waker to wake once unlocked.
-    pub(crate) fn grant_front(&mut self, waiters: &mut Slab<Waiter>) -> Option<Waker> {
+    /// granted and returns its waker, to wake once unlocked. `None` if the
+    /// queue is empty; `Some(None)` if the waiter has no waker yet, and so
+    /// will find the grant when it supplies one.
+    pub(crate) fn grant_front(&mut self, waiters: &mut Slab<Waiter>) -> Option<Option<Waker>> {
         let head = self.head?;
         self.unlink(waiters, head);
-        waiters[head.index()].waker.take()
+        let waiter = &mut waiters[head.index()];
+        waiter.next = Slot::GRANTED;
+        Some(waiter.waker.take())
     }
 
     /// Unlinks the queued waiter at `slot` and frees its slab entry, in O(1),
@@ -166,6 +192,7 @@ mod tests {
             let last = *out.last().unwrap();
             let waiter = &waiters[last.index()];
             assert!(!waiter.is_granted(), "granted waiter in queue");
+            assert!(waiter.waker.is_some(), "queued waiter without a waker");
             assert_eq!(waiters[waiter.next.index()].prev, last, "broken back link");
             if waiter.next == head {
                 break;
@@ -192,9 +219,25 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "at most u32::MAX - 1 waiters")]
+    #[should_panic(expected = "at most u32::MAX - 2 waiters")]
     fn slot_past_u32_panics_clearly() {
-        Slot::new(u32::MAX as usize);
+        Slot::new(u32::MAX as usize - 1);
+    }
+
+    #[test]
+    fn no_index_maps_to_the_granted_mark() {
+        assert_ne!(Slot::new(u32::MAX as usize - 2), Slot::GRANTED);
+    }
+
+    #[test]
+    fn a_waiter_without_a_waker_is_granted_silently() {
+        let mut waiters = Slab::new();
+        let mut queue = WaitQueue::default();
+        let slot = queue.push_back(&mut waiters, None);
+        assert!(!waiters[slot.index()].is_granted());
+        assert!(matches!(queue.grant_front(&mut waiters), Some(None)));
+        assert!(waiters[slot.index()].is_granted());
+        assert_eq!(queue.len(), 0);
     }
 
     #[test]
@@ -204,11 +247,11 @@ mod tests {
         let mut queue = WaitQueue::default();
         let slots: Vec<_> = tags
             .iter()
-            .map(|w| queue.push_back(&mut waiters, w.clone()))
+            .map(|w| queue.push_back(&mut waiters, Some(w.clone())))
             .collect();
         assert_eq!(order(&queue, &waiters), slots);
         for (tag, slot) in slots.iter().enumerate() {
-            let woken = queue.grant_front(&mut waiters).unwrap();
+            let woken = queue.grant_front(&mut waiters).unwrap().unwrap();
             assert_eq!(tag_of(&tags, &woken), tag);
             assert!(waiters[slot.index()].is_granted());
         }
@@ -224,7 +267,7 @@ mod tests {
             let mut queue = WaitQueue::default();
             let mut slots: Vec<_> = tags
                 .iter()
-                .map(|w| queue.push_back(&mut waiters, w.clone()))
+                .map(|w| queue.push_back(&mut waiters, Some(w.clone())))
                 .collect();
             let removed = queue.remove(&mut waiters, slots.remove(victim)).unwrap();
             assert_eq!(tag_of(&tags, &removed), victim);
@@ -238,10 +281,10 @@ mod tests {
         let tags = wakers(3);
         let mut waiters = Slab::new();
         let mut queue = WaitQueue::default();
-        let a = queue.push_back(&mut waiters, tags[0].clone());
-        let b = queue.push_back(&mut waiters, tags[1].clone());
+        let a = queue.push_back(&mut waiters, Some(tags[0].clone()));
+        let b = queue.push_back(&mut waiters, Some(tags[1].clone()));
         queue.remove(&mut waiters, a);
-        let c = queue.push_back(&mut waiters, tags[2].clone());
+        let c = queue.push_back(&mut waiters, Some(tags[2].clone()));
         assert_eq!(c, a, "the slab reuses the freed index");
         assert_eq!(order(&queue, &waiters), [b, c]);
     }

@@ -164,7 +164,10 @@ mod tests {
 
     #[test]
     fn an_idle_shard_takes_two_cache_lines() {
-        assert_eq!(std::mem::size_of::<Padded<Mutex<State<u64, RandomState>>>>(), 128);
+        assert_eq!(
+            std::mem::size_of::<Padded<Mutex<State<u64, RandomState>>>>(),
+            128
+        );
     }
 
     #[test]

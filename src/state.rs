@@ -12,7 +12,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::queue::{Slot, WaitQueue, Waiter};
+use crate::queue::{Slot, WaitQueue, Waiter, WaiterState};
 
 /// The state behind the manager's mutex.
 #[derive(Debug)]
@@ -29,11 +29,9 @@ pub(crate) struct State<K, S> {
 pub(crate) enum Enqueue {
     /// The key was free and is now held by the caller.
     Locked,
-    /// The key is held; the caller waits in this slot.
+    /// The key is held; the caller waits in this slot, without a waker
+    /// until it supplies one through [`State::poll_waiter`].
     Queued(Slot),
-    /// The key is held and no waker was supplied: clone one outside the
-    /// mutex and call again.
-    Contended,
 }
 
 /// The outcome of [`State::poll_waiter`].
@@ -43,8 +41,9 @@ pub(crate) enum WaiterPoll {
     Granted,
     /// Still queued, and its stored waker wakes the polling task.
     Waiting,
-    /// Still queued, but its stored waker is another task's and no fresh
-    /// one was supplied: clone one outside the mutex and call again.
+    /// Still queued, but its stored waker is another task's (or missing)
+    /// and no fresh one was supplied: clone one outside the mutex and call
+    /// again.
     NeedsWaker,
 }
 
@@ -131,17 +130,20 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     }
 
     /// Takes `key` if it is free; otherwise queues a waiter behind everyone
-    /// already waiting, taking the waker out of `waker`.
-    pub(crate) fn lock_or_enqueue(&mut self, key: K, waker: &mut Option<Waker>) -> Enqueue {
+    /// already waiting.
+    ///
+    /// The waiter has no waker yet: the caller clones one outside the mutex
+    /// (cloning runs foreign code) and then installs it, so that the
+    /// uncontended path never clones and the contended one hashes once.
+    pub(crate) fn lock_or_enqueue(&mut self, key: K) -> Enqueue {
         match self.keys.entry(key) {
             Entry::Vacant(entry) => {
                 entry.insert(WaitQueue::default());
                 Enqueue::Locked
             }
-            Entry::Occupied(mut entry) => match waker.take() {
-                Some(waker) => Enqueue::Queued(entry.get_mut().push_back(&mut self.waiters, waker)),
-                None => Enqueue::Contended,
-            },
+            Entry::Occupied(mut entry) => {
+                Enqueue::Queued(entry.get_mut().push_back(&mut self.waiters, None))
+            }
         }
     }
 
@@ -156,16 +158,19 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         waker: &Waker,
         fresh: &mut Option<Waker>,
     ) -> WaiterPoll {
-        let Some(stored) = self.waiters[slot.index()].waker_mut() else {
+        let WaiterState::Queued { waker: stored } = self.waiters[slot.index()].state() else {
             self.waiters.remove(slot.index());
             return WaiterPoll::Granted;
         };
-        if stored.will_wake(waker) {
+        if stored
+            .as_ref()
+            .is_some_and(|stored| stored.will_wake(waker))
+        {
             return WaiterPoll::Waiting;
         }
-        match fresh {
+        match fresh.take() {
             Some(new) => {
-                std::mem::swap(stored, new);
+                *fresh = stored.replace(new);
                 WaiterPoll::Waiting
             }
             None => WaiterPoll::NeedsWaker,
@@ -206,7 +211,7 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         match queue.grant_front(&mut self.waiters) {
             Some(waker) => {
                 self.keys.insert(key, queue);
-                Deferred::Wake(waker)
+                waker.map_or(Deferred::Nothing, Deferred::Wake)
             }
             None => Deferred::Nothing,
         }
