@@ -87,3 +87,37 @@ fn string_keys_and_contention_leave_memory_flat() {
         "LockManager { locked: 0, waiters: 0 }"
     );
 }
+
+#[test]
+fn shrink_to_fit_returns_a_burst() {
+    let locks = LockManager::new();
+    let task = Task::new();
+    let baseline = live();
+
+    let holders: Vec<_> = (0..10_000u64).map(|key| locks.try_acquire(key)).collect();
+    let mut waiters: Vec<_> = (0..10_000).map(|_| locks.acquire(0)).collect();
+    for waiter in &mut waiters {
+        assert!(task.poll(waiter).is_pending());
+    }
+    let peak = live();
+    drop(waiters);
+    drop(holders);
+    assert_eq!(locks.locked_count(), 0);
+    let kept = live();
+
+    locks.shrink_to_fit();
+    let shrunk = live();
+    assert!(
+        kept > baseline + 300_000,
+        "the burst grew the manager: {kept}"
+    );
+    assert!(
+        shrunk - baseline < 8_192,
+        "left {} bytes",
+        shrunk - baseline
+    );
+    assert!(
+        peak > kept,
+        "dropping the guards and futures freed their own memory"
+    );
+}
