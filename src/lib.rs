@@ -57,14 +57,16 @@
 //!
 //! # Implementation
 //!
-//! One mutex guards a `HashMap` from each held key to its wait queue, and a
-//! [`slab`] of waiters shared by all keys. A queue is a doubly linked list
-//! threaded through slab indices, so joining, leaving and handing over are
-//! O(1) whatever its length. An uncontended acquire and release is one hash
-//! lookup each under the mutex and allocates nothing beyond the map's own
-//! growth. Wakers are cloned, woken and dropped only after the mutex is
-//! released, so a waker that calls back into the manager cannot deadlock
-//! it.
+//! The state is split into shards by key hash (sixteen per core by
+//! default, see [`LockManager::with_shards`]), each a mutex over a
+//! `HashMap` from every held key to its wait queue and a [`slab`] of that
+//! shard's waiters. A queue is a circular doubly linked list threaded
+//! through slab indices, so joining, leaving and handing over are O(1)
+//! whatever its length. An uncontended acquire and release is one hash
+//! lookup each under one shard's mutex and allocates nothing beyond the
+//! map's own growth (and a clone of the key). Wakers are cloned, woken and
+//! dropped only after the mutex is released, so a waker that calls back
+//! into the manager cannot deadlock it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(

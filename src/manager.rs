@@ -308,8 +308,8 @@ where
     /// straight to the oldest of them, so nobody can overtake a waiter.
     /// Different keys never wait for each other.
     ///
-    /// The key is cloned once when the lock is free (the manager keeps one
-    /// copy, the guard the other) and once more when it is contended.
+    /// The key is cloned once, on the first poll: while the key is held,
+    /// the manager keeps one copy and the guard the other.
     ///
     /// # Cancel safety
     ///
