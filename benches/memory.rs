@@ -25,7 +25,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 use std::task::Poll;
 
-use common::{now, string_key, Peer, Slots};
+use common::{now, string_key, Ours, Peer, Slots};
 
 struct Counting;
 
@@ -177,6 +177,25 @@ fn waiters<P: Peer<u64>>(out: &mut Out) {
 fn burst<P: Peer<u64>>(out: &mut Out) {
     let peer = P::create();
     let before = live();
+    burst_on(&peer);
+    out.put(P::NAME, "burst_left_bytes", (live() - before) as f64);
+}
+
+/// The same burst on this crate, then `shrink_to_fit`.
+fn burst_then_shrink(out: &mut Out) {
+    let peer = Ours::<u64>::create();
+    let before = live();
+    burst_on(&peer);
+    peer.0.shrink_to_fit();
+    out.put(
+        Ours::<u64>::NAME,
+        "burst_left_after_shrink_bytes",
+        (live() - before) as f64,
+    );
+}
+
+/// 10,000 keys held and 10,000 waiters on one more, all released again.
+fn burst_on<P: Peer<u64>>(peer: &P) {
     {
         let guards: Vec<_> = (1..=BURST as u64).map(|key| now(peer.lock(key))).collect();
         let holder = now(peer.lock(0));
@@ -195,7 +214,6 @@ fn burst<P: Peer<u64>>(out: &mut Out) {
         drop(holder);
         drop(guards);
     }
-    out.put(P::NAME, "burst_left_bytes", (live() - before) as f64);
 }
 
 fn churn_u64<P: Peer<u64>>(out: &mut Out) {
@@ -256,6 +274,9 @@ fn main() {
             churn_u64::<P>(&mut out);
         }
     });
+    if common::selected(Ours::<u64>::NAME) {
+        burst_then_shrink(&mut out);
+    }
     for_each_peer!(String, P => {
         if common::selected(P::NAME) {
             churn_string::<P>(&mut out);

@@ -362,6 +362,9 @@ for peer in PEERS:
       f"| {m(peer, 'burst_left_bytes', '{:,.0f}')} | {m(peer, 'allocs_per_cycle_u64', '{:.2f}')} "
       f"| {m(peer, 'allocs_per_cycle_string', '{:.2f}')} |")
 w("")
+w(f"After the same burst, `shrink_to_fit()` leaves lock-manager with "
+  f"{m(OURS, 'burst_left_after_shrink_bytes', '{:,.0f}')} bytes.")
+w("")
 
 # ----------------------------------------------------------------- scaling
 w("## Scaling: threads on distinct keys")
