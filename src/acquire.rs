@@ -13,7 +13,7 @@ use futures_core::future::FusedFuture;
 
 use crate::guard::{LockGuard, OwnedLockGuard};
 use crate::manager::LockManager;
-use crate::queue::Slot;
+use crate::shards::WaiterRef;
 
 /// Where an acquire future is in its life. Shared by both futures, which
 /// differ only in how they hold the manager.
@@ -21,9 +21,9 @@ use crate::queue::Slot;
 enum Progress<K> {
     /// Not polled yet: in no queue, so dropping it does nothing.
     Unpolled(K),
-    /// Queued on `key`, or already granted it, in slab slot `slot`. The slot
-    /// belongs to this future until it is polled to completion or dropped.
-    Waiting { key: K, slot: Slot },
+    /// Queued on `key`, or already granted it, as `waiter`, which belongs
+    /// to this future until it is polled to completion or dropped.
+    Waiting { key: K, waiter: WaiterRef },
     /// The guard was handed out.
     Done,
 }
@@ -35,21 +35,31 @@ impl<K: Eq + Hash> Progress<K> {
     where
         K: Clone,
     {
-        // Left `Done` if anything below panics: nothing is queued by then.
-        match std::mem::replace(self, Progress::Done) {
-            Progress::Unpolled(key) => match manager.lock_or_enqueue(&key, cx.waker()) {
-                None => Poll::Ready(key),
-                Some(slot) => {
-                    *self = Progress::Waiting { key, slot };
-                    Poll::Pending
+        match self {
+            Progress::Unpolled(_) => {
+                // Left `Done` if anything below panics: nothing is queued
+                // then (`lock_or_enqueue` undoes its own queueing).
+                let Progress::Unpolled(key) = std::mem::replace(self, Progress::Done) else {
+                    unreachable!("matched above");
+                };
+                match manager.lock_or_enqueue(&key, cx.waker()) {
+                    None => Poll::Ready(key),
+                    Some(waiter) => {
+                        *self = Progress::Waiting { key, waiter };
+                        Poll::Pending
+                    }
                 }
-            },
-            Progress::Waiting { key, slot } => {
-                if manager.poll_waiter(&key, slot, cx.waker(), None) {
-                    Poll::Ready(key)
-                } else {
-                    *self = Progress::Waiting { key, slot };
-                    Poll::Pending
+            }
+            // Stays `Waiting` until granted, so that dropping the future
+            // after a panic here (a waker's clone or drop) still removes
+            // the waiter.
+            Progress::Waiting { waiter, .. } => {
+                if !manager.poll_waiter(*waiter, cx.waker(), None) {
+                    return Poll::Pending;
+                }
+                match std::mem::replace(self, Progress::Done) {
+                    Progress::Waiting { key, .. } => Poll::Ready(key),
+                    _ => unreachable!("matched above"),
                 }
             }
             Progress::Done => panic!("lock-manager: acquire future polled after completion"),
@@ -58,8 +68,8 @@ impl<K: Eq + Hash> Progress<K> {
 
     /// Gives up the future's place; runs when it is dropped.
     fn cancel<S: BuildHasher>(&mut self, manager: &LockManager<K, S>) {
-        if let Progress::Waiting { key, slot } = std::mem::replace(self, Progress::Done) {
-            manager.cancel(&key, slot);
+        if let Progress::Waiting { key, waiter } = std::mem::replace(self, Progress::Done) {
+            manager.cancel(&key, waiter);
         }
     }
 

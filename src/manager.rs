@@ -10,8 +10,7 @@ use std::task::Waker;
 
 use crate::acquire::{Acquire, AcquireOwned};
 use crate::guard::{LockGuard, OwnedLockGuard};
-use crate::queue::Slot;
-use crate::shards::{self, Shards};
+use crate::shards::{self, Shards, WaiterRef};
 use crate::state::{Enqueue, WaiterPoll};
 
 /// A set of exclusive async locks, one per key, each granted in strict FIFO
@@ -264,29 +263,32 @@ where
         deferred.run();
     }
 
-    /// Removes a waiter whose future was dropped.
-    pub(crate) fn cancel(&self, key: &K, slot: Slot) {
-        let deferred = self.shards.of(key).lock().cancel(key, slot);
+    /// Removes a waiter on `key` whose future was dropped.
+    pub(crate) fn cancel(&self, key: &K, waiter: WaiterRef) {
+        let deferred = self
+            .shards
+            .get(waiter.shard)
+            .lock()
+            .cancel(key, waiter.slot);
         deferred.run();
     }
 
-    /// Takes the grant of the waiter in `slot`, queued on `key` (`true`), or
-    /// makes sure it is woken through `waker` (`false`), installing `fresh`,
-    /// a clone of `waker`, if the waiter needs one.
+    /// Takes the grant of `waiter` (`true`), or makes sure it is woken
+    /// through `waker` (`false`), installing `fresh`, a clone of `waker`, if
+    /// the waiter needs one.
     pub(crate) fn poll_waiter(
         &self,
-        key: &K,
-        slot: Slot,
+        waiter: WaiterRef,
         waker: &Waker,
         mut fresh: Option<Waker>,
     ) -> bool {
-        let shard = self.shards.of(key);
+        let shard = self.shards.get(waiter.shard);
         // Cloned only when the stored waker is missing or another task's,
         // and outside the mutex: cloning and dropping wakers runs foreign
         // code. Whatever is left here (an unused clone, or the replaced
         // waker) is dropped on return, after the mutex.
         loop {
-            let outcome = shard.lock().poll_waiter(slot, waker, &mut fresh);
+            let outcome = shard.lock().poll_waiter(waiter.slot, waker, &mut fresh);
             match outcome {
                 WaiterPoll::Granted => return true,
                 WaiterPoll::Waiting => return false,
@@ -442,13 +444,14 @@ where
     }
 
     /// Locks `key` at once (`None`), or queues a waiter woken through
-    /// `waker` (`Some(slot)`).
-    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Option<Slot> {
+    /// `waker` (`Some`).
+    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Option<WaiterRef> {
         let candidate = key.clone();
-        let outcome = self.shards.of(key).lock().lock_or_enqueue(candidate);
+        let shard = self.shards.index_of(key);
+        let outcome = self.shards.get(shard).lock().lock_or_enqueue(candidate);
         match outcome {
             Enqueue::Locked => None,
-            Enqueue::Queued(slot) => self.supply_waker(key, slot, waker),
+            Enqueue::Queued(slot) => self.supply_waker(key, WaiterRef { shard, slot }, waker),
         }
     }
 
@@ -458,16 +461,16 @@ where
     /// Out of line, as the uncontended path is a quarter faster without it
     /// (`cargo bench --bench locks`, uncontended).
     #[inline(never)]
-    fn supply_waker(&self, key: &K, slot: Slot, waker: &Waker) -> Option<Slot> {
+    fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Option<WaiterRef> {
         // Should cloning panic, the waiter must not stay queued for good.
         let cancel = CancelOnUnwind {
             manager: self,
             key,
-            slot,
+            waiter,
         };
         let fresh = waker.clone();
         std::mem::forget(cancel);
-        (!self.poll_waiter(key, slot, waker, Some(fresh))).then_some(slot)
+        (!self.poll_waiter(waiter, waker, Some(fresh))).then_some(waiter)
     }
 
     fn try_lock(&self, key: &K) -> bool {
@@ -509,11 +512,11 @@ impl<K, S> fmt::Debug for LockManager<K, S> {
 struct CancelOnUnwind<'a, K: Eq + Hash, S: BuildHasher> {
     manager: &'a LockManager<K, S>,
     key: &'a K,
-    slot: Slot,
+    waiter: WaiterRef,
 }
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for CancelOnUnwind<'_, K, S> {
     fn drop(&mut self) {
-        self.manager.cancel(self.key, self.slot);
+        self.manager.cancel(self.key, self.waiter);
     }
 }

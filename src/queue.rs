@@ -163,22 +163,42 @@ impl WaitQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
     use std::task::Wake;
 
-    struct Noop;
-
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
+    /// A waker that logs its tag when woken.
+    struct Tagged {
+        tag: usize,
+        log: Arc<Mutex<Vec<usize>>>,
     }
 
-    /// Distinct wakers; a waker's index in the list identifies its waiter.
-    fn wakers(n: usize) -> Vec<Waker> {
-        (0..n).map(|_| Waker::from(Arc::new(Noop))).collect()
+    impl Wake for Tagged {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.log.lock().unwrap().push(self.tag);
+        }
     }
 
-    fn tag_of(wakers: &[Waker], w: &Waker) -> usize {
-        wakers.iter().position(|x| x.will_wake(w)).unwrap()
+    /// Distinct wakers, tagged with their index, and their shared log.
+    fn wakers(n: usize) -> (Vec<Waker>, Arc<Mutex<Vec<usize>>>) {
+        let log = Arc::default();
+        let wakers = (0..n)
+            .map(|tag| {
+                let log = Arc::clone(&log);
+                Waker::from(Arc::new(Tagged { tag, log }))
+            })
+            .collect();
+        (wakers, log)
+    }
+
+    /// Which waiter a waker belongs to: wakes it and reads the log. (Not
+    /// `will_wake`, which miri does not answer reliably.)
+    fn tag_of(log: &Mutex<Vec<usize>>, waker: Waker) -> usize {
+        waker.wake();
+        log.lock().unwrap().pop().unwrap()
     }
 
     /// Walks the queue front to back, checking the links on the way.
@@ -242,7 +262,7 @@ mod tests {
 
     #[test]
     fn grants_in_push_order() {
-        let tags = wakers(3);
+        let (tags, log) = wakers(3);
         let mut waiters = Slab::new();
         let mut queue = WaitQueue::default();
         let slots: Vec<_> = tags
@@ -252,7 +272,7 @@ mod tests {
         assert_eq!(order(&queue, &waiters), slots);
         for (tag, slot) in slots.iter().enumerate() {
             let woken = queue.grant_front(&mut waiters).unwrap().unwrap();
-            assert_eq!(tag_of(&tags, &woken), tag);
+            assert_eq!(tag_of(&log, woken), tag);
             assert!(waiters[slot.index()].is_granted());
         }
         assert!(queue.grant_front(&mut waiters).is_none());
@@ -261,7 +281,7 @@ mod tests {
 
     #[test]
     fn remove_keeps_the_order_of_the_rest() {
-        let tags = wakers(4);
+        let (tags, log) = wakers(4);
         for victim in 0..4 {
             let mut waiters = Slab::new();
             let mut queue = WaitQueue::default();
@@ -270,7 +290,7 @@ mod tests {
                 .map(|w| queue.push_back(&mut waiters, Some(w.clone())))
                 .collect();
             let removed = queue.remove(&mut waiters, slots.remove(victim)).unwrap();
-            assert_eq!(tag_of(&tags, &removed), victim);
+            assert_eq!(tag_of(&log, removed), victim);
             assert_eq!(order(&queue, &waiters), slots);
             assert_eq!(waiters.len(), 3);
         }
@@ -278,7 +298,7 @@ mod tests {
 
     #[test]
     fn reused_slot_joins_at_the_back() {
-        let tags = wakers(3);
+        let (tags, _) = wakers(3);
         let mut waiters = Slab::new();
         let mut queue = WaitQueue::default();
         let a = queue.push_back(&mut waiters, Some(tags[0].clone()));

@@ -7,6 +7,7 @@ use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::OnceLock;
 
+use crate::queue::Slot;
 use crate::state::State;
 use crate::sync::Mutex;
 
@@ -16,9 +17,12 @@ use crate::sync::Mutex;
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// One shard: its state behind its own mutex.
+type Shard<K, S> = Padded<Mutex<State<K, S>>>;
+
 #[derive(Debug)]
 pub(crate) struct Shards<K, S> {
-    shards: Box<[Padded<Mutex<State<K, S>>>]>,
+    shards: Box<[Shard<K, S>]>,
     /// `64 - log2(shards.len())`: a key's shard is the top bits of its
     /// spread hash. Unused with a single shard.
     shift: u32,
@@ -41,17 +45,37 @@ impl<K, S: Clone> Shards<K, S> {
 impl<K, S> Shards<K, S> {
     /// The shard that holds `key`.
     pub(crate) fn of<Q: Hash + ?Sized>(&self, key: &Q) -> &Mutex<State<K, S>> {
-        let index = match self.shards.len() {
+        self.get(self.index_of(key))
+    }
+
+    /// The index of the shard that holds `key`.
+    pub(crate) fn index_of<Q: Hash + ?Sized>(&self, key: &Q) -> u32 {
+        match self.shards.len() {
             1 => 0,
-            // Lossless: the shift leaves fewer bits than there are shards.
-            _ => (spread(key) >> self.shift) as usize,
-        };
-        &self.shards[index].0
+            // Lossless: the shift leaves at most 16 bits.
+            _ => (spread(key) >> self.shift) as u32,
+        }
+    }
+
+    pub(crate) fn get(&self, index: u32) -> &Mutex<State<K, S>> {
+        &self.shards[index as usize].0
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Mutex<State<K, S>>> {
         self.shards.iter().map(|padded| &padded.0)
     }
+}
+
+/// Where a queued waiter lives: its shard and its slot there.
+///
+/// Recorded when the waiter is queued, so that finding it again never
+/// depends on hashing its key: a key whose hash changes (breaking the
+/// `Hash` contract) must not reach into another shard and touch another
+/// key's waiter that happens to have the same slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WaiterRef {
+    pub(crate) shard: u32,
+    pub(crate) slot: Slot,
 }
 
 /// The number of shards used when none is asked for: sixteen per core,
@@ -164,10 +188,7 @@ mod tests {
 
     #[test]
     fn an_idle_shard_takes_two_cache_lines() {
-        assert_eq!(
-            std::mem::size_of::<Padded<Mutex<State<u64, RandomState>>>>(),
-            128
-        );
+        assert_eq!(std::mem::size_of::<Shard<u64, RandomState>>(), 128);
     }
 
     #[test]

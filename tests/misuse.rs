@@ -1,0 +1,1260 @@
+//! Misuse, faults and bad input: each case has a defined outcome, and the
+//! manager stays consistent and usable for every other key afterwards.
+//!
+//! Everything here is polled by hand (no runtime), so it also runs under
+//! miri (`scripts/miri.sh`). Cases that could deadlock on a regression run
+//! on a thread behind a watchdog, so that they fail instead of hanging.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::fmt::Debug;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::task::{Poll, RawWaker, RawWakerVTable, Wake, Waker};
+use std::time::Duration;
+
+use common::Task;
+use futures::future::{FusedFuture, FutureExt};
+use lock_manager::{LockManager, OwnedLockGuard};
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+/// The `waiters` count printed by the manager's `Debug`.
+fn waiters<K, S>(locks: &LockManager<K, S>) -> usize {
+    let debug = format!("{locks:?}");
+    let count = debug
+        .split("waiters: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no waiter count in {debug}"));
+    let digits: String = count.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap()
+}
+
+/// The slab slot an acquire future waits in, as its `Debug` prints it.
+fn slot_of(future: &impl Debug) -> String {
+    let debug = format!("{future:?}");
+    let at = debug
+        .find("slot")
+        .unwrap_or_else(|| panic!("no slot in {debug}; update `slot_of`"));
+    debug[at..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The text of a panic payload.
+fn message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "<non-string panic>".to_string()
+    }
+}
+
+/// Runs `f`, expecting it to panic with a message containing `expected`.
+#[track_caller]
+fn expect_panic<T>(expected: &str, f: impl FnOnce() -> T) {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(_) => panic!("expected a panic containing {expected:?}"),
+        Err(payload) => {
+            let text = message(payload);
+            assert!(
+                text.contains(expected),
+                "panic {text:?} does not contain {expected:?}"
+            );
+        }
+    }
+}
+
+/// Each task's wake count.
+fn wakes<const N: usize>(tasks: &[Task; N]) -> [usize; N] {
+    std::array::from_fn(|i| tasks[i].wakes())
+}
+
+#[track_caller]
+fn ready<T>(poll: Poll<T>) -> T {
+    match poll {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("expected Ready"),
+    }
+}
+
+/// Runs `f` on its own thread and fails, instead of hanging, if it does not
+/// finish in time: a deadlock on the manager's mutex shows up here.
+fn watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, wait) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    match wait.recv_timeout(Duration::from_secs(30)) {
+        Ok(value) => {
+            worker.join().unwrap();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the worker sends before it ends"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("deadlock: the body did not finish within 30 s")
+        }
+    }
+}
+
+/// Checks that `key` (held by nobody) locks, queues, hands over and frees
+/// normally, leaving `locked_count` as it found it.
+#[track_caller]
+fn assert_key_works<K, S>(locks: &LockManager<K, S>, key: K)
+where
+    K: Eq + Hash + Clone + Debug,
+    S: BuildHasher,
+{
+    let before = locks.locked_count();
+    let waiters_before = waiters(locks);
+    let holder = locks.try_acquire(key.clone()).expect("a fresh key is free");
+    let task = Task::new();
+    let mut waiter = locks.acquire(key.clone());
+    assert!(task.poll(&mut waiter).is_pending());
+    assert_eq!(locks.queue_len(&key), 2);
+    drop(holder);
+    assert_eq!(task.wakes(), 1, "the waiter on {key:?} was woken once");
+    drop(ready(task.poll(&mut waiter)));
+    assert!(!locks.is_locked(&key));
+    assert_eq!(locks.locked_count(), before);
+    assert_eq!(waiters(locks), waiters_before);
+}
+
+// ---------------------------------------------------------------------------
+// Keys whose `Hash`, `Eq` or `Clone` panic.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bomb {
+    None,
+    Hash,
+    Eq,
+    Clone,
+}
+
+#[derive(Debug)]
+struct BombKey {
+    id: u32,
+    bomb: Bomb,
+}
+
+fn key(id: u32) -> BombKey {
+    BombKey {
+        id,
+        bomb: Bomb::None,
+    }
+}
+
+fn bomb(id: u32, bomb: Bomb) -> BombKey {
+    BombKey { id, bomb }
+}
+
+impl Hash for BombKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        assert!(self.bomb != Bomb::Hash, "hash exploded");
+        self.id.hash(state);
+    }
+}
+
+impl PartialEq for BombKey {
+    fn eq(&self, other: &Self) -> bool {
+        assert!(
+            self.bomb != Bomb::Eq && other.bomb != Bomb::Eq,
+            "eq exploded"
+        );
+        self.id == other.id
+    }
+}
+
+impl Eq for BombKey {}
+
+impl Clone for BombKey {
+    fn clone(&self) -> Self {
+        assert!(self.bomb != Bomb::Clone, "clone exploded");
+        Self {
+            id: self.id,
+            bomb: self.bomb,
+        }
+    }
+}
+
+#[test]
+fn a_panicking_hash_reaches_the_caller_and_changes_nothing() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire(key(1)).unwrap();
+    let task = Task::new();
+    let mut waiter = locks.acquire(key(1));
+    assert!(task.poll(&mut waiter).is_pending());
+
+    expect_panic("hash exploded", || locks.try_acquire(bomb(2, Bomb::Hash)));
+    expect_panic("hash exploded", || locks.is_locked(&bomb(2, Bomb::Hash)));
+    expect_panic("hash exploded", || locks.queue_len(&bomb(1, Bomb::Hash)));
+    let mut acquire = locks.acquire(bomb(1, Bomb::Hash));
+    expect_panic("hash exploded", || Task::new().poll(&mut acquire));
+    // The failed future is finished: nothing queued, dropping it is a no-op,
+    // and polling it again panics clearly.
+    assert!(acquire.is_terminated());
+    expect_panic("polled after completion", || Task::new().poll(&mut acquire));
+    drop(acquire);
+
+    // Nothing changed, and the mutex still works (no poisoning).
+    assert_eq!(locks.locked_count(), 1);
+    assert_eq!(locks.queue_len(&key(1)), 2);
+    assert_eq!(waiters(&locks), 1);
+    drop(holder);
+    assert_eq!(task.wakes(), 1);
+    drop(ready(task.poll(&mut waiter)));
+    assert_eq!(locks.locked_count(), 0);
+    assert_key_works(&locks, key(1));
+    assert_key_works(&locks, key(2));
+}
+
+#[test]
+fn a_panicking_eq_reaches_the_caller_and_changes_nothing() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire(key(1)).unwrap();
+    let task = Task::new();
+    let mut waiter = locks.acquire(key(1));
+    assert!(task.poll(&mut waiter).is_pending());
+
+    // `Eq` runs only against a held key with the same hash.
+    expect_panic("eq exploded", || locks.try_acquire(bomb(1, Bomb::Eq)));
+    expect_panic("eq exploded", || locks.is_locked(&bomb(1, Bomb::Eq)));
+    let mut acquire = locks.acquire(bomb(1, Bomb::Eq));
+    expect_panic("eq exploded", || Task::new().poll(&mut acquire));
+    assert!(acquire.is_terminated());
+    drop(acquire);
+
+    assert_eq!(locks.queue_len(&key(1)), 2);
+    assert_eq!(waiters(&locks), 1);
+    drop(holder);
+    assert_eq!(task.wakes(), 1, "the queue survived the panics");
+    drop(ready(task.poll(&mut waiter)));
+    assert_eq!(locks.locked_count(), 0);
+    assert_key_works(&locks, key(1));
+    assert_key_works(&locks, key(3));
+}
+
+#[test]
+fn a_panicking_clone_reaches_the_caller_and_changes_nothing() {
+    let locks = LockManager::new();
+    // Free key: the manager clones the key to keep a copy.
+    expect_panic("clone exploded", || locks.try_acquire(bomb(1, Bomb::Clone)));
+    let mut acquire = locks.acquire(bomb(1, Bomb::Clone));
+    expect_panic("clone exploded", || Task::new().poll(&mut acquire));
+    assert!(acquire.is_terminated());
+    drop(acquire);
+    assert_eq!(locks.locked_count(), 0);
+
+    // Contended key: still nothing queued.
+    let holder = locks.try_acquire(key(1)).unwrap();
+    let mut acquire = locks.acquire(bomb(1, Bomb::Clone));
+    expect_panic("clone exploded", || Task::new().poll(&mut acquire));
+    drop(acquire);
+    assert_eq!(locks.queue_len(&key(1)), 1);
+    assert_eq!(waiters(&locks), 0);
+    drop(holder);
+    assert_eq!(locks.locked_count(), 0);
+    assert_key_works(&locks, key(1));
+}
+
+/// A key mutated after it was locked, through a shared salt that both its
+/// `Hash` and `Eq` read. The manager's own copy (made by `Clone`) keeps the
+/// salt it had when copied, so once the salt turns, the caller's key no
+/// longer finds the manager's: exactly what an inconsistent `Hash` does.
+#[derive(Debug)]
+struct Shifty {
+    id: u32,
+    salt: Arc<AtomicU64>,
+}
+
+impl Shifty {
+    fn new(id: u32, salt: &Arc<AtomicU64>) -> Self {
+        Self {
+            id,
+            salt: salt.clone(),
+        }
+    }
+
+    fn salt(&self) -> u64 {
+        self.salt.load(Ordering::SeqCst)
+    }
+}
+
+impl Clone for Shifty {
+    fn clone(&self) -> Self {
+        let salt = Arc::new(AtomicU64::new(self.salt()));
+        Self::new(self.id, &salt)
+    }
+}
+
+impl Hash for Shifty {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.id, self.salt()).hash(state);
+    }
+}
+
+impl PartialEq for Shifty {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id, self.salt()) == (other.id, other.salt())
+    }
+}
+
+impl Eq for Shifty {}
+
+#[test]
+fn a_key_whose_hash_changes_strands_only_its_own_entry() {
+    // One shard: with several, a changed hash may also point at another
+    // shard (see the next test).
+    let locks = LockManager::with_shards(1);
+    let salt = Arc::new(AtomicU64::new(0));
+
+    // Release with a changed hash finds nothing: the key stays locked.
+    let guard = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
+    salt.store(1, Ordering::SeqCst);
+    drop(guard);
+    assert_eq!(locks.locked_count(), 1, "the stale entry stays");
+
+    // Cancelling a queued waiter whose key's hash changed panics clearly;
+    // the waiter stays queued on the stale entry.
+    salt.store(2, Ordering::SeqCst);
+    let holder = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
+    let mut waiter = locks.acquire(Shifty::new(1, &salt));
+    assert!(Task::new().poll(&mut waiter).is_pending());
+    salt.store(3, Ordering::SeqCst);
+    expect_panic("a waiter's key was lost", || drop(waiter));
+    drop(holder);
+    assert_eq!(locks.locked_count(), 2);
+    assert_eq!(waiters(&locks), 1);
+
+    // Other keys, and the same id under a fresh hash, are unaffected.
+    let fresh = Arc::new(AtomicU64::new(9));
+    assert_key_works(&locks, Shifty::new(2, &fresh));
+    assert_key_works(&locks, Shifty::new(1, &fresh));
+}
+
+/// With several shards, a key whose hash changed may point at another
+/// shard, where its waiter's slot index belongs to some other key's waiter.
+/// Whatever the misbehaving key's own fate, that other waiter must keep its
+/// waker, its grant and its place.
+#[test]
+fn a_key_whose_hash_changes_never_touches_another_keys_waiter() {
+    for innocent_granted in [false, true] {
+        let locks = LockManager::with_shards(2);
+        let innocent_salt = Arc::new(AtomicU64::new(0));
+        let innocent = || Shifty::new(100, &innocent_salt);
+        let mut innocent_holder = Some(locks.try_acquire(innocent()).unwrap());
+        let v_task = Task::new();
+        let mut v = locks.acquire(innocent());
+        assert!(v_task.poll(&mut v).is_pending());
+        let v_slot = slot_of(&v);
+
+        // Sort salts by shard: a probe waiter in `v`'s shard cannot get
+        // `v`'s slot; one in the other (empty) shard gets the same index.
+        let salt = Arc::new(AtomicU64::new(0));
+        let (mut away, mut home) = (None, None);
+        for candidate in 0..64 {
+            salt.store(candidate, Ordering::SeqCst);
+            let holder = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
+            let mut probe = locks.acquire(Shifty::new(1, &salt));
+            assert!(Task::new().poll(&mut probe).is_pending());
+            if slot_of(&probe) == v_slot {
+                away.get_or_insert(candidate);
+            } else {
+                home.get_or_insert(candidate);
+            }
+            drop((probe, holder));
+        }
+        let (away, home) = (away.expect("a salt"), home.expect("a salt"));
+
+        // `w` waits in the other shard, in the slot index `v` has here.
+        salt.store(away, Ordering::SeqCst);
+        let w_holder = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
+        let mut w = locks.acquire(Shifty::new(1, &salt));
+        assert!(Task::new().poll(&mut w).is_pending());
+        assert_eq!(slot_of(&w), v_slot);
+        if innocent_granted {
+            drop(innocent_holder.take());
+            assert_eq!(v_task.wakes(), 1);
+        }
+
+        // `w`'s key now hashes into `v`'s shard. Poll `w` from another task,
+        // drop it, release its key: each may panic or be ignored.
+        salt.store(home, Ordering::SeqCst);
+        let stolen = catch_unwind(AssertUnwindSafe(|| Task::new().poll(&mut w).is_ready()));
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(w)));
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(w_holder)));
+        drop(innocent_holder);
+
+        // Collected rather than asserted one by one: a broken `v` must be
+        // forgotten before panicking, or its drop panics during unwinding.
+        let mut problems = Vec::new();
+        if matches!(stolen, Ok(true)) {
+            problems.push("a waiter on another key was handed `v`'s grant".to_string());
+        }
+        if v_task.wakes() != 1 {
+            problems.push(format!(
+                "`v` was woken {} times through its own waker, not once",
+                v_task.wakes()
+            ));
+        }
+        match catch_unwind(AssertUnwindSafe(|| v_task.poll(&mut v))) {
+            Ok(Poll::Ready(guard)) => drop(guard),
+            Ok(Poll::Pending) => problems.push("`v` was not granted the key".to_string()),
+            Err(panic) => problems.push(format!("polling `v` panicked: {}", message(panic))),
+        }
+        if !problems.is_empty() {
+            std::mem::forget(v);
+            panic!("innocent_granted = {innocent_granted}: {problems:?}");
+        }
+        drop(v);
+        assert!(!locks.is_locked(&innocent()));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Wakers that panic.
+
+struct PanicOnWake;
+
+impl Wake for PanicOnWake {
+    fn wake(self: Arc<Self>) {
+        panic!("wake exploded");
+    }
+}
+
+#[test]
+fn a_panicking_wake_propagates_from_the_release_after_the_hand_off() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("k").unwrap();
+    let bad = Waker::from(Arc::new(PanicOnWake));
+    let mut a = locks.acquire("k");
+    assert!(a
+        .poll_unpin(&mut std::task::Context::from_waker(&bad))
+        .is_pending());
+    let b_task = Task::new();
+    let mut b = locks.acquire("k");
+    assert!(b_task.poll(&mut b).is_pending());
+
+    expect_panic("wake exploded", || drop(holder));
+    // The key was handed to `a` before its waker ran.
+    assert!(locks.is_locked("k"));
+    assert_eq!(locks.queue_len("k"), 2);
+    assert_eq!(b_task.wakes(), 0);
+    assert!(b_task.poll(&mut b).is_pending(), "b must not overtake a");
+    let a_guard = ready(Task::new().poll(&mut a));
+    assert_eq!(locks.queue_len("k"), 2);
+
+    drop(a_guard);
+    assert_eq!(b_task.wakes(), 1);
+    drop(ready(b_task.poll(&mut b)));
+    assert_eq!(locks.locked_count(), 0);
+    assert_eq!(waiters(&locks), 0);
+    assert_key_works(&locks, "k");
+    assert_key_works(&locks, "other");
+}
+
+#[test]
+fn a_panicking_wake_propagates_from_a_cancelled_grant_after_the_hand_off() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("k").unwrap();
+    let a_task = Task::new();
+    let mut a = locks.acquire("k");
+    assert!(a_task.poll(&mut a).is_pending());
+    let bad = Waker::from(Arc::new(PanicOnWake));
+    let mut b = locks.acquire("k");
+    assert!(b
+        .poll_unpin(&mut std::task::Context::from_waker(&bad))
+        .is_pending());
+
+    drop(holder); // granted to `a`
+    assert_eq!(a_task.wakes(), 1);
+    // `a` gives up its grant: the key passes to `b`, whose waker panics.
+    expect_panic("wake exploded", || drop(a));
+    assert_eq!(locks.queue_len("k"), 1);
+    drop(ready(Task::new().poll(&mut b)));
+    assert_eq!(locks.locked_count(), 0);
+    assert_eq!(waiters(&locks), 0);
+    assert_key_works(&locks, "k");
+}
+
+// ---------------------------------------------------------------------------
+// Wakers that run code on clone, wake and drop.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Clone,
+    Wake,
+    WakeByRef,
+    Drop,
+}
+
+const EVENTS: [Event; 4] = [Event::Clone, Event::Wake, Event::WakeByRef, Event::Drop];
+
+/// What a hooked waker shares between its clones: counts, and the code to
+/// run on each event.
+struct Hooks {
+    counts: [AtomicUsize; 4],
+    on: Box<dyn Fn(Event) + Send + Sync>,
+}
+
+impl Hooks {
+    fn count(&self, event: Event) -> usize {
+        self.counts[event as usize].load(Ordering::SeqCst)
+    }
+
+    fn fire(&self, event: Event) {
+        self.counts[event as usize].fetch_add(1, Ordering::SeqCst);
+        (self.on)(event);
+    }
+}
+
+static HOOKED: RawWakerVTable =
+    RawWakerVTable::new(hook_clone, hook_wake, hook_wake_by_ref, hook_drop);
+
+// SAFETY (all four): `data` comes from `Arc::into_raw` of an `Arc<Hooks>`,
+// and every `RawWaker` made with this vtable owns one strong count of it.
+unsafe fn hook_clone(data: *const ()) -> RawWaker {
+    // The hook first: if it panics, no count is taken.
+    (*data.cast::<Hooks>()).fire(Event::Clone);
+    Arc::increment_strong_count(data.cast::<Hooks>());
+    RawWaker::new(data, &HOOKED)
+}
+
+unsafe fn hook_wake(data: *const ()) {
+    // The count is given back even if the hook panics.
+    let hooks = Arc::from_raw(data.cast::<Hooks>());
+    hooks.fire(Event::Wake);
+}
+
+unsafe fn hook_wake_by_ref(data: *const ()) {
+    (*data.cast::<Hooks>()).fire(Event::WakeByRef);
+}
+
+unsafe fn hook_drop(data: *const ()) {
+    let hooks = Arc::from_raw(data.cast::<Hooks>());
+    hooks.fire(Event::Drop);
+}
+
+/// A waker that runs `on` for every clone, wake and drop, and the counts.
+fn hooked(on: impl Fn(Event) + Send + Sync + 'static) -> (Waker, Arc<Hooks>) {
+    let hooks = Arc::new(Hooks {
+        counts: Default::default(),
+        on: Box::new(on),
+    });
+    let data = Arc::into_raw(hooks.clone()).cast::<()>();
+    // SAFETY: the vtable's contract above; `data` owns one strong count.
+    let waker = unsafe { Waker::from_raw(RawWaker::new(data, &HOOKED)) };
+    (waker, hooks)
+}
+
+fn counts(hooks: &Hooks) -> [usize; 4] {
+    EVENTS.map(|event| hooks.count(event))
+}
+
+type Locks = LockManager<u32>;
+
+/// Keys the re-entrant hooks use; the scenarios contend on `K`.
+const K: u32 = 1;
+const STASHED: u32 = 20;
+
+/// Calls back into the manager from a waker's clone, wake or drop: reads
+/// its state, locks and frees a free key, takes a key through a future, and
+/// drops a guard it was given (which may hand a key over and wake someone).
+struct Reenter {
+    locks: Weak<Locks>,
+    /// Events to react to; the others are only counted.
+    on: Vec<Event>,
+    /// Guards to drop, one per reaction, last first.
+    stash: Mutex<Vec<OwnedLockGuard<u32>>>,
+    /// What each reaction saw: `try_acquire(K)` succeeding or not.
+    saw: Mutex<Vec<(Event, bool)>>,
+    /// Reactions that ran with the manager's mutex held.
+    violations: Mutex<Vec<String>>,
+}
+
+impl Reenter {
+    fn new(locks: &Arc<Locks>, on: &[Event]) -> Arc<Self> {
+        Arc::new(Self {
+            locks: Arc::downgrade(locks),
+            on: on.to_vec(),
+            stash: Mutex::default(),
+            saw: Mutex::default(),
+            violations: Mutex::default(),
+        })
+    }
+
+    fn waker(self: &Arc<Self>) -> (Waker, Arc<Hooks>) {
+        let this = self.clone();
+        hooked(move |event| this.react(event))
+    }
+
+    fn react(&self, event: Event) {
+        if !self.on.contains(&event) {
+            return;
+        }
+        let Some(locks) = self.locks.upgrade() else {
+            return;
+        };
+        // `Debug` never blocks: `<locked>` means this thread holds the
+        // mutex (nothing else runs here), and the calls below would
+        // deadlock.
+        let debug = format!("{locks:?}");
+        if debug.contains("<locked>") {
+            self.violations
+                .lock()
+                .unwrap()
+                .push(format!("{event:?} ran under the manager's mutex"));
+            return;
+        }
+        let _ = locks.is_locked(&K);
+        let _ = locks.queue_len(&K);
+        let _ = locks.locked_count();
+        drop(locks.try_acquire_owned(100).expect("100 is free"));
+        drop(locks.acquire(101).now_or_never().expect("101 is free"));
+        let got_k = locks.try_acquire(K).is_some();
+        self.saw.lock().unwrap().push((event, got_k));
+        let guard = self.stash.lock().unwrap().pop();
+        drop(guard);
+    }
+
+    /// Fails if any reaction so far ran under the manager's mutex.
+    #[track_caller]
+    fn assert_clean(&self) {
+        let violations = self.violations.lock().unwrap();
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+
+    /// What each reaction saw; checks [`Reenter::assert_clean`] first.
+    #[track_caller]
+    fn saw(&self) -> Vec<(Event, bool)> {
+        self.assert_clean();
+        self.saw.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_waker_clone_may_call_back_into_the_manager() {
+    watchdog(|| {
+        let locks = Arc::new(Locks::new());
+        let reenter = Reenter::new(&locks, &[Event::Clone]);
+        let (waker, hooks) = reenter.waker();
+        let holder = locks.try_acquire_owned(K).unwrap();
+
+        // Enqueueing on a held key clones the waker.
+        let mut waiter = locks.acquire_owned(K);
+        assert!(waiter
+            .poll_unpin(&mut std::task::Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(hooks.count(Event::Clone), 1);
+        assert_eq!(reenter.saw(), [(Event::Clone, false)]);
+
+        // A spurious poll with the same waker clones nothing.
+        assert!(waiter
+            .poll_unpin(&mut std::task::Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(hooks.count(Event::Clone), 1);
+
+        // Moving to another hooked waker clones it and drops the old one.
+        let (other, other_hooks) = reenter.waker();
+        assert!(waiter
+            .poll_unpin(&mut std::task::Context::from_waker(&other))
+            .is_pending());
+        assert_eq!(other_hooks.count(Event::Clone), 1);
+        assert_eq!(hooks.count(Event::Drop), 1, "the stored clone was dropped");
+
+        drop(holder);
+        assert_eq!(counts(&other_hooks)[1], 1, "woken through the newest waker");
+        drop(ready(
+            waiter.poll_unpin(&mut std::task::Context::from_waker(&other)),
+        ));
+        reenter.assert_clean();
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&locks), 0);
+        assert_key_works(&*locks, K);
+    });
+}
+
+#[test]
+fn a_waker_clone_that_frees_the_contended_key_takes_it() {
+    watchdog(|| {
+        let locks = Arc::new(Locks::new());
+        let reenter = Reenter::new(&locks, &[Event::Clone]);
+        let (waker, hooks) = reenter.waker();
+        // The clone hook drops the holder in the middle of the first poll:
+        // whether the waiter was queued by then or not, that poll must end
+        // holding the key, with no grant lost and no waiter left behind.
+        reenter
+            .stash
+            .lock()
+            .unwrap()
+            .push(locks.try_acquire_owned(K).unwrap());
+        let mut waiter = locks.acquire_owned(K);
+        let poll = waiter.poll_unpin(&mut std::task::Context::from_waker(&waker));
+        reenter.assert_clean();
+        let guard = ready(poll);
+        assert_eq!(reenter.saw(), [(Event::Clone, false)]);
+        assert_eq!(hooks.count(Event::Clone), 1);
+        assert_eq!(hooks.count(Event::Drop), 1, "the unused clone was dropped");
+        assert_eq!(locks.queue_len(&K), 1);
+        assert_eq!(waiters(&locks), 0);
+        drop(guard);
+
+        // The same while already queued, moving to a new waker: the clone
+        // frees the key, which passes to this very waiter.
+        let holder = locks.try_acquire_owned(K).unwrap();
+        let task = Task::new();
+        let mut waiter = locks.acquire_owned(K);
+        assert!(task.poll(&mut waiter).is_pending());
+        reenter.stash.lock().unwrap().push(holder);
+        let poll = waiter.poll_unpin(&mut std::task::Context::from_waker(&waker));
+        reenter.assert_clean();
+        let guard = ready(poll);
+        assert_eq!(task.wakes(), 1, "the old waker was woken by the hand-off");
+        assert_eq!(locks.queue_len(&K), 1);
+        drop(guard);
+
+        reenter.assert_clean();
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&locks), 0);
+        assert_key_works(&*locks, K);
+    });
+}
+
+#[test]
+fn a_waker_wake_may_call_back_into_the_manager() {
+    watchdog(|| {
+        let locks = Arc::new(Locks::new());
+        let reenter = Reenter::new(&locks, &[Event::Wake, Event::WakeByRef]);
+        let (waker, hooks) = reenter.waker();
+
+        // A guard for the hook to drop, with a waiter of its own behind it.
+        let stashed_task = Task::new();
+        reenter
+            .stash
+            .lock()
+            .unwrap()
+            .push(locks.try_acquire_owned(STASHED).unwrap());
+        let mut stashed_waiter = locks.acquire_owned(STASHED);
+        assert!(stashed_task.poll(&mut stashed_waiter).is_pending());
+
+        let holder = locks.try_acquire_owned(K).unwrap();
+        let mut waiter = locks.acquire_owned(K);
+        assert!(waiter
+            .poll_unpin(&mut std::task::Context::from_waker(&waker))
+            .is_pending());
+        drop(holder);
+        reenter.assert_clean();
+        assert_eq!(counts(&hooks)[1] + counts(&hooks)[2], 1, "woken once");
+        // The hook saw the key already handed over: not free to take.
+        assert_eq!(reenter.saw().len(), 1);
+        assert!(
+            !reenter.saw()[0].1,
+            "the key was free while its waiter was woken"
+        );
+        // ... and released the stashed key to its waiter.
+        assert_eq!(stashed_task.wakes(), 1);
+        drop(ready(stashed_task.poll(&mut stashed_waiter)));
+        drop(ready(
+            waiter.poll_unpin(&mut std::task::Context::from_waker(&waker)),
+        ));
+
+        reenter.assert_clean();
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&locks), 0);
+        assert_key_works(&*locks, K);
+    });
+}
+
+#[test]
+fn a_waker_drop_may_call_back_into_the_manager() {
+    watchdog(|| {
+        let locks = Arc::new(Locks::new());
+        let reenter = Reenter::new(&locks, &[Event::Drop]);
+        let (waker, hooks) = reenter.waker();
+
+        let holder = locks.try_acquire_owned(K).unwrap();
+        let mut waiter = locks.acquire_owned(K);
+        assert!(waiter
+            .poll_unpin(&mut std::task::Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(hooks.count(Event::Clone), 1);
+        // The hook drops the holder: `K` ends up free, with nobody waiting.
+        reenter.stash.lock().unwrap().push(holder);
+        drop(waiter); // leaves the queue, dropping the stored waker
+        assert_eq!(hooks.count(Event::Drop), 1);
+        assert_eq!(reenter.saw(), [(Event::Drop, false)]);
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&locks), 0);
+
+        drop(waker);
+        reenter.assert_clean();
+        assert_key_works(&*locks, K);
+    });
+}
+
+#[test]
+fn a_panicking_waker_drop_propagates_after_the_waiter_left() {
+    let locks = LockManager::new();
+    let armed = Arc::new(AtomicUsize::new(0));
+    let (waker, hooks) = hooked({
+        let armed = armed.clone();
+        move |event| {
+            if event == Event::Drop && armed.load(Ordering::SeqCst) == 1 {
+                panic!("drop exploded");
+            }
+        }
+    });
+    let holder = locks.try_acquire(K).unwrap();
+    let mut waiter = locks.acquire(K);
+    assert!(waiter
+        .poll_unpin(&mut std::task::Context::from_waker(&waker))
+        .is_pending());
+    armed.store(1, Ordering::SeqCst);
+    expect_panic("drop exploded", || drop(waiter));
+    armed.store(0, Ordering::SeqCst);
+    assert_eq!(hooks.count(Event::Drop), 1);
+    assert_eq!(locks.queue_len(&K), 1, "the waiter left before the panic");
+    assert_eq!(waiters(&locks), 0);
+    drop(holder);
+    assert_eq!(locks.locked_count(), 0);
+    assert_key_works(&locks, K);
+    drop(waker);
+}
+
+#[test]
+fn a_panicking_waker_clone_propagates_and_leaves_no_waiter_behind() {
+    let locks = LockManager::new();
+    let (bad, _hooks) = hooked(|event| {
+        if event == Event::Clone {
+            panic!("clone exploded");
+        }
+    });
+    let poll_bad = |future: &mut lock_manager::Acquire<'_, u32>| {
+        expect_panic("clone exploded", || {
+            future.poll_unpin(&mut std::task::Context::from_waker(&bad))
+        });
+    };
+    let holder = locks.try_acquire(K).unwrap();
+    let b_task = Task::new();
+    let mut b = locks.acquire(K);
+    assert!(b_task.poll(&mut b).is_pending());
+
+    // First poll on a held key: the clone panics, and the future is left
+    // finished with nothing queued.
+    let mut a = locks.acquire(K);
+    poll_bad(&mut a);
+    assert!(a.is_terminated());
+    expect_panic("polled after completion", || Task::new().poll(&mut a));
+    drop(a);
+    assert_eq!(locks.queue_len(&K), 2);
+    assert_eq!(waiters(&locks), 1);
+
+    // Already queued, then polled from a task whose waker's clone panics:
+    // whatever becomes of the future, once it is dropped it must not hold
+    // a place, nor a grant, for good.
+    let c_task = Task::new();
+    let mut c = locks.acquire(K);
+    assert!(c_task.poll(&mut c).is_pending());
+    poll_bad(&mut c);
+    drop(c);
+    assert_eq!(locks.queue_len(&K), 2, "`c` left the queue");
+    assert_eq!(waiters(&locks), 1);
+
+    drop(holder);
+    assert_eq!(b_task.wakes(), 1);
+    drop(ready(b_task.poll(&mut b)));
+    assert_eq!(locks.locked_count(), 0, "no ghost holds the key");
+    assert_eq!(waiters(&locks), 0);
+    assert_key_works(&locks, K);
+}
+
+// ---------------------------------------------------------------------------
+// Futures polled after completion, or polled spuriously.
+
+#[test]
+fn polling_after_completion_panics_clearly() {
+    let locks = Arc::new(LockManager::new());
+    let task = Task::new();
+
+    // Ready at once.
+    let mut fast = locks.acquire(1);
+    let guard = ready(task.poll(&mut fast));
+    assert!(fast.is_terminated());
+    expect_panic("polled after completion", || task.poll(&mut fast));
+    assert_eq!(locks.queue_len(&1), 1);
+
+    // Ready after waiting, owned.
+    let mut slow = locks.acquire_owned(1);
+    assert!(!slow.is_terminated());
+    assert!(task.poll(&mut slow).is_pending());
+    drop(guard);
+    let owned = ready(task.poll(&mut slow));
+    assert!(slow.is_terminated());
+    expect_panic("polled after completion", || task.poll(&mut slow));
+    assert_eq!(locks.queue_len(&1), 1, "the panic changed nothing");
+    assert_eq!(waiters(&*locks), 0);
+    drop((fast, slow));
+    assert!(
+        locks.is_locked(&1),
+        "dropping a finished future releases nothing"
+    );
+    drop(owned);
+    assert_eq!(locks.locked_count(), 0);
+    assert_key_works(&*locks, 1);
+}
+
+#[test]
+fn spurious_polls_keep_the_place_and_the_count() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("k").unwrap();
+    let tasks = [Task::new(), Task::new(), Task::new()];
+    let mut futures: Vec<_> = (0..3).map(|_| locks.acquire("k")).collect();
+    for (task, future) in tasks.iter().zip(&mut futures) {
+        assert!(task.poll(future).is_pending());
+    }
+    let (hooked_waker, hooks) = hooked(|_| {});
+    let mut d = locks.acquire("k");
+    let mut cx = std::task::Context::from_waker(&hooked_waker);
+    assert!(d.poll_unpin(&mut cx).is_pending());
+    let slot = slot_of(&d);
+    let clones = hooks.count(Event::Clone);
+
+    for _ in 0..100 {
+        for (task, future) in tasks.iter().zip(&mut futures) {
+            assert!(task.poll(future).is_pending());
+        }
+        assert!(d.poll_unpin(&mut cx).is_pending());
+    }
+    assert_eq!(waiters(&locks), 4);
+    assert_eq!(locks.queue_len("k"), 5);
+    assert_eq!(slot_of(&d), slot, "same slot");
+    assert_eq!(hooks.count(Event::Clone), clones, "no clone per poll");
+    assert_eq!(wakes(&tasks), [0, 0, 0]);
+
+    // Still granted strictly in first-poll order, one wake each.
+    let mut guard = holder;
+    for turn in 0..3 {
+        drop(guard);
+        let mut expected = [0; 3];
+        expected[..=turn].fill(1);
+        assert_eq!(wakes(&tasks), expected);
+        for later in turn + 1..3 {
+            for _ in 0..10 {
+                assert!(tasks[later].poll(&mut futures[later]).is_pending());
+            }
+        }
+        assert!(d.poll_unpin(&mut cx).is_pending());
+        assert_eq!(waiters(&locks), 4 - turn);
+        guard = ready(tasks[turn].poll(&mut futures[turn]));
+        assert_eq!(locks.queue_len("k"), 4 - turn);
+    }
+    drop(guard);
+    assert_eq!(counts(&hooks)[1..3].iter().sum::<usize>(), 1);
+    drop(ready(d.poll_unpin(&mut cx)));
+    assert_eq!(locks.locked_count(), 0);
+    assert_eq!(waiters(&locks), 0);
+    assert_key_works(&locks, "k");
+}
+
+// ---------------------------------------------------------------------------
+// Leaks.
+
+#[test]
+fn a_forgotten_guard_locks_its_key_for_good_and_nothing_else() {
+    let locks = LockManager::new();
+    std::mem::forget(locks.try_acquire(1).unwrap());
+    assert!(locks.is_locked(&1));
+    assert!(locks.try_acquire(1).is_none());
+
+    let task = Task::new();
+    let mut waiter = locks.acquire(1);
+    for _ in 0..3 {
+        assert!(task.poll(&mut waiter).is_pending());
+    }
+    assert_eq!(task.wakes(), 0);
+    assert_eq!(locks.queue_len(&1), 2);
+    drop(waiter);
+    assert_eq!(locks.queue_len(&1), 1);
+    assert_eq!(locks.locked_count(), 1);
+    assert_eq!(waiters(&locks), 0);
+    assert_key_works(&locks, 2);
+}
+
+#[test]
+fn a_forgotten_queued_future_keeps_the_key_once_it_reaches_the_front() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire(1).unwrap();
+    let ghost_task = Task::new();
+    let mut ghost = locks.acquire(1);
+    assert!(ghost_task.poll(&mut ghost).is_pending());
+    let task = Task::new();
+    let mut behind = locks.acquire(1);
+    assert!(task.poll(&mut behind).is_pending());
+    std::mem::forget(ghost);
+    assert_eq!(locks.queue_len(&1), 3, "still queued");
+
+    drop(holder);
+    // Handed to the forgotten future, which never takes it nor gives it on.
+    assert_eq!(ghost_task.wakes(), 1);
+    assert_eq!(task.wakes(), 0);
+    assert!(task.poll(&mut behind).is_pending());
+    assert_eq!(locks.queue_len(&1), 2);
+    drop(behind);
+    assert_eq!(locks.queue_len(&1), 1);
+    assert!(locks.try_acquire(1).is_none());
+    assert_eq!(locks.locked_count(), 1);
+    assert_eq!(waiters(&locks), 1, "the ghost's grant stays");
+    assert_key_works(&locks, 2);
+}
+
+// ---------------------------------------------------------------------------
+// Threads and ownership.
+
+#[test]
+fn a_guard_dropped_on_another_thread_hands_over() {
+    let locks = LockManager::new();
+    let task = Task::new();
+    let guard = locks.try_acquire("k").unwrap();
+    let mut waiter = locks.acquire("k");
+    assert!(task.poll(&mut waiter).is_pending());
+    std::thread::scope(|s| s.spawn(move || drop(guard)).join().unwrap());
+    assert_eq!(task.wakes(), 1);
+    let guard = ready(task.poll(&mut waiter));
+
+    // And back: acquired here, queued there, released here.
+    let locks = &locks;
+    std::thread::scope(|s| {
+        let other = s.spawn(move || {
+            let task = Task::new();
+            let mut waiter = locks.acquire("k");
+            assert!(task.poll(&mut waiter).is_pending());
+            waiter
+        });
+        let mut waiter = other.join().unwrap();
+        drop(guard);
+        drop(ready(Task::new().poll(&mut waiter)));
+    });
+
+    let owned = Arc::new(LockManager::new());
+    let guard = owned.try_acquire_owned(7).unwrap();
+    let task = Task::new();
+    let mut waiter = owned.acquire_owned(7);
+    assert!(task.poll(&mut waiter).is_pending());
+    std::thread::spawn(move || drop(guard)).join().unwrap();
+    assert_eq!(task.wakes(), 1);
+    drop(ready(task.poll(&mut waiter)));
+    assert_eq!(owned.locked_count(), 0);
+    assert_eq!(locks.locked_count(), 0);
+    assert_key_works(locks, "other");
+}
+
+#[test]
+fn owned_guards_and_futures_outlive_every_other_handle() {
+    let locks = Arc::new(LockManager::new());
+    let weak = Arc::downgrade(&locks);
+    let first = locks.try_acquire_owned(1).unwrap();
+    let other = locks.try_acquire_owned(2).unwrap();
+    let task = Task::new();
+    let mut waiter = locks.acquire_owned(1);
+    assert!(task.poll(&mut waiter).is_pending());
+    let mut unpolled = locks.acquire_owned(3);
+    drop(locks);
+    assert_eq!(weak.strong_count(), 4, "held by the guards and futures");
+
+    drop(first);
+    assert_eq!(task.wakes(), 1);
+    let second = ready(task.poll(&mut waiter));
+    drop(waiter);
+    assert!(second.manager().is_locked(&1));
+    assert_eq!(second.manager().locked_count(), 2);
+    let third = ready(Task::new().poll(&mut unpolled));
+    drop(unpolled);
+    drop(second);
+    drop(other);
+    assert_eq!(third.manager().locked_count(), 1);
+    assert_eq!(weak.strong_count(), 1);
+    drop(third);
+    assert!(weak.upgrade().is_none(), "the last guard freed the manager");
+}
+
+// ---------------------------------------------------------------------------
+// Slab slot reuse.
+//
+// Each case runs on a one-shard manager, where every key shares one slab
+// (so a slot freed on one key is reused on another, which is checked), and
+// on a default one, where keys may live in different shards' slabs.
+
+/// A one-shard manager (`true`: every key shares one slab) and a default one.
+fn managers() -> [(LockManager<u32>, bool); 2] {
+    [
+        (LockManager::with_shards(1), true),
+        (LockManager::new(), false),
+    ]
+}
+
+#[test]
+fn a_reused_slot_on_the_same_key_is_not_confused_with_its_old_owner() {
+    for (locks, _) in managers() {
+        let holder = locks.try_acquire(1).unwrap();
+        let (old_task, new_task) = (Task::new(), Task::new());
+        let mut old = locks.acquire(1);
+        assert!(old_task.poll(&mut old).is_pending());
+        let old_slot = slot_of(&old);
+        drop(old);
+
+        let mut new = locks.acquire(1);
+        assert!(new_task.poll(&mut new).is_pending());
+        assert_eq!(slot_of(&new), old_slot, "the slab reused the slot");
+        assert_eq!(locks.queue_len(&1), 2);
+        assert_eq!(waiters(&locks), 1);
+
+        drop(holder);
+        assert_eq!((old_task.wakes(), new_task.wakes()), (0, 1));
+        drop(ready(new_task.poll(&mut new)));
+        assert_eq!((old_task.wakes(), new_task.wakes()), (0, 1));
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&locks), 0);
+    }
+}
+
+#[test]
+fn a_reused_slot_on_another_key_is_not_granted_by_the_old_key() {
+    for (locks, one_slab) in managers() {
+        let one = locks.try_acquire(1).unwrap();
+        let two = locks.try_acquire(2).unwrap();
+        let (old_task, new_task) = (Task::new(), Task::new());
+        let mut old = locks.acquire(1);
+        assert!(old_task.poll(&mut old).is_pending());
+        let old_slot = slot_of(&old);
+        drop(old);
+
+        let mut new = locks.acquire(2);
+        assert!(new_task.poll(&mut new).is_pending());
+        if one_slab {
+            assert_eq!(slot_of(&new), old_slot, "the slab reused the slot");
+        }
+
+        // Releasing key 1 frees it: the slot now waits on key 2.
+        drop(one);
+        assert!(!locks.is_locked(&1));
+        assert_eq!((old_task.wakes(), new_task.wakes()), (0, 0));
+        assert!(new_task.poll(&mut new).is_pending());
+        assert_eq!(locks.queue_len(&2), 2);
+
+        drop(two);
+        assert_eq!((old_task.wakes(), new_task.wakes()), (0, 1));
+        drop(ready(new_task.poll(&mut new)));
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&locks), 0);
+    }
+}
+
+#[test]
+fn a_reused_middle_slot_keeps_no_stale_links() {
+    // `b` leaves from between `a` and `c`, and its slot is reused on another
+    // key; then `c` leaves too, or stays. No link may still lead through
+    // `b`'s old slot.
+    for (locks, one_slab) in managers() {
+        for c_leaves in [false, true] {
+            let holder = locks.try_acquire(1).unwrap();
+            let other = locks.try_acquire(2).unwrap();
+            let tasks = [Task::new(), Task::new(), Task::new(), Task::new()];
+            let [first, middle, last, newcomer] = &tasks;
+            let mut a = locks.acquire(1);
+            assert!(first.poll(&mut a).is_pending());
+            let mut b = locks.acquire(1);
+            assert!(middle.poll(&mut b).is_pending());
+            let mut c = Some(locks.acquire(1));
+            assert!(last.poll(c.as_mut().unwrap()).is_pending());
+            let b_slot = slot_of(&b);
+            drop(b);
+
+            // The middle slot now waits on key 2.
+            let mut d = locks.acquire(2);
+            assert!(newcomer.poll(&mut d).is_pending());
+            if one_slab {
+                assert_eq!(slot_of(&d), b_slot, "the slab reused the slot");
+            }
+            if c_leaves {
+                drop(c.take());
+                assert_eq!(locks.queue_len(&1), 2);
+            }
+
+            drop(holder);
+            assert_eq!(wakes(&tasks), [1, 0, 0, 0]);
+            let guard = ready(first.poll(&mut a));
+            drop(guard);
+            if c_leaves {
+                // Nobody left on key 1.
+                assert!(!locks.is_locked(&1));
+                assert_eq!(wakes(&tasks), [1, 0, 0, 0]);
+            } else {
+                // Key 1 goes from `a` straight to `c`, not to `b`'s old slot.
+                assert_eq!(wakes(&tasks), [1, 0, 1, 0]);
+                assert!(newcomer.poll(&mut d).is_pending());
+                let guard = ready(last.poll(c.as_mut().unwrap()));
+                assert_eq!(locks.queue_len(&1), 1);
+                drop(guard);
+                assert!(!locks.is_locked(&1));
+            }
+            assert_eq!(locks.queue_len(&2), 2);
+            assert!(newcomer.poll(&mut d).is_pending());
+
+            drop(other);
+            assert_eq!(tasks[3].wakes(), 1);
+            drop(ready(newcomer.poll(&mut d)));
+            assert_eq!(locks.locked_count(), 0);
+            assert_eq!(waiters(&locks), 0);
+        }
+    }
+}
+
+#[test]
+fn a_granted_slot_given_up_and_reused_is_not_granted_twice() {
+    for (locks, one_slab) in managers() {
+        let holder = locks.try_acquire(1).unwrap();
+        let blocker = locks.try_acquire(2).unwrap();
+        let tasks = [Task::new(), Task::new(), Task::new()];
+        let [granted, next, reuser] = &tasks;
+        let mut a = locks.acquire(1);
+        assert!(granted.poll(&mut a).is_pending());
+        let a_slot = slot_of(&a);
+        let mut b = locks.acquire(1);
+        assert!(next.poll(&mut b).is_pending());
+
+        drop(holder); // granted to `a`...
+        assert_eq!(wakes(&tasks), [1, 0, 0]);
+        drop(a); // ...who gives it up: it passes to `b`
+        assert_eq!(wakes(&tasks), [1, 1, 0]);
+
+        let mut c = locks.acquire(2);
+        assert!(reuser.poll(&mut c).is_pending());
+        if one_slab {
+            assert_eq!(slot_of(&c), a_slot, "the slab reused the slot");
+        }
+
+        let guard = ready(next.poll(&mut b));
+        drop(guard);
+        assert!(!locks.is_locked(&1));
+        assert_eq!(wakes(&tasks), [1, 1, 0]);
+        assert!(reuser.poll(&mut c).is_pending(), "still waiting on key 2");
+
+        drop(blocker);
+        assert_eq!(wakes(&tasks), [1, 1, 1]);
+        drop(ready(reuser.poll(&mut c)));
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&locks), 0);
+    }
+}
