@@ -95,7 +95,8 @@ pub(crate) fn default_count() -> usize {
 /// More shards than this only cost memory.
 pub(crate) const MAX_SHARDS: usize = 1 << 16;
 
-/// Hashes `key` to choose its shard, with FxHash's multiply-rotate step.
+/// Hashes `key` to choose its shard, with the folded multiply of wyhash
+/// and foldhash, sixteen bytes at a time.
 ///
 /// This hash is fast and unkeyed: keys crafted to collide only crowd one
 /// shard's mutex. The maps inside the shards hash with the manager's own
@@ -110,23 +111,48 @@ struct SpreadHasher(u64);
 
 impl SpreadHasher {
     fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+        self.add_pair(word, 0);
+    }
+
+    fn add_pair(&mut self, a: u64, b: u64) {
+        // Both constants from the digits of pi, as in foldhash.
+        let product = u128::from(self.0 ^ a ^ 0x243f_6a88_85a3_08d3)
+            * u128::from(b ^ 0x1319_8a2e_0370_7344);
+        // Lossless: the two halves of the product.
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+/// A word read from `bytes`, at most eight of them, without a call to
+/// `memcpy`: shorter tails are read as overlapping halves, as wyhash does.
+fn word(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    match len {
+        8.. => u64::from_le_bytes(bytes[..8].try_into().expect("eight bytes")),
+        4.. => {
+            let half = |at: usize| -> u64 {
+                u32::from_le_bytes(bytes[at..at + 4].try_into().expect("four bytes")).into()
+            };
+            half(0) << 32 | half(len - 4)
+        }
+        1.. => {
+            u64::from(bytes[0]) << 16 | u64::from(bytes[len / 2]) << 8 | u64::from(bytes[len - 1])
+        }
+        0 => 0,
     }
 }
 
 impl Hasher for SpreadHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
+        let mut blocks = bytes.chunks_exact(16);
+        for block in &mut blocks {
+            let (a, b) = block.split_at(8);
+            self.add_pair(word(a), word(b));
         }
-        let rest = chunks.remainder();
+        let rest = blocks.remainder();
         if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
+            let (a, b) = rest.split_at(rest.len().min(8));
+            self.add_pair(word(a), word(b));
         }
     }
 
