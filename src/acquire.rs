@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use futures_core::future::FusedFuture;
 
-use crate::guard::{LockGuard, OwnedLockGuard};
+use crate::guard::{Held, LockGuard, OwnedLockGuard};
 use crate::manager::LockManager;
 use crate::shards::WaiterRef;
 
@@ -31,7 +31,11 @@ enum Progress<K> {
 impl<K: Eq + Hash> Progress<K> {
     /// Advances the future; yields the key once the lock is held.
     #[track_caller]
-    fn poll<S: BuildHasher>(&mut self, manager: &LockManager<K, S>, cx: &mut Context<'_>) -> Poll<K>
+    fn poll<S: BuildHasher>(
+        &mut self,
+        manager: &LockManager<K, S>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Held<K>>
     where
         K: Clone,
     {
@@ -43,8 +47,8 @@ impl<K: Eq + Hash> Progress<K> {
                     unreachable!("matched above");
                 };
                 match manager.lock_or_enqueue(&key, cx.waker()) {
-                    None => Poll::Ready(key),
-                    Some(waiter) => {
+                    Ok(shard) => Poll::Ready(Held { key, shard }),
+                    Err(waiter) => {
                         *self = Progress::Waiting { key, waiter };
                         Poll::Pending
                     }
@@ -58,7 +62,10 @@ impl<K: Eq + Hash> Progress<K> {
                     return Poll::Pending;
                 }
                 match std::mem::replace(self, Progress::Done) {
-                    Progress::Waiting { key, .. } => Poll::Ready(key),
+                    Progress::Waiting { key, waiter } => Poll::Ready(Held {
+                        key,
+                        shard: waiter.shard,
+                    }),
                     _ => unreachable!("matched above"),
                 }
             }
@@ -137,7 +144,7 @@ impl<'a, K: Eq + Hash + Clone, S: BuildHasher> Future for Acquire<'a, K, S> {
         let manager = self.manager;
         self.progress
             .poll(manager, cx)
-            .map(|key| LockGuard::new(manager, key))
+            .map(|held| LockGuard::new(manager, held))
     }
 }
 
@@ -221,7 +228,7 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
         let this = &mut *self;
         this.progress
             .poll(&this.manager, cx)
-            .map(|key| OwnedLockGuard::new(Arc::clone(&this.manager), key))
+            .map(|held| OwnedLockGuard::new(Arc::clone(&this.manager), held))
     }
 }
 

@@ -7,6 +7,15 @@ use std::sync::Arc;
 
 use crate::manager::LockManager;
 
+/// A held key and the index of its shard: what a guard releases. The
+/// shard is recorded when the key is locked, so releasing it never hashes
+/// the key twice.
+#[derive(Debug)]
+pub(crate) struct Held<K> {
+    pub(crate) key: K,
+    pub(crate) shard: u32,
+}
+
 /// Holds the lock on one key of a [`LockManager`]; dropping it releases the
 /// key, handing it straight to the oldest waiter if there is one.
 ///
@@ -46,12 +55,12 @@ where
     S: BuildHasher,
 {
     manager: &'a LockManager<K, S>,
-    key: K,
+    held: Held<K>,
 }
 
 impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
-    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self {
-        Self { manager, key }
+    pub(crate) fn new(manager: &'a LockManager<K, S>, held: Held<K>) -> Self {
+        Self { manager, held }
     }
 
     /// The key this guard holds.
@@ -66,7 +75,7 @@ impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
     /// assert_eq!(*guard.key(), 7);
     /// ```
     pub fn key(&self) -> &K {
-        &self.key
+        &self.held.key
     }
 
     /// The manager this guard's key belongs to.
@@ -87,14 +96,14 @@ impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for LockGuard<'_, K, S> {
     fn drop(&mut self) {
-        self.manager.release(&self.key);
+        self.manager.release(&self.held);
     }
 }
 
 impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for LockGuard<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("key", &self.key)
+            .field("key", &self.held.key)
             .finish_non_exhaustive()
     }
 }
@@ -137,12 +146,12 @@ where
     S: BuildHasher,
 {
     manager: Arc<LockManager<K, S>>,
-    key: K,
+    held: Held<K>,
 }
 
 impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
-    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self {
-        Self { manager, key }
+    pub(crate) fn new(manager: Arc<LockManager<K, S>>, held: Held<K>) -> Self {
+        Self { manager, held }
     }
 
     /// The key this guard holds.
@@ -158,7 +167,7 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
     /// assert_eq!(*guard.key(), "a");
     /// ```
     pub fn key(&self) -> &K {
-        &self.key
+        &self.held.key
     }
 
     /// The manager this guard's key belongs to.
@@ -180,14 +189,14 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedLockGuard<K, S> {
     fn drop(&mut self) {
-        self.manager.release(&self.key);
+        self.manager.release(&self.held);
     }
 }
 
 impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for OwnedLockGuard<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedLockGuard")
-            .field("key", &self.key)
+            .field("key", &self.held.key)
             .finish_non_exhaustive()
     }
 }

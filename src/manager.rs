@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use crate::acquire::{Acquire, AcquireOwned};
-use crate::guard::{LockGuard, OwnedLockGuard};
+use crate::guard::{Held, LockGuard, OwnedLockGuard};
 use crate::shards::{self, Shards, WaiterRef};
 use crate::state::{Enqueue, WaiterPoll};
 
@@ -257,9 +257,9 @@ where
         }
     }
 
-    /// Releases `key`, handing it to the oldest waiter if there is one.
-    pub(crate) fn release(&self, key: &K) {
-        let deferred = self.shards.of(key).lock().release(key);
+    /// Releases a key, handing it to the oldest waiter if there is one.
+    pub(crate) fn release(&self, held: &Held<K>) {
+        let deferred = self.shards.get(held.shard).lock().release(&held.key);
         deferred.run();
     }
 
@@ -380,7 +380,8 @@ where
     /// assert!(locks.try_acquire("a").is_some());
     /// ```
     pub fn try_acquire(&self, key: K) -> Option<LockGuard<'_, K, S>> {
-        self.try_lock(&key).then(|| LockGuard::new(self, key))
+        let shard = self.try_lock(&key)?;
+        Some(LockGuard::new(self, Held { key, shard }))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), returning a guard that holds
@@ -399,8 +400,8 @@ where
     /// assert_eq!(locks.locked_count(), 0);
     /// ```
     pub fn try_acquire_owned(self: &Arc<Self>, key: K) -> Option<OwnedLockGuard<K, S>> {
-        self.try_lock(&key)
-            .then(|| OwnedLockGuard::new(Arc::clone(self), key))
+        let shard = self.try_lock(&key)?;
+        Some(OwnedLockGuard::new(Arc::clone(self), Held { key, shard }))
     }
 
     /// Runs `f` under the lock on `key` and returns its output.
@@ -443,25 +444,25 @@ where
         }
     }
 
-    /// Locks `key` at once (`None`), or queues a waiter woken through
-    /// `waker` (`Some`).
-    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Option<WaiterRef> {
+    /// Locks `key` at once (`Ok` with its shard), or queues a waiter woken
+    /// through `waker` (`Err`).
+    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Result<u32, WaiterRef> {
         let candidate = key.clone();
         let shard = self.shards.index_of(key);
         let outcome = self.shards.get(shard).lock().lock_or_enqueue(candidate);
         match outcome {
-            Enqueue::Locked => None,
+            Enqueue::Locked => Ok(shard),
             Enqueue::Queued(slot) => self.supply_waker(key, WaiterRef { shard, slot }, waker),
         }
     }
 
     /// Gives a waiter just queued without a waker a clone of `waker`, made
-    /// outside the mutex; `None` if the lock was granted meanwhile.
+    /// outside the mutex; `Ok` if the lock was granted meanwhile.
     ///
     /// Out of line, as the uncontended path is a quarter faster without it
     /// (`cargo bench --bench locks`, uncontended).
     #[inline(never)]
-    fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Option<WaiterRef> {
+    fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Result<u32, WaiterRef> {
         // Should cloning panic, the waiter must not stay queued for good.
         let cancel = CancelOnUnwind {
             manager: self,
@@ -470,12 +471,22 @@ where
         };
         let fresh = waker.clone();
         std::mem::forget(cancel);
-        (!self.poll_waiter(waiter, waker, Some(fresh))).then_some(waiter)
+        if self.poll_waiter(waiter, waker, Some(fresh)) {
+            Ok(waiter.shard)
+        } else {
+            Err(waiter)
+        }
     }
 
-    fn try_lock(&self, key: &K) -> bool {
+    /// Locks `key` if it is free, returning its shard.
+    fn try_lock(&self, key: &K) -> Option<u32> {
         let candidate = key.clone();
-        self.shards.of(key).lock().try_lock(candidate)
+        let shard = self.shards.index_of(key);
+        self.shards
+            .get(shard)
+            .lock()
+            .try_lock(candidate)
+            .then_some(shard)
     }
 }
 

@@ -116,8 +116,8 @@ impl SpreadHasher {
 
     fn add_pair(&mut self, a: u64, b: u64) {
         // Both constants from the digits of pi, as in foldhash.
-        let product = u128::from(self.0 ^ a ^ 0x243f_6a88_85a3_08d3)
-            * u128::from(b ^ 0x1319_8a2e_0370_7344);
+        let product =
+            u128::from(self.0 ^ a ^ 0x243f_6a88_85a3_08d3) * u128::from(b ^ 0x1319_8a2e_0370_7344);
         // Lossless: the two halves of the product.
         self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
