@@ -392,4 +392,21 @@ w("")
 with open(out, "w") as f:
     f.write("\n".join(lines))
 print(f"wrote {out}")
+
+# README.md shows the targets table too, between these markers.
+start, end = "<!-- bench-targets:start -->", "<!-- bench-targets:end -->"
+try:
+    with open("README.md") as f:
+        readme = f.read()
+except OSError:
+    readme = ""
+if start in readme and end in readme:
+    block = [start, "", *(l for l in lines if l.startswith("- Run:") or l.startswith("- Machine:")), "",
+             "| Target | Measured (lock-manager) | |", "| --- | --- | --- |",
+             *(f"| {name} | {measured} | {ok} |" for name, measured, ok in targets), "", end]
+    head, rest = readme.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    with open("README.md", "w") as f:
+        f.write(head + "\n".join(block) + tail)
+    print("updated README.md")
 PY
