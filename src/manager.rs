@@ -28,12 +28,14 @@ use crate::state::{Enqueue, WaiterPoll};
 ///
 /// # Key requirements
 ///
-/// `K`'s `Hash`, `Eq` and `Drop` run while the manager's internal mutex is
-/// held, so they must not call back into the same manager (that deadlocks).
-/// `Clone` runs outside it. If `Hash` or `Eq` panics, the panic reaches the
-/// caller and the manager stays consistent; if they are inconsistent (equal
-/// keys with different hashes, or a hash that changes), a key may stay locked
-/// for good or a release may panic, exactly as a `HashMap` would misbehave.
+/// `K`'s `Hash`, `Eq` and `Drop` run while one of the manager's internal
+/// mutexes is held, so they must not call back into the same manager (that
+/// deadlocks). `Clone` runs outside them. If `Hash`, `Eq` or `Clone` panics,
+/// the panic reaches the caller and the manager stays consistent. If `Hash`
+/// and `Eq` are inconsistent (equal keys with different hashes, or a hash
+/// that changes), that key may stay locked for good and dropping one of its
+/// queued futures may panic, as a `HashMap` would misbehave; other keys are
+/// never affected.
 ///
 /// # Examples
 ///
