@@ -6,6 +6,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crate::manager::LockManager;
+use crate::shards::ShardIndex;
 
 /// A held key and the index of its shard: what a guard releases. The
 /// shard is recorded when the key is locked, so releasing it never hashes
@@ -13,7 +14,7 @@ use crate::manager::LockManager;
 #[derive(Debug)]
 pub(crate) struct Held<K> {
     pub(crate) key: K,
-    pub(crate) shard: u32,
+    pub(crate) shard: ShardIndex,
 }
 
 /// Holds the lock on one key of a [`LockManager`]; dropping it releases the

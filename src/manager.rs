@@ -10,7 +10,7 @@ use std::task::Waker;
 
 use crate::acquire::{Acquire, AcquireOwned};
 use crate::guard::{Held, LockGuard, OwnedLockGuard};
-use crate::shards::{self, Shards, WaiterRef};
+use crate::shards::{self, ShardIndex, Shards, WaiterRef};
 use crate::state::{Enqueue, WaiterPoll};
 
 /// A set of exclusive async locks, one per key, each granted in strict FIFO
@@ -448,7 +448,7 @@ where
 
     /// Locks `key` at once (`Ok` with its shard), or queues a waiter woken
     /// through `waker` (`Err`).
-    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Result<u32, WaiterRef> {
+    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Result<ShardIndex, WaiterRef> {
         let candidate = key.clone();
         let shard = self.shards.index_of(key);
         let outcome = self.shards.get(shard).lock().lock_or_enqueue(candidate);
@@ -464,7 +464,12 @@ where
     /// Out of line, as the uncontended path is a quarter faster without it
     /// (`cargo bench --bench locks`, uncontended).
     #[inline(never)]
-    fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Result<u32, WaiterRef> {
+    fn supply_waker(
+        &self,
+        key: &K,
+        waiter: WaiterRef,
+        waker: &Waker,
+    ) -> Result<ShardIndex, WaiterRef> {
         // Should cloning panic, the waiter must not stay queued for good.
         let cancel = CancelOnUnwind {
             manager: self,
@@ -481,7 +486,7 @@ where
     }
 
     /// Locks `key` if it is free, returning its shard.
-    fn try_lock(&self, key: &K) -> Option<u32> {
+    fn try_lock(&self, key: &K) -> Option<ShardIndex> {
         let candidate = key.clone();
         let shard = self.shards.index_of(key);
         self.shards

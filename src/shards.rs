@@ -49,15 +49,15 @@ impl<K, S> Shards<K, S> {
     }
 
     /// The index of the shard that holds `key`.
-    pub(crate) fn index_of<Q: Hash + ?Sized>(&self, key: &Q) -> u32 {
+    pub(crate) fn index_of<Q: Hash + ?Sized>(&self, key: &Q) -> ShardIndex {
         match self.shards.len() {
             1 => 0,
             // Lossless: the shift leaves at most 16 bits.
-            _ => (spread(key) >> self.shift) as u32,
+            _ => (spread(key) >> self.shift) as ShardIndex,
         }
     }
 
-    pub(crate) fn get(&self, index: u32) -> &Mutex<State<K, S>> {
+    pub(crate) fn get(&self, index: ShardIndex) -> &Mutex<State<K, S>> {
         &self.shards[index as usize].0
     }
 
@@ -65,6 +65,9 @@ impl<K, S> Shards<K, S> {
         self.shards.iter().map(|padded| &padded.0)
     }
 }
+
+/// A shard's position: 16 bits, as there are at most [`MAX_SHARDS`].
+pub(crate) type ShardIndex = u16;
 
 /// Where a queued waiter lives: its shard and its slot there.
 ///
@@ -74,7 +77,7 @@ impl<K, S> Shards<K, S> {
 /// key's waiter that happens to have the same slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct WaiterRef {
-    pub(crate) shard: u32,
+    pub(crate) shard: ShardIndex,
     pub(crate) slot: Slot,
 }
 

@@ -121,3 +121,13 @@ fn shrink_to_fit_returns_a_burst() {
         "dropping the guards and futures freed their own memory"
     );
 }
+
+/// What the per-waiter memory target rests on, besides the 24-byte slab
+/// entry (checked in `src/queue.rs`).
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn futures_and_guards_stay_small() {
+    use lock_manager::{Acquire, LockGuard};
+    assert_eq!(std::mem::size_of::<Acquire<'static, u64>>(), 24);
+    assert_eq!(std::mem::size_of::<LockGuard<'static, u64>>(), 24);
+}
