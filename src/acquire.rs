@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use futures_core::future::FusedFuture;
 
-use crate::guard::{Held, LockGuard, OwnedLockGuard};
+use crate::guard::{LockGuard, OwnedLockGuard};
 use crate::manager::LockManager;
 use crate::queue::Slot;
 use crate::shards::{ShardIndex, WaiterRef};
@@ -38,11 +38,7 @@ enum Progress<K> {
 impl<K: Eq + Hash> Progress<K> {
     /// Advances the future; yields the key once the lock is held.
     #[track_caller]
-    fn poll<S: BuildHasher>(
-        &mut self,
-        manager: &LockManager<K, S>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Held<K>>
+    fn poll<S: BuildHasher>(&mut self, manager: &LockManager<K, S>, cx: &mut Context<'_>) -> Poll<K>
     where
         K: Clone,
     {
@@ -54,8 +50,8 @@ impl<K: Eq + Hash> Progress<K> {
                     unreachable!("matched above");
                 };
                 match manager.lock_or_enqueue(&key, cx.waker()) {
-                    Ok(shard) => Poll::Ready(Held { key, shard }),
-                    Err(WaiterRef { shard, slot }) => {
+                    None => Poll::Ready(key),
+                    Some(WaiterRef { shard, slot }) => {
                         *self = Progress::Waiting { key, shard, slot };
                         Poll::Pending
                     }
@@ -73,7 +69,7 @@ impl<K: Eq + Hash> Progress<K> {
                     return Poll::Pending;
                 }
                 match std::mem::replace(self, Progress::Done) {
-                    Progress::Waiting { key, shard, .. } => Poll::Ready(Held { key, shard }),
+                    Progress::Waiting { key, .. } => Poll::Ready(key),
                     _ => unreachable!("matched above"),
                 }
             }
@@ -152,7 +148,7 @@ impl<'a, K: Eq + Hash + Clone, S: BuildHasher> Future for Acquire<'a, K, S> {
         let manager = self.manager;
         self.progress
             .poll(manager, cx)
-            .map(|held| LockGuard::new(manager, held))
+            .map(|key| LockGuard::new(manager, key))
     }
 }
 
@@ -236,7 +232,7 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
         let this = &mut *self;
         this.progress
             .poll(&this.manager, cx)
-            .map(|held| OwnedLockGuard::new(Arc::clone(&this.manager), held))
+            .map(|key| OwnedLockGuard::new(Arc::clone(&this.manager), key))
     }
 }
 

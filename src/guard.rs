@@ -6,16 +6,6 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crate::manager::LockManager;
-use crate::shards::ShardIndex;
-
-/// A held key and the index of its shard: what a guard releases. The
-/// shard is recorded when the key is locked, so releasing it never hashes
-/// the key twice.
-#[derive(Debug)]
-pub(crate) struct Held<K> {
-    pub(crate) key: K,
-    pub(crate) shard: ShardIndex,
-}
 
 /// Holds the lock on one key of a [`LockManager`]; dropping it releases the
 /// key, handing it straight to the oldest waiter if there is one.
@@ -56,12 +46,12 @@ where
     S: BuildHasher,
 {
     manager: &'a LockManager<K, S>,
-    held: Held<K>,
+    key: K,
 }
 
 impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
-    pub(crate) fn new(manager: &'a LockManager<K, S>, held: Held<K>) -> Self {
-        Self { manager, held }
+    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self {
+        Self { manager, key }
     }
 
     /// The key this guard holds.
@@ -76,7 +66,7 @@ impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
     /// assert_eq!(*guard.key(), 7);
     /// ```
     pub fn key(&self) -> &K {
-        &self.held.key
+        &self.key
     }
 
     /// The manager this guard's key belongs to.
@@ -97,14 +87,14 @@ impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for LockGuard<'_, K, S> {
     fn drop(&mut self) {
-        self.manager.release(&self.held);
+        self.manager.release(&self.key);
     }
 }
 
 impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for LockGuard<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
-            .field("key", &self.held.key)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }
@@ -147,12 +137,12 @@ where
     S: BuildHasher,
 {
     manager: Arc<LockManager<K, S>>,
-    held: Held<K>,
+    key: K,
 }
 
 impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
-    pub(crate) fn new(manager: Arc<LockManager<K, S>>, held: Held<K>) -> Self {
-        Self { manager, held }
+    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self {
+        Self { manager, key }
     }
 
     /// The key this guard holds.
@@ -168,7 +158,7 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
     /// assert_eq!(*guard.key(), "a");
     /// ```
     pub fn key(&self) -> &K {
-        &self.held.key
+        &self.key
     }
 
     /// The manager this guard's key belongs to.
@@ -190,14 +180,14 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedLockGuard<K, S> {
     fn drop(&mut self) {
-        self.manager.release(&self.held);
+        self.manager.release(&self.key);
     }
 }
 
 impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for OwnedLockGuard<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedLockGuard")
-            .field("key", &self.held.key)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }

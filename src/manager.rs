@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use crate::acquire::{Acquire, AcquireOwned};
-use crate::guard::{Held, LockGuard, OwnedLockGuard};
-use crate::shards::{self, ShardIndex, Shards, WaiterRef};
+use crate::guard::{LockGuard, OwnedLockGuard};
+use crate::shards::{self, Shards, WaiterRef};
 use crate::state::{Enqueue, WaiterPoll};
 
 /// A set of exclusive async locks, one per key, each granted in strict FIFO
@@ -259,9 +259,9 @@ where
         }
     }
 
-    /// Releases a key, handing it to the oldest waiter if there is one.
-    pub(crate) fn release(&self, held: &Held<K>) {
-        let deferred = self.shards.get(held.shard).lock().release(&held.key);
+    /// Releases `key`, handing it to the oldest waiter if there is one.
+    pub(crate) fn release(&self, key: &K) {
+        let deferred = self.shards.of(key).lock().release(key);
         deferred.run();
     }
 
@@ -382,8 +382,7 @@ where
     /// assert!(locks.try_acquire("a").is_some());
     /// ```
     pub fn try_acquire(&self, key: K) -> Option<LockGuard<'_, K, S>> {
-        let shard = self.try_lock(&key)?;
-        Some(LockGuard::new(self, Held { key, shard }))
+        self.try_lock(&key).then(|| LockGuard::new(self, key))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), returning a guard that holds
@@ -402,8 +401,8 @@ where
     /// assert_eq!(locks.locked_count(), 0);
     /// ```
     pub fn try_acquire_owned(self: &Arc<Self>, key: K) -> Option<OwnedLockGuard<K, S>> {
-        let shard = self.try_lock(&key)?;
-        Some(OwnedLockGuard::new(Arc::clone(self), Held { key, shard }))
+        self.try_lock(&key)
+            .then(|| OwnedLockGuard::new(Arc::clone(self), key))
     }
 
     /// Runs `f` under the lock on `key` and returns its output.
@@ -446,30 +445,25 @@ where
         }
     }
 
-    /// Locks `key` at once (`Ok` with its shard), or queues a waiter woken
-    /// through `waker` (`Err`).
-    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Result<ShardIndex, WaiterRef> {
+    /// Locks `key` at once (`None`), or queues a waiter woken through
+    /// `waker` (`Some`).
+    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Option<WaiterRef> {
         let candidate = key.clone();
         let shard = self.shards.index_of(key);
         let outcome = self.shards.get(shard).lock().lock_or_enqueue(candidate);
         match outcome {
-            Enqueue::Locked => Ok(shard),
+            Enqueue::Locked => None,
             Enqueue::Queued(slot) => self.supply_waker(key, WaiterRef { shard, slot }, waker),
         }
     }
 
     /// Gives a waiter just queued without a waker a clone of `waker`, made
-    /// outside the mutex; `Ok` if the lock was granted meanwhile.
+    /// outside the mutex; `None` if the lock was granted meanwhile.
     ///
     /// Out of line, as the uncontended path is a quarter faster without it
     /// (`cargo bench --bench locks`, uncontended).
     #[inline(never)]
-    fn supply_waker(
-        &self,
-        key: &K,
-        waiter: WaiterRef,
-        waker: &Waker,
-    ) -> Result<ShardIndex, WaiterRef> {
+    fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Option<WaiterRef> {
         // Should cloning panic, the waiter must not stay queued for good.
         let cancel = CancelOnUnwind {
             manager: self,
@@ -478,22 +472,12 @@ where
         };
         let fresh = waker.clone();
         std::mem::forget(cancel);
-        if self.poll_waiter(waiter, waker, Some(fresh)) {
-            Ok(waiter.shard)
-        } else {
-            Err(waiter)
-        }
+        (!self.poll_waiter(waiter, waker, Some(fresh))).then_some(waiter)
     }
 
-    /// Locks `key` if it is free, returning its shard.
-    fn try_lock(&self, key: &K) -> Option<ShardIndex> {
+    fn try_lock(&self, key: &K) -> bool {
         let candidate = key.clone();
-        let shard = self.shards.index_of(key);
-        self.shards
-            .get(shard)
-            .lock()
-            .try_lock(candidate)
-            .then_some(shard)
+        self.shards.of(key).lock().try_lock(candidate)
     }
 }
 
