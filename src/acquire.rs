@@ -102,7 +102,8 @@ impl<K: Eq + Hash> Progress<K> {
 ///
 /// # Panics
 ///
-/// Polling it again after it returned its guard panics.
+/// Polling it again after it returned its guard panics, and so does
+/// queueing it behind `u32::MAX - 2` other waiters of its shard.
 ///
 /// # Examples
 ///
@@ -188,7 +189,8 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for Acquire<'_, K, S>
 ///
 /// # Panics
 ///
-/// Polling it again after it returned its guard panics.
+/// Polling it again after it returned its guard panics, and so does
+/// queueing it behind `u32::MAX - 2` other waiters of its shard.
 ///
 /// # Examples
 ///

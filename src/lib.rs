@@ -90,3 +90,8 @@ pub use acquire::{Acquire, AcquireOwned};
 pub use global::{global, with_lock};
 pub use guard::{LockGuard, OwnedLockGuard};
 pub use manager::LockManager;
+
+/// Runs the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
