@@ -78,6 +78,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod acquire;
+mod blocking;
 mod global;
 mod guard;
 mod manager;

@@ -1,0 +1,126 @@
+//! `acquire_blocking`: synchronous threads and async tasks share one FIFO
+//! queue per key.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Rt, Task};
+use lock_manager::LockManager;
+
+/// Waits (briefly sleeping) until `done` holds, failing after 10 s.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn threads_and_futures_are_served_in_arrival_order() {
+    let locks = Arc::new(LockManager::new());
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let holder = locks.try_acquire("k").unwrap();
+
+    let blocking = |name: &'static str| {
+        let (locks, order) = (Arc::clone(&locks), Arc::clone(&order));
+        thread::spawn(move || {
+            let _guard = locks.acquire_blocking("k");
+            order.lock().unwrap().push(name);
+        })
+    };
+
+    let first = blocking("first thread");
+    wait_until("the first thread queued", || locks.queue_len("k") == 2);
+    let task = Task::new();
+    let mut future = locks.acquire("k");
+    assert!(task.poll(&mut future).is_pending());
+    let second = blocking("second thread");
+    wait_until("the second thread queued", || locks.queue_len("k") == 4);
+
+    drop(holder);
+    first.join().unwrap();
+    // The future is next: handed the key, it holds it until polled.
+    wait_until("the future was woken", || task.wakes() == 1);
+    assert_eq!(locks.queue_len("k"), 2);
+    let guard = match task.poll(&mut future) {
+        std::task::Poll::Ready(guard) => guard,
+        std::task::Poll::Pending => panic!("woken but not granted"),
+    };
+    order.lock().unwrap().push("future");
+    drop(guard);
+    second.join().unwrap();
+
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["first thread", "future", "second thread"]
+    );
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn a_blocking_acquire_of_a_free_key_returns_at_once() {
+    let locks = LockManager::new();
+    let guard = locks.acquire_blocking(1);
+    assert!(locks.is_locked(&1));
+    drop(guard);
+    let locks = Arc::new(locks);
+    drop(locks.acquire_owned_blocking(1));
+    assert_eq!(
+        format!("{locks:?}"),
+        "LockManager { locked: 0, waiters: 0 }"
+    );
+}
+
+/// Threads and tasks increment shared counters with a read, a pause and a
+/// write under the lock: no update is lost.
+async fn threads_and_tasks_interleave_without_lost_updates(rt: Rt) {
+    const ROUNDS: usize = 200;
+    let locks = Arc::new(LockManager::new());
+    let counters: Arc<[AtomicUsize; 2]> = Arc::default();
+
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (locks, counters) = (Arc::clone(&locks), Arc::clone(&counters));
+            thread::spawn(move || {
+                for round in 0..ROUNDS {
+                    let key = (t + round) % 2;
+                    let _guard = locks.acquire_blocking(key);
+                    let read = counters[key].load(Ordering::SeqCst);
+                    thread::yield_now();
+                    counters[key].store(read + 1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    let tasks: Vec<_> = (0..4)
+        .map(|t| {
+            let (locks, counters) = (Arc::clone(&locks), Arc::clone(&counters));
+            rt.spawn(async move {
+                for round in 0..ROUNDS {
+                    let key = (t + round) % 2;
+                    let _guard = locks.acquire(key).await;
+                    let read = counters[key].load(Ordering::SeqCst);
+                    rt.yield_now().await;
+                    counters[key].store(read + 1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+
+    let all = rt.timeout(Duration::from_secs(30), futures::future::join_all(tasks));
+    assert!(all.await.is_some(), "a task never finished");
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let total: usize = counters.iter().map(|c| c.load(Ordering::SeqCst)).sum();
+    assert_eq!(total, 8 * ROUNDS);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+on_every_runtime!(threads_and_tasks_interleave_without_lost_updates);
