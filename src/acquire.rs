@@ -35,6 +35,12 @@ enum Progress<K> {
     Done,
 }
 
+impl<K> Progress<K> {
+    fn placed(key: K, WaiterRef { shard, slot }: WaiterRef) -> Self {
+        Progress::Waiting { key, shard, slot }
+    }
+}
+
 impl<K: Eq + Hash> Progress<K> {
     /// Advances the future; yields the key once the lock is held.
     #[track_caller]
@@ -139,6 +145,14 @@ impl<'a, K: Eq + Hash, S: BuildHasher> Acquire<'a, K, S> {
             progress: Progress::Unpolled(key),
         }
     }
+
+    /// A future whose waiter is already placed (queued, or granted).
+    pub(crate) fn placed(manager: &'a LockManager<K, S>, key: K, waiter: WaiterRef) -> Self {
+        Self {
+            manager,
+            progress: Progress::placed(key, waiter),
+        }
+    }
 }
 
 impl<'a, K: Eq + Hash + Clone, S: BuildHasher> Future for Acquire<'a, K, S> {
@@ -222,6 +236,14 @@ impl<K: Eq + Hash, S: BuildHasher> AcquireOwned<K, S> {
         Self {
             manager,
             progress: Progress::Unpolled(key),
+        }
+    }
+
+    /// A future whose waiter is already placed (queued, or granted).
+    pub(crate) fn placed(manager: Arc<LockManager<K, S>>, key: K, waiter: WaiterRef) -> Self {
+        Self {
+            manager,
+            progress: Progress::placed(key, waiter),
         }
     }
 }

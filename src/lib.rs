@@ -79,6 +79,7 @@
 
 mod acquire;
 mod blocking;
+mod busy;
 mod global;
 mod guard;
 mod manager;
@@ -88,6 +89,7 @@ mod state;
 mod sync;
 
 pub use acquire::{Acquire, AcquireOwned};
+pub use busy::Busy;
 pub use global::{global, with_lock};
 pub use guard::{LockGuard, OwnedLockGuard};
 pub use manager::LockManager;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use crate::acquire::{Acquire, AcquireOwned};
+use crate::busy::Busy;
 use crate::guard::{LockGuard, OwnedLockGuard};
 use crate::shards::{self, Shards, WaiterRef};
 use crate::state::{Enqueue, WaiterPoll};
@@ -405,6 +406,82 @@ where
             .then(|| OwnedLockGuard::new(Arc::clone(self), key))
     }
 
+    /// Takes a place in `key`'s queue now, unless `max_waiters` callers
+    /// already wait for it: then refuses at once with [`Busy`] and changes
+    /// nothing. Plain [`acquire`](Self::acquire) never refuses.
+    ///
+    /// On success the returned future already holds its place (or the lock,
+    /// if the key was free): its position is the order of this call, not of
+    /// its first poll. Await it as any [`Acquire`].
+    ///
+    /// # Errors
+    ///
+    /// [`Busy`] when the key is held and `max_waiters` or more callers wait
+    /// for it. `max_waiters` of 0 admits a caller only when the key is free.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](Self::acquire): dropping the future gives up its
+    /// place, or releases the lock if it already holds it. A future kept
+    /// but never polled holds up the queue once it reaches the front, as it
+    /// holds the lock from then on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let holder = locks.acquire("report").await;
+    /// let first = locks.acquire_bounded("report", 1).expect("room for one waiter");
+    /// let refused = locks.acquire_bounded("report", 1).unwrap_err();
+    /// assert_eq!(refused.waiters(), 1);
+    ///
+    /// drop(holder);
+    /// let guard = first.await;
+    /// assert_eq!(*guard.key(), "report");
+    /// # });
+    /// ```
+    pub fn acquire_bounded(&self, key: K, max_waiters: usize) -> Result<Acquire<'_, K, S>, Busy> {
+        let placed = self.place(&key, max_waiters)?;
+        Ok(Acquire::placed(self, key, placed))
+    }
+
+    /// Like [`acquire_bounded`](Self::acquire_bounded), for a manager in an
+    /// [`Arc`]: the future and its guard hold a clone of the `Arc`.
+    ///
+    /// # Errors
+    ///
+    /// [`Busy`] when the key is held and `max_waiters` or more callers wait.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire_bounded`](Self::acquire_bounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_owned_bounded(9, 0).expect("free").await;
+    /// assert!(locks.acquire_owned_bounded(9, 0).is_err());
+    /// drop(guard);
+    /// assert_eq!(locks.locked_count(), 0);
+    /// # });
+    /// ```
+    pub fn acquire_owned_bounded(
+        self: &Arc<Self>,
+        key: K,
+        max_waiters: usize,
+    ) -> Result<AcquireOwned<K, S>, Busy> {
+        let placed = self.place(&key, max_waiters)?;
+        Ok(AcquireOwned::placed(Arc::clone(self), key, placed))
+    }
+
     /// Runs `f` under the lock on `key` and returns its output.
     ///
     /// The lock is released however the body ends: when it returns (an `Err`
@@ -473,6 +550,18 @@ where
         let fresh = waker.clone();
         std::mem::forget(cancel);
         (!self.poll_waiter(waiter, waker, Some(fresh))).then_some(waiter)
+    }
+
+    /// Places a waiter for `key` (granted at once if the key is free, else
+    /// queued without a waker), unless `max_waiters` already wait.
+    fn place(&self, key: &K, max_waiters: usize) -> Result<WaiterRef, Busy> {
+        let candidate = key.clone();
+        let shard = self.shards.index_of(key);
+        let outcome = self.shards.get(shard).lock().place(candidate, max_waiters);
+        match outcome {
+            Ok(slot) => Ok(WaiterRef { shard, slot }),
+            Err(waiters) => Err(Busy { waiters }),
+        }
     }
 
     fn try_lock(&self, key: &K) -> bool {

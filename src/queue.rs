@@ -82,6 +82,23 @@ impl Waiter {
     }
 }
 
+/// Allocates a waiter that holds its key already, in no queue: for a
+/// request placed while the key was free.
+///
+/// # Panics
+///
+/// Panics if the slab would need an index past `u32::MAX - 2`.
+#[track_caller]
+pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>) -> Slot {
+    let slot = Slot::new(waiters.vacant_key());
+    waiters.insert(Waiter {
+        waker: None,
+        prev: Slot::GRANTED,
+        next: Slot::GRANTED,
+    });
+    slot
+}
+
 /// The waiters queued on one held key, oldest first: a circular doubly
 /// linked list through the slab, so the oldest's `prev` is the newest.
 ///

@@ -12,7 +12,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::queue::{Slot, WaitQueue, Waiter, WaiterState};
+use crate::queue::{self, Slot, WaitQueue, Waiter, WaiterState};
 
 /// The state behind the manager's mutex.
 #[derive(Debug)]
@@ -126,6 +126,26 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
                 true
             }
             Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Places a request for `key` unless `max_waiters` already wait for it
+    /// (then returns their number and changes nothing): a waiter that
+    /// already holds the key if it is free, or one queued, without a waker
+    /// yet, behind everyone waiting.
+    pub(crate) fn place(&mut self, key: K, max_waiters: usize) -> Result<Slot, usize> {
+        match self.keys.entry(key) {
+            Entry::Vacant(entry) => {
+                entry.insert(WaitQueue::default());
+                Ok(queue::insert_granted(&mut self.waiters))
+            }
+            Entry::Occupied(mut entry) => {
+                let queue = entry.get_mut();
+                if queue.len() >= max_waiters {
+                    return Err(queue.len());
+                }
+                Ok(queue.push_back(&mut self.waiters, None))
+            }
         }
     }
 

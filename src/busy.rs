@@ -1,0 +1,58 @@
+//! [`Busy`], the refusal of a bounded acquire.
+
+use std::error::Error;
+use std::fmt;
+
+/// Returned by [`LockManager::acquire_bounded`] when the key already has as
+/// many waiters as the caller allows: the request was refused at once and
+/// changed nothing.
+///
+/// [`LockManager::acquire_bounded`]: crate::LockManager::acquire_bounded
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::LockManager;
+///
+/// let locks = LockManager::new();
+/// let _held = locks.try_acquire("k");
+/// let busy = locks.acquire_bounded("k", 0).unwrap_err();
+/// assert_eq!(busy.waiters(), 0);
+/// assert_eq!(busy.to_string(), "the key is held and has 0 waiters, the most allowed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    pub(crate) waiters: usize,
+}
+
+impl Busy {
+    /// How many callers were waiting for the key when this one was refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::FutureExt;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let _held = locks.try_acquire(1);
+    /// let mut queued = locks.acquire(1);
+    /// assert!((&mut queued).now_or_never().is_none());
+    /// assert_eq!(locks.acquire_bounded(1, 1).unwrap_err().waiters(), 1);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.waiters
+    }
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the key is held and has {} waiters, the most allowed",
+            self.waiters
+        )
+    }
+}
+
+impl Error for Busy {}
