@@ -83,6 +83,7 @@ mod busy;
 mod global;
 mod guard;
 mod manager;
+mod many;
 mod queue;
 mod shards;
 mod state;
@@ -93,6 +94,7 @@ pub use busy::Busy;
 pub use global::{global, with_lock};
 pub use guard::{LockGuard, OwnedLockGuard};
 pub use manager::LockManager;
+pub use many::{AcquireMany, AcquireManyOwned, MultiLockGuard, OwnedMultiLockGuard};
 
 /// Runs the README's examples as doctests.
 #[cfg(doctest)]

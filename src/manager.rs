@@ -152,6 +152,10 @@ impl<K, S: Clone> LockManager<K, S> {
 }
 
 impl<K, S> LockManager<K, S> {
+    pub(crate) fn shards(&self) -> &Shards<K, S> {
+        &self.shards
+    }
+
     /// The number of keys held right now.
     ///
     /// A key granted to a waiter that has not yet been polled counts as held.

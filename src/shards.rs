@@ -52,8 +52,18 @@ impl<K, S> Shards<K, S> {
     pub(crate) fn index_of<Q: Hash + ?Sized>(&self, key: &Q) -> ShardIndex {
         match self.shards.len() {
             1 => 0,
+            _ => self.index_of_spread(spread(key)),
+        }
+    }
+
+    /// The index of the shard that holds a key whose [`spread`] hash is
+    /// `hash`. Shard indices grow with the hash, so sorting keys by it
+    /// sorts them by shard.
+    pub(crate) fn index_of_spread(&self, hash: u64) -> ShardIndex {
+        match self.shards.len() {
+            1 => 0,
             // Lossless: the shift leaves at most 16 bits.
-            _ => (spread(key) >> self.shift) as ShardIndex,
+            _ => (hash >> self.shift) as ShardIndex,
         }
     }
 
@@ -104,7 +114,7 @@ pub(crate) const MAX_SHARDS: usize = 1 << 16;
 /// This hash is fast and unkeyed: keys crafted to collide only crowd one
 /// shard's mutex. The maps inside the shards hash with the manager's own
 /// (by default DoS-resistant) hasher.
-fn spread<Q: Hash + ?Sized>(key: &Q) -> u64 {
+pub(crate) fn spread<Q: Hash + ?Sized>(key: &Q) -> u64 {
     let mut hasher = SpreadHasher(0);
     key.hash(&mut hasher);
     hasher.0

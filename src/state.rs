@@ -60,6 +60,11 @@ pub(crate) enum Deferred {
 }
 
 impl Deferred {
+    /// Whether there is nothing to run.
+    pub(crate) fn is_nothing(&self) -> bool {
+        matches!(self, Deferred::Nothing)
+    }
+
     /// Wakes or drops the waker. Call only with the mutex released.
     pub(crate) fn run(self) {
         match self {

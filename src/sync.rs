@@ -6,10 +6,10 @@
 //! and `try_lock`.
 
 #[cfg(not(any(loom, miri)))]
-pub(crate) use parking_lot::Mutex;
+pub(crate) use parking_lot::{Mutex, MutexGuard};
 
 #[cfg(any(loom, miri))]
-pub(crate) use self::checked::Mutex;
+pub(crate) use self::checked::{Mutex, MutexGuard};
 
 #[cfg(any(loom, miri))]
 mod checked {
@@ -19,7 +19,7 @@ mod checked {
     #[cfg(not(loom))]
     use std::sync as imp;
 
-    use imp::MutexGuard;
+    pub(crate) use imp::MutexGuard;
 
     #[derive(Debug)]
     pub(crate) struct Mutex<T>(imp::Mutex<T>);

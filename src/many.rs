@@ -1,0 +1,709 @@
+//! Locking several keys at once: [`LockManager::acquire_many`], its futures
+//! and its guards.
+//!
+//! A request joins the queue of every one of its keys in one step, with the
+//! mutexes of all the shards it touches held together (taken in index
+//! order, so two requests never wait for each other's shard mutexes). Every
+//! queue therefore orders requests by the same arrival order, and a request
+//! only ever waits for requests that arrived before it: no cycle of waiting
+//! requests can form, in whatever order callers list their keys. A request
+//! holds each key from the moment the key is handed to it, which keeps
+//! later arrivals from overtaking it, and completes once it holds them all.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::future::FusedFuture;
+
+use crate::manager::LockManager;
+use crate::queue::Slot;
+use crate::shards::{self, ShardIndex, Shards, WaiterRef};
+use crate::state::{Enqueue, State};
+use crate::sync::MutexGuard;
+
+/// One key of a multi-key request.
+#[derive(Debug)]
+struct Link<K> {
+    key: K,
+    /// The key's spread hash, which orders the links and names the shard.
+    hash: u64,
+    /// The request's waiter on `key` (queued, or granted but not yet
+    /// taken), or `None` once the request holds the key.
+    slot: Option<Slot>,
+}
+
+/// Where a multi-key acquire future is in its life.
+#[derive(Debug)]
+enum Progress<K> {
+    /// Not polled yet: in no queue, so dropping it does nothing.
+    Unpolled(Vec<K>),
+    /// In the queue of every key, or holding it. The keys before `next`
+    /// are held; the future waits for `links[next]`, the only link whose
+    /// waiter carries a waker.
+    Waiting { links: Vec<Link<K>>, next: usize },
+    /// The guard was handed out.
+    Done,
+}
+
+impl<K: Eq + Hash + Clone> Progress<K> {
+    /// Advances the future; yields the keys once every one is held.
+    #[track_caller]
+    fn poll<S: BuildHasher>(
+        &mut self,
+        manager: &LockManager<K, S>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Vec<K>> {
+        if let Progress::Unpolled(_) = self {
+            // Left `Done` if anything below panics: nothing is queued then
+            // (`place` undoes its own queueing).
+            let Progress::Unpolled(keys) = std::mem::replace(self, Progress::Done) else {
+                unreachable!("matched above");
+            };
+            let links = place(manager.shards(), keys);
+            *self = Progress::Waiting { links, next: 0 };
+        }
+        let Progress::Waiting { links, next } = self else {
+            panic!("lock-manager: acquire future polled after completion");
+        };
+        // Each key is waited for in turn: a key handed over early is simply
+        // found granted when its turn comes.
+        while let Some(link) = links.get_mut(*next) {
+            if let Some(slot) = link.slot {
+                let waiter = WaiterRef {
+                    shard: manager.shards().index_of_spread(link.hash),
+                    slot,
+                };
+                if !manager.poll_waiter(waiter, cx.waker(), None) {
+                    return Poll::Pending;
+                }
+                link.slot = None;
+            }
+            *next += 1;
+        }
+        match std::mem::replace(self, Progress::Done) {
+            Progress::Waiting { links, .. } => {
+                Poll::Ready(links.into_iter().map(|link| link.key).collect())
+            }
+            _ => unreachable!("matched above"),
+        }
+    }
+}
+
+impl<K: Eq + Hash> Progress<K> {
+    /// Gives up every place and every key held; runs when the future is
+    /// dropped.
+    fn cancel<S: BuildHasher>(&mut self, manager: &LockManager<K, S>) {
+        if let Progress::Waiting { links, .. } = std::mem::replace(self, Progress::Done) {
+            for_each_to_the_end(links, |link| match link.slot {
+                None => manager.release(&link.key),
+                Some(slot) => {
+                    let shard = manager.shards().index_of_spread(link.hash);
+                    manager.cancel(&link.key, WaiterRef { shard, slot });
+                }
+            });
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self, Progress::Done)
+    }
+}
+
+/// Sorts `keys` by shard, drops duplicates, and places a waiter for every
+/// key at once: holding the key if it is free, else queued without a waker.
+fn place<K: Eq + Hash + Clone, S: BuildHasher>(
+    shards: &Shards<K, S>,
+    keys: Vec<K>,
+) -> Vec<Link<K>> {
+    let mut links: Vec<Link<K>> = keys
+        .into_iter()
+        .map(|key| Link {
+            hash: shards::spread(&key),
+            key,
+            slot: None,
+        })
+        .collect();
+    links.sort_unstable_by_key(|link| link.hash);
+    // Equal keys have equal hashes, so a duplicate sits in its hash's run.
+    let mut kept = 0;
+    for i in 0..links.len() {
+        let duplicate = links[..kept]
+            .iter()
+            .rev()
+            .take_while(|earlier| earlier.hash == links[i].hash)
+            .any(|earlier| earlier.key == links[i].key);
+        if !duplicate {
+            links.swap(kept, i);
+            kept += 1;
+        }
+    }
+    links.truncate(kept);
+
+    // The manager's copies, cloned outside the mutexes.
+    let candidates: Vec<K> = links.iter().map(|link| link.key.clone()).collect();
+    let mut placing = Placing {
+        shards,
+        locked: Vec::new(),
+        links: &mut links,
+        to_undo: 0,
+    };
+    for (i, candidate) in candidates.into_iter().enumerate() {
+        let shard = shards.index_of_spread(placing.links[i].hash);
+        if placing
+            .locked
+            .last()
+            .map_or(true, |(last, _)| *last != shard)
+        {
+            // In increasing index order, as the links are sorted by hash.
+            placing.locked.push((shard, shards.get(shard).lock()));
+        }
+        let (_, state) = placing.locked.last_mut().expect("locked above");
+        placing.links[i].slot = match state.lock_or_enqueue(candidate) {
+            Enqueue::Locked => None,
+            Enqueue::Queued(slot) => Some(slot),
+        };
+        placing.to_undo = i + 1;
+    }
+    placing.to_undo = 0;
+    drop(placing);
+    links
+}
+
+/// The shards locked by [`place`], and the links placed so far: removed
+/// again if a key's `Hash` or `Eq` panics halfway.
+struct Placing<'a, K: Eq + Hash, S: BuildHasher> {
+    shards: &'a Shards<K, S>,
+    locked: Vec<(ShardIndex, MutexGuard<'a, State<K, S>>)>,
+    links: &'a mut [Link<K>],
+    to_undo: usize,
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for Placing<'_, K, S> {
+    fn drop(&mut self) {
+        for link in &self.links[..self.to_undo] {
+            let shard = self.shards.index_of_spread(link.hash);
+            let (_, state) = self
+                .locked
+                .iter_mut()
+                .find(|(locked, _)| *locked == shard)
+                .expect("a placed link's shard is locked");
+            // Nobody else reached these keys meanwhile: no waker to run.
+            let deferred = match link.slot {
+                None => state.release(&link.key),
+                Some(slot) => state.cancel(&link.key, slot),
+            };
+            debug_assert!(deferred.is_nothing());
+        }
+    }
+}
+
+/// Calls `f` on every item, even after one of the calls panicked, then
+/// resumes the first panic: one key's failure must not leave the others
+/// locked.
+fn for_each_to_the_end<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T)) {
+    let mut first_panic = None;
+    for item in items {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        panic::resume_unwind(payload);
+    }
+}
+
+/// Releases every key in `keys`, handing each to its oldest waiter.
+fn release_all<K: Eq + Hash, S: BuildHasher>(manager: &LockManager<K, S>, keys: &[K]) {
+    for_each_to_the_end(keys, |key| manager.release(key));
+}
+
+impl<K, S> LockManager<K, S>
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    /// Waits for the locks on every key in `keys`, atomically: the future
+    /// resolves to one guard holding them all.
+    ///
+    /// The request joins the queue of every key at once, on its first poll,
+    /// so callers may list keys in any order and their sets may overlap
+    /// however they like: they never deadlock. FIFO order holds per key
+    /// between all requests, single-key and multi-key alike: nobody
+    /// overtakes a request that arrived before it on a shared key. Each key
+    /// is held from the moment it is handed over, and the future completes
+    /// once all are held.
+    ///
+    /// Duplicate keys are merged: `[a, b, a]` locks `a` and `b`. An empty
+    /// set resolves at once to a guard holding nothing.
+    ///
+    /// Every key is cloned once, on the first poll, as for
+    /// [`acquire`](Self::acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future at any point (queued on some keys, holding
+    /// others, or holding all but not yet polled) gives up every place and
+    /// hands every key it holds to that key's next waiter.
+    ///
+    /// # Panics
+    ///
+    /// Polling the future again after it returned its guard panics. If a
+    /// key's `Hash` or `Eq` panics while the request is placed, the panic
+    /// reaches the poller and the keys placed so far are given up (a second
+    /// panic while undoing aborts, as any panic during unwinding does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let accounts = LockManager::new();
+    /// let both = accounts.acquire_many(["alice", "bob"]).await;
+    /// assert!(accounts.is_locked("alice") && accounts.is_locked("bob"));
+    /// assert_eq!(both.keys().len(), 2);
+    /// drop(both);
+    /// assert_eq!(accounts.locked_count(), 0);
+    /// # });
+    /// ```
+    pub fn acquire_many<I>(&self, keys: I) -> AcquireMany<'_, K, S>
+    where
+        I: IntoIterator<Item = K>,
+    {
+        AcquireMany {
+            manager: self,
+            progress: Progress::Unpolled(keys.into_iter().collect()),
+        }
+    }
+
+    /// Like [`acquire_many`](Self::acquire_many), for a manager in an
+    /// [`Arc`]: the future and its guard hold a clone of the `Arc`, so they
+    /// can move into spawned tasks.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire_many`](Self::acquire_many): dropping the future
+    /// gives up every place and hands on every key it holds.
+    ///
+    /// # Panics
+    ///
+    /// As for [`acquire_many`](Self::acquire_many).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_many_owned([2, 1]).await;
+    /// std::thread::spawn(move || drop(guard)).join().unwrap();
+    /// assert_eq!(locks.locked_count(), 0);
+    /// # });
+    /// ```
+    pub fn acquire_many_owned<I>(self: &Arc<Self>, keys: I) -> AcquireManyOwned<K, S>
+    where
+        I: IntoIterator<Item = K>,
+    {
+        AcquireManyOwned {
+            manager: Arc::clone(self),
+            progress: Progress::Unpolled(keys.into_iter().collect()),
+        }
+    }
+
+    /// Runs `f` under the locks on every key in `keys` (see
+    /// [`acquire_many`](Self::acquire_many)) and returns its output.
+    ///
+    /// Every key is released however the body ends: on return, on `Err`,
+    /// on panic, and when the returned future is dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits gives up every place and every
+    /// key already held; dropping it while `f`'s future runs drops that
+    /// future, then releases every key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::sync::Mutex;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let balances = Mutex::new(HashMap::from([("alice", 100), ("bob", 0)]));
+    ///
+    /// // Move money with both accounts locked, whichever order they come in.
+    /// locks
+    ///     .with_locks(["bob", "alice"], || async {
+    ///         let mut balances = balances.lock().unwrap();
+    ///         *balances.get_mut("alice").unwrap() -= 30;
+    ///         *balances.get_mut("bob").unwrap() += 30;
+    ///     })
+    ///     .await;
+    /// assert_eq!(balances.lock().unwrap()["bob"], 30);
+    /// assert_eq!(locks.locked_count(), 0);
+    /// # });
+    /// ```
+    pub fn with_locks<'a, I, F, Fut>(
+        &'a self,
+        keys: I,
+        f: F,
+    ) -> impl Future<Output = Fut::Output> + 'a
+    where
+        I: IntoIterator<Item = K>,
+        F: FnOnce() -> Fut + 'a,
+        Fut: Future + 'a,
+    {
+        let acquire = self.acquire_many(keys);
+        async move {
+            let _guard = acquire.await;
+            f().await
+        }
+    }
+}
+
+/// The future returned by [`LockManager::acquire_many`], resolving to a
+/// [`MultiLockGuard`].
+///
+/// The future joins the queues of its keys when first polled, not when
+/// created.
+///
+/// # Cancel safety
+///
+/// Dropping it before completion gives up its place on every key and hands
+/// every key it already holds to that key's next waiter.
+///
+/// # Panics
+///
+/// Polling it again after it returned its guard panics.
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::LockManager;
+/// use futures::FutureExt;
+///
+/// # futures::executor::block_on(async {
+/// let locks = LockManager::new();
+/// let b = locks.acquire("b").await;
+///
+/// let mut both = locks.acquire_many(["a", "b"]);
+/// assert!((&mut both).now_or_never().is_none()); // holds "a", queued on "b"
+/// assert!(locks.is_locked("a"));
+/// drop(both); // gives "a" back and leaves the queue of "b"
+/// assert!(!locks.is_locked("a"));
+/// assert_eq!(locks.queue_len("b"), 1);
+/// # drop(b);
+/// # });
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct AcquireMany<'a, K, S = RandomState>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    manager: &'a LockManager<K, S>,
+    progress: Progress<K>,
+}
+
+impl<'a, K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireMany<'a, K, S> {
+    type Output = MultiLockGuard<'a, K, S>;
+
+    #[track_caller]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let manager = self.manager;
+        self.progress
+            .poll(manager, cx)
+            .map(|keys| MultiLockGuard { manager, keys })
+    }
+}
+
+impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireMany<'_, K, S> {
+    fn is_terminated(&self) -> bool {
+        self.progress.is_done()
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for AcquireMany<'_, K, S> {
+    fn drop(&mut self) {
+        self.progress.cancel(self.manager);
+    }
+}
+
+// Nothing is pinned: the keys move out into the guard.
+impl<K: Eq + Hash, S: BuildHasher> Unpin for AcquireMany<'_, K, S> {}
+
+impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireMany<'_, K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireMany")
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future returned by [`LockManager::acquire_many_owned`], resolving to
+/// an [`OwnedMultiLockGuard`].
+///
+/// # Cancel safety
+///
+/// The same as [`AcquireMany`]: dropping it gives up every place and hands
+/// on every key it holds.
+///
+/// # Panics
+///
+/// Polling it again after it returned its guard panics.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::LockManager;
+///
+/// # futures::executor::block_on(async {
+/// let locks = Arc::new(LockManager::new());
+/// let acquire = locks.acquire_many_owned(["x", "y"]);
+/// let guard = std::thread::spawn(move || futures::executor::block_on(acquire))
+///     .join()
+///     .unwrap();
+/// assert_eq!(guard.keys().len(), 2);
+/// # });
+/// ```
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct AcquireManyOwned<K, S = RandomState>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    manager: Arc<LockManager<K, S>>,
+    progress: Progress<K>,
+}
+
+impl<K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireManyOwned<K, S> {
+    type Output = OwnedMultiLockGuard<K, S>;
+
+    #[track_caller]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        this.progress
+            .poll(&this.manager, cx)
+            .map(|keys| OwnedMultiLockGuard {
+                manager: Arc::clone(&this.manager),
+                keys,
+            })
+    }
+}
+
+impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireManyOwned<K, S> {
+    fn is_terminated(&self) -> bool {
+        self.progress.is_done()
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for AcquireManyOwned<K, S> {
+    fn drop(&mut self) {
+        self.progress.cancel(&self.manager);
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Unpin for AcquireManyOwned<K, S> {}
+
+impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireManyOwned<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireManyOwned")
+            .field("progress", &self.progress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Holds the locks on several keys of a [`LockManager`]; dropping it
+/// releases every one, handing each straight to its oldest waiter.
+///
+/// Returned by [`LockManager::acquire_many`]. The guard may be dropped on
+/// any thread.
+///
+/// # Leaking
+///
+/// [`std::mem::forget`] on the guard keeps all its keys locked for as long
+/// as the manager lives. Nothing else is affected and nothing unsafe
+/// happens.
+///
+/// # Panics
+///
+/// If a woken waiter's `wake` panics while the guard is dropped, every key
+/// is still released and handed over; then the first panic propagates.
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::LockManager;
+///
+/// # futures::executor::block_on(async {
+/// let locks = LockManager::new();
+/// let guard = locks.acquire_many([3, 1, 2, 1]).await;
+/// let mut keys = guard.keys().to_vec();
+/// keys.sort();
+/// assert_eq!(keys, [1, 2, 3]); // duplicates merged
+/// # });
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "if unused the locks are released immediately"]
+pub struct MultiLockGuard<'a, K, S = RandomState>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    manager: &'a LockManager<K, S>,
+    keys: Vec<K>,
+}
+
+impl<'a, K: Eq + Hash, S: BuildHasher> MultiLockGuard<'a, K, S> {
+    /// The keys this guard holds, without duplicates, in no particular
+    /// order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let guard = locks.acquire_many(["a"]).await;
+    /// assert_eq!(guard.keys(), ["a"]);
+    /// # });
+    /// ```
+    pub fn keys(&self) -> &[K] {
+        &self.keys
+    }
+
+    /// The manager these keys belong to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let guard = locks.acquire_many([1, 2]).await;
+    /// assert!(std::ptr::eq(guard.manager(), &locks));
+    /// # });
+    /// ```
+    pub fn manager(&self) -> &'a LockManager<K, S> {
+        self.manager
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for MultiLockGuard<'_, K, S> {
+    fn drop(&mut self) {
+        release_all(self.manager, &self.keys);
+    }
+}
+
+impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for MultiLockGuard<'_, K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultiLockGuard")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Like [`MultiLockGuard`], but holds a clone of the manager's [`Arc`], so
+/// it is `'static` when `K` and `S` are and can move into a spawned task.
+///
+/// Returned by [`LockManager::acquire_many_owned`].
+///
+/// # Leaking
+///
+/// [`std::mem::forget`] on the guard keeps its keys locked, and the manager
+/// allocated, for good. Nothing else is affected.
+///
+/// # Panics
+///
+/// As for [`MultiLockGuard`]: every key is released even if a waker
+/// panics, then the first panic propagates.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::LockManager;
+///
+/// # futures::executor::block_on(async {
+/// let locks = Arc::new(LockManager::new());
+/// let guard = locks.acquire_many_owned(["a", "b"]).await;
+/// drop(locks); // the guard keeps the manager alive
+/// assert!(guard.manager().is_locked("b"));
+/// # });
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "if unused the locks are released immediately"]
+pub struct OwnedMultiLockGuard<K, S = RandomState>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
+    manager: Arc<LockManager<K, S>>,
+    keys: Vec<K>,
+}
+
+impl<K: Eq + Hash, S: BuildHasher> OwnedMultiLockGuard<K, S> {
+    /// The keys this guard holds, without duplicates, in no particular
+    /// order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_many_owned([7, 7]).await;
+    /// assert_eq!(guard.keys(), [7]);
+    /// # });
+    /// ```
+    pub fn keys(&self) -> &[K] {
+        &self.keys
+    }
+
+    /// The manager these keys belong to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_many_owned([1]).await;
+    /// assert!(Arc::ptr_eq(guard.manager(), &locks));
+    /// # });
+    /// ```
+    pub fn manager(&self) -> &Arc<LockManager<K, S>> {
+        &self.manager
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedMultiLockGuard<K, S> {
+    fn drop(&mut self) {
+        release_all(&self.manager, &self.keys);
+    }
+}
+
+impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for OwnedMultiLockGuard<K, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedMultiLockGuard")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
