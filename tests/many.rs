@@ -266,7 +266,7 @@ fn with_locks_releases_on_return_error_panic_and_drop() {
 
     // Dropped midway, while the body waits.
     let task = Task::new();
-    let mut midway = Box::pin(locks.with_locks([1, 2], || futures::future::pending::<()>()));
+    let mut midway = Box::pin(locks.with_locks([1, 2], futures::future::pending::<()>));
     assert!(task.poll(&mut midway).is_pending());
     assert_eq!(locks.locked_count(), 2);
     drop(midway);
