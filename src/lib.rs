@@ -80,6 +80,7 @@
 mod acquire;
 mod blocking;
 mod busy;
+mod diagnostics;
 mod global;
 mod guard;
 mod manager;
@@ -91,6 +92,7 @@ mod sync;
 
 pub use acquire::{Acquire, AcquireOwned};
 pub use busy::Busy;
+pub use diagnostics::{HeldKey, Stats};
 pub use global::{global, with_lock};
 pub use guard::{LockGuard, OwnedLockGuard};
 pub use manager::LockManager;

@@ -31,7 +31,8 @@ use crate::state::{Enqueue, WaiterPoll};
 ///
 /// `K`'s `Hash`, `Eq` and `Drop` run while one of the manager's internal
 /// mutexes is held, so they must not call back into the same manager (that
-/// deadlocks). `Clone` runs outside them. If `Hash`, `Eq` or `Clone` panics,
+/// deadlocks). `Clone` runs outside them, except in
+/// [`snapshot`](Self::snapshot). If `Hash`, `Eq` or `Clone` panics,
 /// the panic reaches the caller and the manager stays consistent. If `Hash`
 /// and `Eq` are inconsistent (equal keys with different hashes, or a hash
 /// that changes), that key may stay locked for good and dropping one of its

@@ -9,6 +9,8 @@ use std::task::Waker;
 
 use slab::Slab;
 
+use crate::diagnostics::clock::{self, Stamp};
+
 /// The slab index of a waiter, stored plus one so that `Option<Slot>` fits
 /// in four bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub(crate) struct Waiter {
     /// The neighbours in the key's circular queue, while queued.
     prev: Slot,
     next: Slot,
+    /// When it joined the queue (zero-sized without the `timing` feature).
+    since: Stamp,
 }
 
 /// A waiter's state, unpacked.
@@ -95,6 +99,7 @@ pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>) -> Slot {
         waker: None,
         prev: Slot::GRANTED,
         next: Slot::GRANTED,
+        since: clock::now(),
     });
     slot
 }
@@ -103,15 +108,36 @@ pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>) -> Slot {
 /// linked list through the slab, so the oldest's `prev` is the newest.
 ///
 /// The holder of the key is not in the queue: a key's queue exists exactly
-/// as long as the key is held. Eight bytes, which keeps a held `u64` key at
-/// 16 bytes of map entry.
-#[derive(Debug, Default)]
+/// as long as the key is held. Eight bytes (without the `timing` feature),
+/// which keeps a held `u64` key at 16 bytes of map entry.
+#[derive(Debug)]
 pub(crate) struct WaitQueue {
     head: Option<Slot>,
     len: u32,
+    /// When the current holder took the key.
+    since: Stamp,
 }
 
 impl WaitQueue {
+    /// The queue of a key taken just now, with nobody waiting.
+    pub(crate) fn new() -> Self {
+        Self {
+            head: None,
+            len: 0,
+            since: clock::now(),
+        }
+    }
+
+    /// When the current holder took the key.
+    pub(crate) fn held_since(&self) -> Stamp {
+        self.since
+    }
+
+    /// When the oldest waiter joined, if anyone waits.
+    pub(crate) fn oldest_since(&self, waiters: &Slab<Waiter>) -> Option<Stamp> {
+        self.head.map(|head| waiters[head.index()].since)
+    }
+
     /// The number of waiters, the holder not counted.
     pub(crate) fn len(&self) -> usize {
         self.len as usize
@@ -138,7 +164,12 @@ impl WaitQueue {
                 (tail, head)
             }
         };
-        waiters.insert(Waiter { waker, prev, next });
+        waiters.insert(Waiter {
+            waker,
+            prev,
+            next,
+            since: clock::now(),
+        });
         self.len += 1;
         slot
     }
@@ -150,6 +181,7 @@ impl WaitQueue {
     pub(crate) fn grant_front(&mut self, waiters: &mut Slab<Waiter>) -> Option<Option<Waker>> {
         let head = self.head?;
         self.unlink(waiters, head);
+        self.since = clock::now();
         let waiter = &mut waiters[head.index()];
         waiter.next = Slot::GRANTED;
         Some(waiter.waker.take())
@@ -248,6 +280,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "timing"))]
     fn records_stay_small() {
         // What the memory targets rest on: a held `u64` key's map entry and
         // a waiter's slab entry.
@@ -269,7 +302,7 @@ mod tests {
     #[test]
     fn a_waiter_without_a_waker_is_granted_silently() {
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::default();
+        let mut queue = WaitQueue::new();
         let slot = queue.push_back(&mut waiters, None);
         assert!(!waiters[slot.index()].is_granted());
         assert!(matches!(queue.grant_front(&mut waiters), Some(None)));
@@ -281,7 +314,7 @@ mod tests {
     fn grants_in_push_order() {
         let (tags, log) = wakers(3);
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::default();
+        let mut queue = WaitQueue::new();
         let slots: Vec<_> = tags
             .iter()
             .map(|w| queue.push_back(&mut waiters, Some(w.clone())))
@@ -301,7 +334,7 @@ mod tests {
         let (tags, log) = wakers(4);
         for victim in 0..4 {
             let mut waiters = Slab::new();
-            let mut queue = WaitQueue::default();
+            let mut queue = WaitQueue::new();
             let mut slots: Vec<_> = tags
                 .iter()
                 .map(|w| queue.push_back(&mut waiters, Some(w.clone())))
@@ -317,7 +350,7 @@ mod tests {
     fn reused_slot_joins_at_the_back() {
         let (tags, _) = wakers(3);
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::default();
+        let mut queue = WaitQueue::new();
         let a = queue.push_back(&mut waiters, Some(tags[0].clone()));
         let b = queue.push_back(&mut waiters, Some(tags[1].clone()));
         queue.remove(&mut waiters, a);

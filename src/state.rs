@@ -12,6 +12,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
+use crate::diagnostics::{clock, HeldKey, Stats};
 use crate::queue::{self, Slot, WaitQueue, Waiter, WaiterState};
 
 /// The state behind the manager's mutex.
@@ -22,6 +23,8 @@ pub(crate) struct State<K, S> {
     keys: HashMap<K, WaitQueue, S>,
     /// The waiters of every key; a [`Slot`] indexes here.
     waiters: Slab<Waiter>,
+    /// Counted under the mutex held anyway: no atomic operation.
+    stats: Stats,
 }
 
 /// The outcome of [`State::lock_or_enqueue`].
@@ -80,7 +83,12 @@ impl<K, S> State<K, S> {
         Self {
             keys: HashMap::with_hasher(hasher),
             waiters: Slab::new(),
+            stats: Stats::default(),
         }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.stats
     }
 
     /// The number of keys held.
@@ -127,7 +135,8 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     pub(crate) fn try_lock(&mut self, key: K) -> bool {
         match self.keys.entry(key) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::default());
+                entry.insert(WaitQueue::new());
+                self.stats.acquisitions += 1;
                 true
             }
             Entry::Occupied(_) => false,
@@ -141,7 +150,8 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     pub(crate) fn place(&mut self, key: K, max_waiters: usize) -> Result<Slot, usize> {
         match self.keys.entry(key) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::default());
+                entry.insert(WaitQueue::new());
+                self.stats.acquisitions += 1;
                 Ok(queue::insert_granted(&mut self.waiters))
             }
             Entry::Occupied(mut entry) => {
@@ -149,6 +159,7 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
                 if queue.len() >= max_waiters {
                     return Err(queue.len());
                 }
+                self.stats.contended += 1;
                 Ok(queue.push_back(&mut self.waiters, None))
             }
         }
@@ -163,10 +174,12 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     pub(crate) fn lock_or_enqueue(&mut self, key: K) -> Enqueue {
         match self.keys.entry(key) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::default());
+                entry.insert(WaitQueue::new());
+                self.stats.acquisitions += 1;
                 Enqueue::Locked
             }
             Entry::Occupied(mut entry) => {
+                self.stats.contended += 1;
                 Enqueue::Queued(entry.get_mut().push_back(&mut self.waiters, None))
             }
         }
@@ -210,6 +223,7 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     /// Panics if `key` is not held, which happens only when `K`'s `Hash` or
     /// `Eq` is inconsistent.
     pub(crate) fn cancel(&mut self, key: &K, slot: Slot) -> Deferred {
+        self.stats.cancellations += 1;
         if self.waiters[slot.index()].is_granted() {
             // Woken, but dropped before taking the lock: hand it on.
             self.waiters.remove(slot.index());
@@ -235,10 +249,24 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         };
         match queue.grant_front(&mut self.waiters) {
             Some(waker) => {
+                self.stats.acquisitions += 1;
+                self.stats.handoffs += 1;
                 self.keys.insert(key, queue);
                 waker.map_or(Deferred::Nothing, Deferred::Wake)
             }
             None => Deferred::Nothing,
         }
+    }
+}
+
+impl<K: Clone, S> State<K, S> {
+    /// Appends every key held in this shard to `held`.
+    pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>) {
+        held.extend(self.keys.iter().map(|(key, queue)| HeldKey {
+            key: key.clone(),
+            waiters: queue.len(),
+            held_for: clock::age(queue.held_since()),
+            oldest_waiter: queue.oldest_since(&self.waiters).and_then(clock::age),
+        }));
     }
 }
