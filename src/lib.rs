@@ -36,6 +36,9 @@
 //!   runs, so no newcomer can overtake it; [`try_acquire`] never barges
 //!   past a queue either.
 //! - **Isolation**: different keys never wait for each other.
+//! - **Atomic multi-key locking**: [`acquire_many`] takes several keys as
+//!   one request, queued on all of them at once, so callers never deadlock
+//!   whatever order they list their keys in, and FIFO holds on every key.
 //! - **Cancel safety**: dropping a waiting future removes it from its queue
 //!   in O(1); dropping one that was already handed the lock passes the lock
 //!   on. `timeout(acquire(key))` is correct on every runtime.
@@ -45,6 +48,16 @@
 //!   on tokio, async-std, smol, `futures::executor` or a hand-written loop.
 //!
 //! [`try_acquire`]: LockManager::try_acquire
+//! [`acquire_many`]: LockManager::acquire_many
+//!
+//! # Diagnostics
+//!
+//! [`LockManager::stats`] counts acquisitions, contended acquisitions,
+//! hand-offs and cancellations at no measurable cost.
+//! [`LockManager::snapshot`] lists the keys held right now with their
+//! waiters; with the `timing` cargo feature it also tells how long each has
+//! been held and how long its oldest waiter has waited, the answer to "which
+//! lock is stuck?" (`examples/stuck.rs`).
 //!
 //! # When to use something else
 //!
