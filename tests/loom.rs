@@ -1,11 +1,13 @@
 //! Model-checked races between acquires, releases, cancellations, re-polls
 //! and the removal of idle keys, explored by loom over every interleaving
-//! of the manager's mutex (up to a preemption bound).
+//! of the manager's mutexes (up to a preemption bound); and the same for
+//! multi-key requests (`acquire_many`, `with_locks`), which take several
+//! shards' mutexes together and may be handed a key without a wake-up.
 //!
 //! Run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
 //!     cargo test --release --test loom
 //! ```
 //!
@@ -35,7 +37,7 @@ use loom::thread;
 /// A deterministic hasher: loom replays each interleaving many times.
 type Locks = LockManager<usize, BuildHasherDefault<DefaultHasher>>;
 
-const KEYS: usize = 2;
+const KEYS: usize = 3;
 
 /// The manager plus, per key, the instruments that catch a second holder.
 struct Shared {
@@ -50,10 +52,19 @@ struct Shared {
 
 impl Shared {
     fn new() -> Arc<Self> {
+        Self::with_locks(Locks::default())
+    }
+
+    /// With a manager of `shards` shards.
+    fn with_shards(shards: usize) -> Arc<Self> {
+        Self::with_locks(Locks::with_shards_and_hasher(shards, Default::default()))
+    }
+
+    fn with_locks(locks: Locks) -> Arc<Self> {
         Arc::new(Self {
-            locks: Arc::new(Locks::default()),
-            holders: [AtomicUsize::new(0), AtomicUsize::new(0)],
-            entered: [UnsafeCell::new(0), UnsafeCell::new(0)],
+            locks: Arc::new(locks),
+            holders: std::array::from_fn(|_| AtomicUsize::new(0)),
+            entered: std::array::from_fn(|_| UnsafeCell::new(0)),
         })
     }
 
@@ -66,6 +77,12 @@ impl Shared {
         // accesses are not ordered by happens-before.
         self.entered[key].with_mut(|count| unsafe { *count += 1 });
         Critical { shared: self, key }
+    }
+
+    /// Enters the critical sections of all `keys`; call only while holding
+    /// them all.
+    fn enter_all(&self, keys: &[usize]) -> Vec<Critical<'_>> {
+        keys.iter().map(|&key| self.enter(key)).collect()
     }
 
     /// The number of critical sections entered on `key`. Call after join.
@@ -113,6 +130,24 @@ fn lock_and_work(shared: &Shared, key: usize) {
     let critical = shared.enter(key);
     drop(critical);
     drop(guard);
+}
+
+/// Acquires all `keys` at once by blocking on `acquire_many`, runs a
+/// critical section on each and releases them together.
+fn lock_many_and_work(shared: &Shared, keys: &[usize]) {
+    let guard = block_on(shared.locks.acquire_many(keys.iter().copied()));
+    assert_eq!(sorted(guard.keys()), sorted(keys), "the guard's keys");
+    let critical = shared.enter_all(guard.keys());
+    drop(critical);
+    drop(guard);
+}
+
+/// `keys` sorted, without duplicates.
+fn sorted(keys: &[usize]) -> Vec<usize> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// Drives `future` to completion on the current loom thread, parking it
@@ -608,4 +643,304 @@ fn with_lock_dropped_midway() {
         assert_eq!(shared.entered(0), 2);
         shared.assert_quiet();
     });
+}
+
+/// The multi-key models run on a manager with one shard, where every key
+/// shares one mutex, and on one with sixteen, where keys 0, 1 and 2 fall in
+/// different shards (11, 10 and 9 with today's spread hash), so that
+/// `acquire_many` places its request under several shard mutexes held
+/// together.
+const SHARD_COUNTS: [usize; 2] = [1, 16];
+
+/// Two threads lock {0, 1} and {1, 0} with `acquire_many` while the main
+/// thread releases key 0: both get both keys, one holder at a time. Were
+/// the request placed key by key rather than under all its shards' mutexes
+/// at once, the two could queue in opposite orders on the two keys, each
+/// holding what the other waits for, which loom reports as a deadlock.
+#[test]
+fn many_in_opposite_orders_race_release() {
+    for shards in SHARD_COUNTS {
+        model(move || {
+            let shared = Shared::with_shards(shards);
+            let guard = shared.locks.try_acquire(0).expect("fresh key");
+            let critical = shared.enter(0);
+
+            let threads: Vec<_> = [[0, 1], [1, 0]]
+                .into_iter()
+                .map(|keys| {
+                    let shared = shared.clone();
+                    thread::spawn(move || lock_many_and_work(&shared, &keys))
+                })
+                .collect();
+
+            drop(critical);
+            drop(guard);
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!((shared.entered(0), shared.entered(1)), (3, 2));
+            shared.assert_quiet();
+        });
+    }
+}
+
+/// The main thread holds keys 0 and 1 and releases one of them while a
+/// request for both is placed and dropped on another thread and a third
+/// thread waits for the released key. Whether the request found that key
+/// free when placed, was still queued on it, or had been handed it (woken
+/// if its waker sat on that key's link, silently otherwise: the model runs
+/// for either key), the drop gives the key up and leaves the other key's
+/// queue, and the waiter gets the key.
+#[test]
+fn partly_granted_many_dropped_while_other_key_released() {
+    for shards in SHARD_COUNTS {
+        for released in [0, 1] {
+            model(move || {
+                let shared = Shared::with_shards(shards);
+                let kept = 1 - released;
+                let mut holders = [0, 1].map(|key| shared.locks.try_acquire(key));
+
+                let canceller = {
+                    let shared = shared.clone();
+                    thread::spawn(move || {
+                        let (counter, waker) = counting_waker();
+                        let mut both = shared.locks.acquire_many([0, 1]);
+                        let polled = poll_once(&mut both, &waker);
+                        assert!(polled.is_pending(), "key {kept} is held throughout");
+                        drop(both);
+                        let wakes = counter.0.load(SeqCst);
+                        assert!(wakes <= 1, "woken {wakes} times");
+                    })
+                };
+                let waiter = {
+                    let shared = shared.clone();
+                    thread::spawn(move || lock_and_work(&shared, released))
+                };
+
+                drop(holders[released].take().expect("fresh key"));
+                canceller.join().unwrap();
+                waiter.join().unwrap();
+                assert_eq!(shared.locks.queue_len(&kept), 1, "left the queue of {kept}");
+                drop(holders[kept].take().expect("fresh key"));
+                assert_eq!(shared.entered(released), 1);
+                shared.assert_quiet();
+            });
+        }
+    }
+}
+
+/// A request is handed both its keys and never polled again; it is dropped
+/// while one thread blocks on key 0 and another tries key 1. Both keys pass
+/// on, nobody holds either twice, and `try_acquire` never takes a key the
+/// request still owns.
+#[test]
+fn granted_unpolled_many_dropped_while_others_acquire() {
+    for shards in SHARD_COUNTS {
+        model(move || {
+            let shared = Shared::with_shards(shards);
+            let holders = [0, 1].map(|key| shared.locks.try_acquire(key).expect("fresh key"));
+            let (counter, waker) = counting_waker();
+            let mut both = shared.locks.acquire_many([0, 1]);
+            assert!(poll_once(&mut both, &waker).is_pending());
+            drop(holders);
+            // Its waker sat on one of the two links; either way it was woken.
+            assert!(counter.0.load(SeqCst) >= 1, "holds both keys, never woken");
+            assert_eq!(shared.locks.queue_len(&0), 1);
+            assert_eq!(shared.locks.queue_len(&1), 1);
+            let dropped = Arc::new(AtomicBool::new(false));
+
+            let acquirer = {
+                let shared = shared.clone();
+                thread::spawn(move || lock_and_work(&shared, 0))
+            };
+            let trier = {
+                let shared = shared.clone();
+                let dropped = dropped.clone();
+                thread::spawn(move || {
+                    if let Some(guard) = shared.locks.try_acquire(1) {
+                        assert!(dropped.load(SeqCst), "took a key granted to another");
+                        let critical = shared.enter(1);
+                        drop(critical);
+                        drop(guard);
+                    }
+                })
+            };
+
+            dropped.store(true, SeqCst);
+            drop(both);
+            acquirer.join().unwrap();
+            trier.join().unwrap();
+            assert_eq!(shared.entered(0), 1);
+            shared.assert_quiet();
+        });
+    }
+}
+
+/// A `with_locks` future on keys 1 and 0 is dropped while its body awaits
+/// something that never completes, racing another thread's acquire of
+/// key 0 (held by the main thread at first): the body, and so its critical
+/// sections, ends before either key passes on.
+#[test]
+fn with_locks_dropped_midway() {
+    for shards in SHARD_COUNTS {
+        model(move || {
+            let shared = Shared::with_shards(shards);
+            let guard = shared.locks.try_acquire(0).expect("fresh key");
+
+            let runner = {
+                let shared = shared.clone();
+                thread::spawn(move || {
+                    let started = Cell::new(false);
+                    let mut body = pin!(shared.locks.with_locks([1, 0], || async {
+                        let _critical = shared.enter_all(&[0, 1]);
+                        started.set(true);
+                        std::future::pending::<()>().await
+                    }));
+                    // Drive it until the body runs, then drop it midway.
+                    block_on(std::future::poll_fn(|cx| {
+                        assert!(body.as_mut().poll(cx).is_pending());
+                        if started.get() {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    }));
+                })
+            };
+            let waiter = {
+                let shared = shared.clone();
+                thread::spawn(move || lock_and_work(&shared, 0))
+            };
+
+            drop(guard);
+            runner.join().unwrap();
+            waiter.join().unwrap();
+            assert_eq!((shared.entered(0), shared.entered(1)), (2, 1));
+            shared.assert_quiet();
+        });
+    }
+}
+
+/// With nobody holding anything at first, a request for keys 0 and 1
+/// (key 1 listed twice: duplicates are merged, or the request would wait
+/// for itself) races single-key acquires of key 1 (on another thread) and
+/// key 0 (on the main thread). The two kinds share each key's queue: in
+/// whatever order they arrive, each gets its keys, one holder at a time.
+#[test]
+fn single_and_many_race_on_shared_keys() {
+    for shards in SHARD_COUNTS {
+        model(move || {
+            let shared = Shared::with_shards(shards);
+            let many = {
+                let shared = shared.clone();
+                thread::spawn(move || lock_many_and_work(&shared, &[1, 0, 1]))
+            };
+            let single = {
+                let shared = shared.clone();
+                thread::spawn(move || lock_and_work(&shared, 1))
+            };
+
+            lock_and_work(&shared, 0);
+            many.join().unwrap();
+            single.join().unwrap();
+            assert_eq!((shared.entered(0), shared.entered(1)), (2, 2));
+            shared.assert_quiet();
+        });
+    }
+}
+
+/// A request for keys 0 and 1, polled once with one waker, moves to
+/// another task (`block_on`'s waker) while the main thread releases both
+/// keys, in either order. Only one link carries a waker and the other key
+/// is handed over silently: whichever key comes last, the hand-off the
+/// request waits for must wake the new waker, or its thread sleeps forever.
+#[test]
+fn many_repolled_with_new_waker_races_releases() {
+    for shards in SHARD_COUNTS {
+        for first in [0, 1] {
+            model(move || {
+                let shared = Shared::with_shards(shards);
+                let mut holders = [0, 1].map(|key| Some(shared.locks.try_acquire(key).unwrap()));
+
+                let waiter = {
+                    let shared = shared.clone();
+                    thread::spawn(move || {
+                        let (_counter, waker) = counting_waker();
+                        let mut both = shared.locks.acquire_many([0, 1]);
+                        let guard = match poll_once(&mut both, &waker) {
+                            Poll::Ready(guard) => guard,
+                            Poll::Pending => block_on(&mut both),
+                        };
+                        let critical = shared.enter_all(guard.keys());
+                        drop(critical);
+                        drop(guard);
+                    })
+                };
+
+                drop(holders[first].take());
+                drop(holders[1 - first].take());
+                waiter.join().unwrap();
+                assert_eq!((shared.entered(0), shared.entered(1)), (1, 1));
+                shared.assert_quiet();
+            });
+        }
+    }
+}
+
+/// Three requests over keys {0, 1}, {1, 2} and {2, 0}, each overlapping the
+/// next, race with nobody holding anything at first: a cycle of requests
+/// each holding a key the next one waits for would deadlock, and cannot
+/// form as every queue orders the requests by the same arrival.
+#[test]
+fn many_in_a_cycle_never_deadlock() {
+    for shards in SHARD_COUNTS {
+        model(move || {
+            let shared = Shared::with_shards(shards);
+            let threads: Vec<_> = [[0, 1], [1, 2]]
+                .into_iter()
+                .map(|keys| {
+                    let shared = shared.clone();
+                    thread::spawn(move || lock_many_and_work(&shared, &keys))
+                })
+                .collect();
+
+            lock_many_and_work(&shared, &[2, 0]);
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!((0..KEYS).map(|key| shared.entered(key)).sum::<usize>(), 6);
+            shared.assert_quiet();
+        });
+    }
+}
+
+/// An `acquire_many_owned` future, holding key 1 and queued on key 0, moves
+/// to another thread where key 0 is released and the future dropped, while
+/// the main thread blocks on a request for both keys: the hand-off passes
+/// on through the dropped future, and the main thread gets both.
+#[test]
+fn owned_many_dropped_on_another_thread() {
+    for shards in SHARD_COUNTS {
+        model(move || {
+            let locks =
+                std::sync::Arc::new(Locks::with_shards_and_hasher(shards, Default::default()));
+            let guard = locks.try_acquire_owned(0).expect("fresh key");
+            let (counter, waker) = counting_waker();
+            let mut both = locks.acquire_many_owned([0, 1]);
+            assert!(poll_once(&mut both, &waker).is_pending());
+            assert_eq!((locks.queue_len(&0), locks.queue_len(&1)), (2, 1));
+
+            let releaser = thread::spawn(move || {
+                drop(guard);
+                drop(both);
+            });
+            let guard = block_on(locks.acquire_many([1, 0]));
+            assert_eq!(sorted(guard.keys()), [0, 1]);
+            drop(guard);
+            releaser.join().unwrap();
+            assert!(counter.0.load(SeqCst) <= 1, "woken more than once");
+            assert_eq!(locks.locked_count(), 0);
+            assert_debug_quiet(&locks);
+        });
+    }
 }

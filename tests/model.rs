@@ -2,15 +2,28 @@
 //! driven by hand-polled futures, each step compared with a reference
 //! model of per-key FIFO queues (the holder at the front).
 //!
+//! Single-key futures (`acquire`, `with_lock`) and multi-key ones
+//! (`acquire_many`, `with_locks`, over random keys with duplicates) share
+//! the queues: a multi-key request is in the queue of each of its distinct
+//! keys from its first poll, holds a key while at the front of its queue,
+//! and is ready exactly when it is at the front of all of them.
+//!
 //! After every step the test checks, for every key, `is_locked` and
 //! `queue_len`; `locked_count` and the number of waiters the manager's
-//! `Debug` reports; the exact wake count of every waker ever handed to the
+//! `Debug` reports; the wake count of every waker ever handed to the
 //! manager (only the new head of a queue is woken, once, through the waker
 //! of its latest poll); the number of clones of each waker the manager
 //! still holds (one per queued future whose latest poll used it); which
-//! `with_lock` bodies run; and, on every poll, whether the future is ready:
-//! only the head of its key's queue, and only once polled. At the end it
-//! drops whatever is left and checks that the manager is empty.
+//! `with_lock` and `with_locks` bodies run; and, on every poll, whether the
+//! future is ready: only the head of every queue it is in, and only once
+//! polled. At the end it drops whatever is left and checks that the
+//! manager is empty.
+//!
+//! A multi-key request keeps its waker on one of its queued keys only, in
+//! an order of its own, so it may be handed a key without a wake-up: for
+//! the tasks that poll such requests the wake and clone counts are checked
+//! within bounds, and every request holding all its keys must have been
+//! woken since its latest poll (its task could sleep forever otherwise).
 //!
 //! `PROPTEST_CASES` overrides the number of cases (5,000 by default).
 #![cfg(not(loom))]
@@ -25,12 +38,93 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use lock_manager::{Acquire, LockGuard, LockManager};
+use lock_manager::{Acquire, AcquireMany, LockGuard, LockManager, MultiLockGuard};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
 const KEYS: u8 = 3;
 const MAX_OPS: usize = 60;
+/// The most keys, duplicates included, passed to one `acquire_many`.
+const MAX_MANY: usize = 4;
+
+/// A set of distinct keys, one bit per key.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct KeySet(u8);
+
+impl KeySet {
+    fn of(keys: &[u8]) -> Self {
+        Self(keys.iter().fold(0, |set, &key| set | 1 << key))
+    }
+
+    fn iter(self) -> impl Iterator<Item = u8> {
+        (0..KEYS).filter(move |&key| self.0 & 1 << key != 0)
+    }
+
+    fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn minus(self, other: KeySet) -> KeySet {
+        KeySet(self.0 & !other.0)
+    }
+
+    fn and(self, other: KeySet) -> KeySet {
+        KeySet(self.0 & other.0)
+    }
+
+    fn filter(self, keep: impl Fn(u8) -> bool) -> KeySet {
+        KeySet(
+            self.iter()
+                .filter(|&key| keep(key))
+                .fold(0, |set, key| set | 1 << key),
+        )
+    }
+
+    /// The key of a single-key future.
+    fn only(self) -> u8 {
+        assert_eq!(self.len(), 1, "model: not a single key");
+        self.0.trailing_zeros() as u8
+    }
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// The keys passed to one `acquire_many`, duplicates and order kept; `Copy`
+/// so that `Op` stays `Copy`.
+#[derive(Clone, Copy)]
+struct KeyList {
+    len: usize,
+    keys: [u8; MAX_MANY],
+}
+
+impl KeyList {
+    fn new(list: Vec<u8>) -> Self {
+        let mut keys = [0; MAX_MANY];
+        keys[..list.len()].copy_from_slice(&list);
+        Self {
+            len: list.len(),
+            keys,
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.keys[..self.len]
+    }
+}
+
+impl fmt::Debug for KeyList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
 
 /// Which waker a poll uses.
 #[derive(Clone, Copy, Debug)]
@@ -55,10 +149,18 @@ enum Op {
         with_lock: bool,
         poll: bool,
     },
+    /// Creates an `acquire_many` future over `keys`, or a `with_locks` one
+    /// whose body awaits forever; polls it at once with a new task if
+    /// `poll`.
+    CreateMany {
+        keys: KeyList,
+        with_locks: bool,
+        poll: bool,
+    },
     /// Polls a live future.
     Poll { future: usize, waker: WakerChoice },
     /// Drops a live future: unpolled, queued, granted but not yet polled,
-    /// or a `with_lock` whose body runs.
+    /// holding some of its keys, or a `with_lock(s)` whose body runs.
     DropFuture { future: usize },
     /// Drops a guard.
     DropGuard { guard: usize },
@@ -72,9 +174,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(WakerChoice::New),
         1 => (0..8usize).prop_map(WakerChoice::Shared),
     ];
+    let keys = prop_oneof![
+        1 => Just(Vec::new()),
+        6 => prop::collection::vec(0..KEYS, 1..=MAX_MANY),
+    ]
+    .prop_map(KeyList::new);
     prop_oneof![
         4 => (0..KEYS, prop::bool::weighted(0.3), prop::bool::weighted(0.8))
             .prop_map(|(key, with_lock, poll)| Op::Create { key, with_lock, poll }),
+        3 => (keys, prop::bool::weighted(0.3), prop::bool::weighted(0.8))
+            .prop_map(|(keys, with_locks, poll)| Op::CreateMany { keys, with_locks, poll }),
         4 => (0..16usize, waker).prop_map(|(future, waker)| Op::Poll { future, waker }),
         2 => (0..16usize).prop_map(|future| Op::DropFuture { future }),
         2 => (0..16usize).prop_map(|guard| Op::DropGuard { guard }),
@@ -120,27 +229,45 @@ type Locks = LockManager<u8>;
 
 enum Kind<'a> {
     Acquire(Acquire<'a, u8>),
-    WithLock {
+    Many(AcquireMany<'a, u8>),
+    /// `with_lock` or `with_locks`.
+    Body {
         future: Pin<Box<dyn Future<Output = ()> + 'a>>,
         started: Rc<Cell<bool>>,
-        /// Set when the running body is dropped: the key's `queue_len`
-        /// at that moment.
-        body_dropped: Rc<Cell<Option<usize>>>,
+        /// Set when the running body is dropped: the `queue_len` of each of
+        /// its keys at that moment.
+        body_dropped: Rc<Cell<Option<Vec<usize>>>>,
     },
 }
 
-/// Lives in a `with_lock` body; records `queue_len` when the body's future
-/// is dropped, to check that it is dropped before the lock is released.
+/// Lives in a `with_lock(s)` body; records the `queue_len` of its keys when
+/// the body's future is dropped, to check that it is dropped before any of
+/// them is released.
 struct BodyProbe<'a> {
     locks: &'a Locks,
-    key: u8,
-    out: Rc<Cell<Option<usize>>>,
+    keys: KeySet,
+    out: Rc<Cell<Option<Vec<usize>>>>,
 }
 
 impl Drop for BodyProbe<'_> {
     fn drop(&mut self) {
-        self.out.set(Some(self.locks.queue_len(&self.key)));
+        let lens = self.keys.iter().map(|key| self.locks.queue_len(&key));
+        self.out.set(Some(lens.collect()));
     }
+}
+
+/// A `with_lock(s)` body on `keys`: records that it started, then awaits
+/// forever. The probe is made inside, so that it exists only once the body
+/// runs.
+async fn body(
+    locks: &Locks,
+    keys: KeySet,
+    started: Rc<Cell<bool>>,
+    out: Rc<Cell<Option<Vec<usize>>>>,
+) {
+    let _probe = BodyProbe { locks, keys, out };
+    started.set(true);
+    std::future::pending::<()>().await;
 }
 
 /// Where a live future stands in the model.
@@ -148,26 +275,84 @@ impl Drop for BodyProbe<'_> {
 enum State {
     /// Never polled: in no queue.
     Unpolled,
-    /// Queued behind the head; the manager stores the waker of `task`.
+    /// Single-key: queued behind the head; the manager stores the waker of
+    /// `task`.
     Waiting { task: usize },
-    /// At the head of its queue, handed the key, not polled since.
+    /// Single-key: at the head of its queue, handed the key, not polled
+    /// since.
     Granted,
-    /// A `with_lock` at the head whose body runs (and never finishes).
+    /// Multi-key: in the queue of each of its keys, and last polled, with
+    /// `task`'s waker, while it did not hold `unheld`; `wakes` was `task`'s
+    /// wake count then. `queued`: the keys it found held when placed (its
+    /// waiters in the manager's slab are among them).
+    Many {
+        task: usize,
+        unheld: KeySet,
+        queued: KeySet,
+        wakes: usize,
+    },
+    /// A `with_lock(s)` holding all its keys, whose body runs (and never
+    /// finishes).
     Running,
 }
 
 struct LiveFuture<'a> {
     id: usize,
-    key: u8,
+    /// Its distinct keys: one for `acquire` and `with_lock`.
+    keys: KeySet,
+    /// `acquire_many` or `with_locks`.
+    many: bool,
     kind: Kind<'a>,
     /// The task of its latest poll.
     task: Option<usize>,
     state: State,
 }
 
+enum Guard<'a> {
+    One(LockGuard<'a, u8>),
+    Many(MultiLockGuard<'a, u8>),
+}
+
+impl Guard<'_> {
+    fn keys(&self) -> KeySet {
+        match self {
+            Guard::One(guard) => KeySet::of(&[*guard.key()]),
+            Guard::Many(guard) => KeySet::of(guard.keys()),
+        }
+    }
+}
+
 struct LiveGuard<'a> {
     id: usize,
-    guard: LockGuard<'a, u8>,
+    guard: Guard<'a>,
+}
+
+/// The wake-ups a multi-key request in `state` added to its task since its
+/// latest poll, at least and at most: one once it holds all its keys (the
+/// key it waited for was handed over, which wakes it), none while it holds
+/// none of the keys it lacked at that poll, and either in between (it
+/// waits for one of them, in an order of its own). `None` if it is not
+/// waiting.
+fn many_wakes(state: State, held: KeySet) -> Option<(usize, usize, usize)> {
+    let State::Many { task, unheld, .. } = state else {
+        return None;
+    };
+    let granted = unheld.and(held);
+    Some((
+        task,
+        usize::from(granted == unheld),
+        usize::from(!granted.is_empty()),
+    ))
+}
+
+/// The futures waiting with one task's waker: single-key ones, and
+/// multi-key ones with the bounds of their wake-ups (see [`many_wakes`]).
+#[derive(Default)]
+struct Waits {
+    singles: usize,
+    many: usize,
+    least: usize,
+    most: usize,
 }
 
 /// The manager under test, everything alive that uses it, and the model.
@@ -178,8 +363,12 @@ struct Harness<'a> {
     guards: Vec<LiveGuard<'a>>,
     /// The model: per key, the ids of the holder (front) and the waiters.
     queues: [VecDeque<usize>; KEYS as usize],
-    /// Expected wake count of each task.
+    /// Expected wake count of each task from single-key futures.
     wakes: Vec<usize>,
+    /// Wake-ups of each task from the earlier waits of multi-key requests,
+    /// at least and at most: in doubt only where two of them waited with
+    /// the task at once, each maybe woken.
+    settled: Vec<(usize, usize)>,
     next_id: usize,
 }
 
@@ -194,6 +383,7 @@ impl<'a> Harness<'a> {
             guards: Vec::new(),
             queues: Default::default(),
             wakes: Vec::new(),
+            settled: Vec::new(),
             next_id: 0,
         }
     }
@@ -201,6 +391,7 @@ impl<'a> Harness<'a> {
     fn new_task(&mut self) -> usize {
         self.tasks.push(Task::new());
         self.wakes.push(0);
+        self.settled.push((0, 0));
         self.tasks.len() - 1
     }
 
@@ -213,6 +404,11 @@ impl<'a> Harness<'a> {
         &mut self.queues[usize::from(key)]
     }
 
+    /// The keys among `keys` whose queue `id` heads.
+    fn held(&self, id: usize, keys: KeySet) -> KeySet {
+        keys.filter(|key| self.queues[usize::from(key)].front() == Some(&id))
+    }
+
     fn apply(&mut self, op: Op) -> Check {
         match op {
             Op::Create {
@@ -220,7 +416,18 @@ impl<'a> Harness<'a> {
                 with_lock,
                 poll,
             } => {
-                self.create(key, with_lock);
+                self.create(&[key], false, with_lock);
+                if poll {
+                    let task = self.new_task();
+                    self.poll(self.futures.len() - 1, task)?;
+                }
+            }
+            Op::CreateMany {
+                keys,
+                with_locks,
+                poll,
+            } => {
+                self.create(keys.as_slice(), true, with_locks);
                 if poll {
                     let task = self.new_task();
                     self.poll(self.futures.len() - 1, task)?;
@@ -254,29 +461,36 @@ impl<'a> Harness<'a> {
         self.check()
     }
 
-    fn create(&mut self, key: u8, with_lock: bool) {
+    /// Creates an `acquire` (`many` false, one key) or `acquire_many`
+    /// future over `list`, or the `with_lock` or `with_locks` future of a
+    /// body that awaits forever.
+    fn create(&mut self, list: &[u8], many: bool, with_body: bool) {
         let id = self.next_id();
-        let kind = if with_lock {
+        let keys = KeySet::of(list);
+        let kind = if with_body {
             let started = Rc::new(Cell::new(false));
             let body_dropped = Rc::new(Cell::new(None));
-            let flag = started.clone();
-            let (locks, out) = (self.locks, body_dropped.clone());
-            let future = self.locks.with_lock(key, move || async move {
-                let _probe = BodyProbe { locks, key, out };
-                flag.set(true);
-                std::future::pending::<()>().await;
-            });
-            Kind::WithLock {
-                future: Box::pin(future),
+            let (flag, locks, out) = (started.clone(), self.locks, body_dropped.clone());
+            let body = move || body(locks, keys, flag, out);
+            let future: Pin<Box<dyn Future<Output = ()> + 'a>> = if many {
+                Box::pin(self.locks.with_locks(list.to_vec(), body))
+            } else {
+                Box::pin(self.locks.with_lock(list[0], body))
+            };
+            Kind::Body {
+                future,
                 started,
                 body_dropped,
             }
+        } else if many {
+            Kind::Many(self.locks.acquire_many(list.to_vec()))
         } else {
-            Kind::Acquire(self.locks.acquire(key))
+            Kind::Acquire(self.locks.acquire(list[0]))
         };
         self.futures.push(LiveFuture {
             id,
-            key,
+            keys,
+            many,
             kind,
             task: None,
             state: State::Unpolled,
@@ -286,11 +500,14 @@ impl<'a> Harness<'a> {
     /// Polls future `index` with `task`'s waker and checks the outcome
     /// against the model.
     fn poll(&mut self, index: usize, task: usize) -> Check {
+        if self.futures[index].many {
+            return self.poll_many(index, task);
+        }
         let waker = self.tasks[task].waker.clone();
         let mut cx = Context::from_waker(&waker);
         let future = &mut self.futures[index];
         future.task = Some(task);
-        let (id, key, before) = (future.id, future.key, future.state);
+        let (id, key, before) = (future.id, future.keys.only(), future.state);
 
         // What the model expects: the new state, `None` for a guard.
         let queue = &mut self.queues[usize::from(key)];
@@ -312,6 +529,7 @@ impl<'a> Harness<'a> {
             }
             State::Granted if is_acquire => None,
             State::Granted | State::Running => Some(State::Running),
+            State::Many { .. } => unreachable!("model: a single-key future in {before:?}"),
         };
 
         match &mut future.kind {
@@ -327,6 +545,7 @@ impl<'a> Harness<'a> {
                     );
                     prop_assert_eq!(guard.key(), &key);
                     self.futures.remove(index);
+                    let guard = Guard::One(guard);
                     self.guards.push(LiveGuard { id, guard });
                 }
                 Poll::Pending => {
@@ -339,16 +558,125 @@ impl<'a> Harness<'a> {
                     future.state = state;
                 }
             },
-            Kind::WithLock { future: body, .. } => {
+            Kind::Body { future: body, .. } => {
                 prop_assert!(body.as_mut().poll(&mut cx).is_pending());
                 future.state = expected.expect("a with_lock future never completes");
             }
+            Kind::Many(_) => unreachable!("model: `many` not set"),
         }
         Ok(())
     }
 
+    /// Polls multi-key future `index` with `task`'s waker: it must be ready
+    /// exactly when it heads the queue of every one of its keys.
+    fn poll_many(&mut self, index: usize, task: usize) -> Check {
+        self.settle(index);
+        let future = &self.futures[index];
+        let (id, keys, before) = (future.id, future.keys, future.state);
+        let queued = match before {
+            State::Unpolled => {
+                // Joins the queue of every key at once.
+                for key in keys.iter() {
+                    self.queue(key).push_back(id);
+                }
+                keys.minus(self.held(id, keys))
+            }
+            State::Many { queued, .. } => queued,
+            _ => KeySet::default(),
+        };
+        let held = self.held(id, keys);
+        let ready = held == keys;
+        let waiting = State::Many {
+            task,
+            unheld: keys.minus(held),
+            queued,
+            wakes: self.tasks[task].wakes(),
+        };
+
+        let waker = self.tasks[task].waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        let future = &mut self.futures[index];
+        future.task = Some(task);
+        match &mut future.kind {
+            Kind::Many(acquire) => match Pin::new(acquire).poll(&mut cx) {
+                Poll::Ready(guard) => {
+                    prop_assert!(
+                        ready,
+                        "future {} on keys {:?} became ready in state {:?}, holding only {:?}",
+                        id,
+                        keys,
+                        before,
+                        held
+                    );
+                    prop_assert_eq!(KeySet::of(guard.keys()), keys, "the guard's keys");
+                    prop_assert_eq!(guard.keys().len(), keys.len(), "duplicates in the guard");
+                    self.futures.remove(index);
+                    let guard = Guard::Many(guard);
+                    self.guards.push(LiveGuard { id, guard });
+                }
+                Poll::Pending => {
+                    prop_assert!(
+                        !ready,
+                        "future {} on keys {:?} stayed pending in state {:?}, \
+                         though it heads every queue",
+                        id,
+                        keys,
+                        before
+                    );
+                    future.state = waiting;
+                }
+            },
+            Kind::Body { future: body, .. } => {
+                prop_assert!(body.as_mut().poll(&mut cx).is_pending());
+                future.state = if ready { State::Running } else { waiting };
+            }
+            Kind::Acquire(_) => unreachable!("model: `many` set"),
+        }
+        Ok(())
+    }
+
+    /// Ends the wait of multi-key future `index`, about to be polled again
+    /// or dropped: the wake-ups it added to its task become settled. Where
+    /// their number is in doubt, the task's clones tell it, unless another
+    /// wait on the task is in doubt too (see `check`).
+    fn settle(&mut self, index: usize) {
+        let future = &self.futures[index];
+        let held = self.held(future.id, future.keys);
+        let Some((task, mut least, mut most)) = many_wakes(future.state, held) else {
+            return;
+        };
+        let others = self.waits(task, Some(future.id));
+        if least != most && others.least == others.most {
+            let clones = self.tasks[task].clones_elsewhere();
+            let woken = others.singles + others.many + 1 - others.least - clones;
+            (least, most) = (woken, woken);
+        }
+        self.settled[task].0 += least;
+        self.settled[task].1 += most;
+    }
+
+    /// The futures now waiting with `task`'s waker, but `except`.
+    fn waits(&self, task: usize, except: Option<usize>) -> Waits {
+        let mut waits = Waits::default();
+        for future in self.futures.iter().filter(|f| Some(f.id) != except) {
+            if future.state == (State::Waiting { task }) {
+                waits.singles += 1;
+            }
+            let held = self.held(future.id, future.keys);
+            if let Some((of, least, most)) = many_wakes(future.state, held) {
+                if of == task {
+                    waits.many += 1;
+                    waits.least += least;
+                    waits.most += most;
+                }
+            }
+        }
+        waits
+    }
+
     /// The holder of `key` left: the model hands the key to the next
-    /// waiter, whose latest waker must be woken once.
+    /// waiter. A single-key future's latest waker must be woken once; a
+    /// multi-key request just holds one more key.
     fn release(&mut self, key: u8) {
         self.queue(key).pop_front();
         if let Some(&next) = self.queue(key).front() {
@@ -357,45 +685,59 @@ impl<'a> Harness<'a> {
                 .iter_mut()
                 .find(|f| f.id == next)
                 .expect("only futures wait behind the head");
-            let State::Waiting { task } = future.state else {
-                panic!("model: a non-waiting future behind the head");
-            };
-            future.state = State::Granted;
-            self.wakes[task] += 1;
+            match future.state {
+                State::Waiting { task } => {
+                    future.state = State::Granted;
+                    self.wakes[task] += 1;
+                }
+                State::Many { .. } => {}
+                state => panic!("model: a future in state {state:?} behind the head"),
+            }
         }
     }
 
     fn drop_future(&mut self, index: usize) -> Check {
+        self.settle(index);
         let future = self.futures.remove(index);
-        let (id, key, state) = (future.id, future.key, future.state);
+        let (id, keys, state) = (future.id, future.keys, future.state);
         let body_dropped = match &future.kind {
-            Kind::WithLock { body_dropped, .. } => Some(body_dropped.clone()),
-            Kind::Acquire(_) => None,
+            Kind::Body { body_dropped, .. } => Some(body_dropped.clone()),
+            Kind::Acquire(_) | Kind::Many(_) => None,
         };
         drop(future);
         if let Some(body_dropped) = body_dropped {
-            // A running body is dropped first, while the key is still held
-            // for it: the queue is as long as before the drop.
-            let expected = (state == State::Running).then(|| self.queue(key).len());
+            // A running body is dropped first, while its keys are still held
+            // for it: the queues are as long as before the drop.
+            let expected = (state == State::Running)
+                .then(|| keys.iter().map(|key| self.queue(key).len()).collect());
             prop_assert_eq!(
-                body_dropped.get(),
+                body_dropped.take(),
                 expected,
-                "queue_len of key {} when the body of with_lock future {} was dropped",
-                key,
+                "queue_len of keys {:?} when the body of future {} was dropped",
+                keys,
                 id
             );
         }
         match state {
             State::Unpolled => {}
             State::Waiting { .. } => {
+                let key = keys.only();
                 let queue = self.queue(key);
                 let at = queue.iter().position(|&x| x == id).expect("queued");
                 prop_assert!(at > 0, "model: a waiting future at the head");
                 queue.remove(at);
             }
-            State::Granted | State::Running => {
-                prop_assert_eq!(self.queue(key).front(), Some(&id));
-                self.release(key);
+            State::Granted | State::Running | State::Many { .. } => {
+                // Hands on every key held, leaves every other queue.
+                for key in keys.iter() {
+                    let queue = self.queue(key);
+                    let at = queue.iter().position(|&x| x == id).expect("queued");
+                    if at == 0 {
+                        self.release(key);
+                    } else {
+                        queue.remove(at);
+                    }
+                }
             }
         }
         Ok(())
@@ -403,10 +745,12 @@ impl<'a> Harness<'a> {
 
     fn drop_guard(&mut self, index: usize) -> Check {
         let LiveGuard { id, guard } = self.guards.remove(index);
-        let key = *guard.key();
+        let keys = guard.keys();
         drop(guard);
-        prop_assert_eq!(self.queue(key).front(), Some(&id));
-        self.release(key);
+        for key in keys.iter() {
+            prop_assert_eq!(self.queue(key).front(), Some(&id));
+            self.release(key);
+        }
         Ok(())
     }
 
@@ -417,6 +761,7 @@ impl<'a> Harness<'a> {
                 prop_assert!(free, "try_acquire took key {} while held", key);
                 let id = self.next_id();
                 self.queue(key).push_back(id);
+                let guard = Guard::One(guard);
                 self.guards.push(LiveGuard { id, guard });
             }
             None => prop_assert!(!free, "try_acquire failed on free key {}", key),
@@ -440,35 +785,75 @@ impl<'a> Harness<'a> {
         let locked = self.queues.iter().filter(|q| !q.is_empty()).count();
         prop_assert_eq!(locks.locked_count(), locked, "locked_count");
         // Waiters in the slab: the queued ones and those granted, unpolled.
-        let waiters = self
-            .futures
-            .iter()
-            .filter(|f| matches!(f.state, State::Waiting { .. } | State::Granted))
-            .count();
-        prop_assert_eq!(debug_counts(locks), (locked, waiters), "Debug: {:?}", locks);
+        // A multi-key request has one for each key it waits for, and may
+        // still have one for each key handed to it since it was placed.
+        let (mut least, mut most) = (0, 0);
+        for future in &self.futures {
+            match future.state {
+                State::Waiting { .. } | State::Granted => (least, most) = (least + 1, most + 1),
+                State::Many { queued, .. } => {
+                    least += future.keys.minus(self.held(future.id, future.keys)).len();
+                    most += queued.len();
+                }
+                State::Unpolled | State::Running => {}
+            }
+        }
+        let (debug_locked, waiters) = debug_counts(locks);
+        prop_assert_eq!(debug_locked, locked, "Debug: {:?}", locks);
+        in_range(
+            waiters,
+            least,
+            most,
+            format_args!("waiters in the Debug of {locks:?}"),
+        )?;
 
         for (index, task) in self.tasks.iter().enumerate() {
-            prop_assert_eq!(task.wakes(), self.wakes[index], "wakes of task {}", index);
-            let stored = self
-                .futures
-                .iter()
-                .filter(|f| f.state == State::Waiting { task: index })
-                .count();
-            prop_assert_eq!(
-                task.clones_elsewhere(),
-                stored,
-                "clones of task {}'s waker held by the manager",
-                index
-            );
+            // A queued future holds one clone of its latest waker; a
+            // multi-key one holds it until the key it waits for is handed
+            // over, which takes the clone to wake it.
+            let waits = self.waits(index, None);
+            let clones = task.clones_elsewhere();
+            let most = waits.singles + waits.many - waits.least;
+            let least = waits.singles + waits.many - waits.most;
+            in_range(
+                clones,
+                least,
+                most,
+                format_args!("clones of task {index}'s waker held by the manager"),
+            )?;
+            // So the clones tell how many of those multi-key requests were
+            // woken; earlier waits may leave a doubt (`settled`).
+            let woken = waits.singles + waits.many - clones;
+            let (least, most) = self.settled[index];
+            let exact = self.wakes[index] + woken;
+            in_range(
+                task.wakes(),
+                exact + least,
+                exact + most,
+                format_args!("wakes of task {index}"),
+            )?;
         }
         for future in &self.futures {
-            if let Kind::WithLock { started, .. } = &future.kind {
+            if let Kind::Body { started, .. } = &future.kind {
                 prop_assert_eq!(
                     started.get(),
                     future.state == State::Running,
-                    "body of with_lock future {} started in state {:?}",
+                    "body of with_lock(s) future {} started in state {:?}",
                     future.id,
                     future.state
+                );
+            }
+            // Liveness: a request that holds all its keys is polled again
+            // only if it was woken.
+            if let State::Many { task, wakes, .. } = future.state {
+                prop_assert!(
+                    self.held(future.id, future.keys) != future.keys
+                        || self.tasks[task].wakes() > wakes,
+                    "future {} holds all its keys {:?} but task {} was not woken since \
+                     its latest poll",
+                    future.id,
+                    future.keys,
+                    task
                 );
             }
         }
@@ -530,6 +915,23 @@ fn within(what: impl fmt::Display) -> impl FnOnce(TestCaseError) -> TestCaseErro
     }
 }
 
+/// Checks that `least <= value <= most`, as an equality where they agree.
+fn in_range(value: usize, least: usize, most: usize, what: fmt::Arguments<'_>) -> Check {
+    if least == most {
+        prop_assert_eq!(value, least, "{}", what);
+    } else {
+        prop_assert!(
+            (least..=most).contains(&value),
+            "{}: {}, expected {}..={}",
+            what,
+            value,
+            least,
+            most
+        );
+    }
+    Ok(())
+}
+
 /// The `locked` and `waiters` counts from the manager's `Debug` output.
 fn debug_counts(locks: &Locks) -> (usize, usize) {
     let text = format!("{locks:?}");
@@ -562,8 +964,11 @@ impl fmt::Debug for Ops {
     }
 }
 
-fn run(ops: &Ops) -> Check {
-    let locks = Locks::new();
+/// Runs `ops` on a manager with `shards` shards: with one, a multi-key
+/// request locks one mutex; with many, the keys lie in different shards
+/// whose mutexes it holds together.
+fn run(shards: usize, ops: &Ops) -> Check {
+    let locks = Locks::with_shards(shards);
     let mut harness = Harness::new(&locks);
     harness.check()?;
     for (step, &op) in ops.0.iter().enumerate() {
@@ -593,8 +998,11 @@ proptest! {
     })]
 
     #[test]
-    fn matches_the_fifo_model(ops in prop::collection::vec(op(), 0..=MAX_OPS).prop_map(Ops)) {
-        run(&ops)?;
+    fn matches_the_fifo_model(
+        shards in prop_oneof![Just(1), Just(64)],
+        ops in prop::collection::vec(op(), 0..=MAX_OPS).prop_map(Ops),
+    ) {
+        run(shards, &ops)?;
     }
 }
 
@@ -644,5 +1052,66 @@ fn scripted_walk() {
             waker: Shared(0),
         },
     ]);
-    run(&ops).unwrap();
+    for shards in [1, 64] {
+        run(shards, &ops).unwrap();
+    }
+}
+
+/// A fixed walk through the multi-key paths the random cases must reach:
+/// duplicates, a request partly granted and dropped, one handed all its
+/// keys and dropped unpolled, one handed its keys one at a time and polled
+/// in between, then moved to another task, a `with_locks` dropped while
+/// its body runs, and the empty set.
+#[test]
+fn scripted_many_walk() {
+    use Op::*;
+    use WakerChoice::*;
+    let many = |keys: &[u8], with_locks| CreateMany {
+        keys: KeyList::new(keys.to_vec()),
+        with_locks,
+        poll: true,
+    };
+    let ops = Ops(vec![
+        TryAcquire { key: 1 },
+        // Holds 0 and 2, queued on 1; dropped.
+        many(&[2, 1, 0, 2], false),
+        DropFuture { future: 0 },
+        // Holds 0, queued on 1; handed 1, then dropped unpolled.
+        many(&[1, 0], false),
+        DropGuard { guard: 0 },
+        DropFuture { future: 0 },
+        // Two requests queue behind three guards.
+        TryAcquire { key: 0 },
+        TryAcquire { key: 1 },
+        TryAcquire { key: 2 },
+        many(&[0, 1, 2], false),
+        many(&[2, 0], true),
+        Poll {
+            future: 0,
+            waker: New,
+        },
+        DropGuard { guard: 0 },
+        DropGuard { guard: 0 },
+        Poll {
+            future: 0,
+            waker: Same,
+        },
+        DropGuard { guard: 0 },
+        Poll {
+            future: 0,
+            waker: Same,
+        },
+        // The first request's guard hands 0 and 2 to the `with_locks`.
+        DropGuard { guard: 0 },
+        Poll {
+            future: 0,
+            waker: Shared(0),
+        },
+        DropFuture { future: 0 },
+        many(&[], false),
+        DropGuard { guard: 0 },
+    ]);
+    for shards in [1, 64] {
+        run(shards, &ops).unwrap();
+    }
 }
