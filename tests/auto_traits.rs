@@ -3,11 +3,15 @@
 #![cfg(not(loom))]
 
 use std::cell::Cell;
-use std::marker::PhantomData;
+use std::marker::{PhantomData, PhantomPinned};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use lock_manager::{Acquire, AcquireOwned, LockGuard, LockManager, OwnedLockGuard};
+use futures::FutureExt;
+use lock_manager::{
+    Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, LockGuard, LockManager, MultiLockGuard,
+    OwnedLockGuard, OwnedMultiLockGuard,
+};
 
 fn send<T: Send>() {}
 fn sync<T: Sync>() {}
@@ -55,6 +59,41 @@ fn owned_futures_and_guards_are_static() {
 }
 
 #[test]
+fn multi_key_futures_and_guards_are_send_sync_and_unpin_for_ordinary_keys() {
+    send::<AcquireMany<'_, String>>();
+    sync::<AcquireMany<'_, String>>();
+    unpin::<AcquireMany<'_, String>>();
+    send::<AcquireManyOwned<String>>();
+    sync::<AcquireManyOwned<String>>();
+    unpin::<AcquireManyOwned<String>>();
+    send::<MultiLockGuard<'_, String>>();
+    sync::<MultiLockGuard<'_, String>>();
+    send::<OwnedMultiLockGuard<String>>();
+    sync::<OwnedMultiLockGuard<String>>();
+    is_static::<AcquireManyOwned<String>>();
+    is_static::<OwnedMultiLockGuard<u64>>();
+}
+
+/// A key that is not `Unpin`: nothing of it is pinned, so the futures stay
+/// `Unpin` (they can be polled in place through `&mut`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Pinned(u8, PhantomPinned);
+
+#[test]
+fn multi_key_futures_are_unpin_whatever_the_key() {
+    unpin::<AcquireMany<'_, Pinned>>();
+    unpin::<AcquireManyOwned<Pinned>>();
+}
+
+#[test]
+fn multi_key_futures_and_guards_with_send_only_keys_still_move() {
+    send::<AcquireMany<'_, SendOnly>>();
+    send::<AcquireManyOwned<SendOnly>>();
+    send::<MultiLockGuard<'_, SendOnly>>();
+    send::<OwnedMultiLockGuard<SendOnly>>();
+}
+
+#[test]
 fn keys_only_shared_under_the_mutex_keep_the_manager_sync() {
     // The manager only touches keys under its mutex: Send keys suffice.
     sync::<LockManager<SendOnly>>();
@@ -70,6 +109,13 @@ assert_not_impl!(LockManager<Rc<str>>: Send);
 assert_not_impl!(LockManager<Rc<str>>: Sync);
 assert_not_impl!(AcquireOwned<Rc<str>>: Send);
 assert_not_impl!(OwnedLockGuard<Rc<str>>: Send);
+// The same for several keys: a multi-key guard lends out `&[K]`.
+assert_not_impl!(MultiLockGuard<'static, SendOnly>: Sync);
+assert_not_impl!(OwnedMultiLockGuard<SendOnly>: Sync);
+assert_not_impl!(AcquireMany<'static, Rc<str>>: Send);
+assert_not_impl!(AcquireManyOwned<Rc<str>>: Send);
+assert_not_impl!(MultiLockGuard<'static, Rc<str>>: Send);
+assert_not_impl!(OwnedMultiLockGuard<Rc<str>>: Send);
 
 #[test]
 fn debug_prints_counts_and_never_keys() {
@@ -87,6 +133,44 @@ fn debug_prints_counts_and_never_keys() {
     );
     assert_eq!(format!("{guard:?}"), r#"LockGuard { key: "secret", .. }"#);
     assert!(format!("{acquire:?}").starts_with(r#"Acquire { progress: Waiting { key: "secret""#));
+}
+
+#[test]
+fn multi_key_debug_prints_the_keys_of_futures_and_guards_only() {
+    let locks = Arc::new(LockManager::new());
+    let guard = locks.acquire_many(["secret"]).now_or_never().unwrap();
+    assert_eq!(
+        format!("{guard:?}"),
+        r#"MultiLockGuard { keys: ["secret"], .. }"#
+    );
+
+    let unpolled = locks.acquire_many(["b", "secret", "b"]);
+    assert_eq!(
+        format!("{unpolled:?}"),
+        r#"AcquireMany { progress: Unpolled(["b", "secret", "b"]), .. }"#
+    );
+    let mut waiting = locks.acquire_many_owned(["secret"]);
+    assert!((&mut waiting).now_or_never().is_none());
+    let debug = format!("{waiting:?}");
+    assert!(
+        debug.starts_with(r#"AcquireManyOwned { progress: Waiting { links: [Link { key: "secret""#),
+        "{debug}"
+    );
+    assert_eq!(
+        format!("{locks:?}"),
+        "LockManager { locked: 1, waiters: 1 }"
+    );
+
+    drop(guard);
+    let owned = (&mut waiting).now_or_never().unwrap();
+    assert_eq!(
+        format!("{owned:?}"),
+        r#"OwnedMultiLockGuard { keys: ["secret"], .. }"#
+    );
+    assert_eq!(
+        format!("{waiting:?}"),
+        "AcquireManyOwned { progress: Done, .. }"
+    );
 }
 
 /// A key whose `Hash` runs while the manager's mutex is held, and prints the

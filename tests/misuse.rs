@@ -1258,3 +1258,444 @@ fn a_granted_slot_given_up_and_reused_is_not_granted_twice() {
         assert_eq!(waiters(&locks), 0);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Multi-key requests (`acquire_many`): the same faults, striking at every
+// stage of a request that spans several keys and shards.
+
+/// Managers where every key shares one shard, and where keys spread over
+/// several shards whose mutexes a request holds together.
+fn multi_managers<K: Eq + Hash>() -> [LockManager<K>; 2] {
+    [LockManager::with_shards(1), LockManager::with_shards(64)]
+}
+
+/// A fuse shared by the keys of one request: their `Hash` calls are counted
+/// together, and the call numbered `blow_at` panics, so a sweep over
+/// `blow_at` strikes every step of a placement in turn.
+struct Fuse {
+    calls: AtomicUsize,
+    /// 0: never.
+    blow_at: AtomicUsize,
+    /// The manager, printed when the fuse blows: `<locked>` shows the panic
+    /// struck under a shard's mutex (this test is alone on its manager).
+    manager: std::sync::OnceLock<Weak<LockManager<Fused>>>,
+    /// Whether the blow struck under a shard's mutex.
+    under_mutex: Mutex<Option<bool>>,
+}
+
+impl Fuse {
+    fn new(blow_at: usize) -> Arc<Self> {
+        Arc::new(Self {
+            calls: AtomicUsize::new(0),
+            blow_at: AtomicUsize::new(blow_at),
+            manager: std::sync::OnceLock::new(),
+            under_mutex: Mutex::new(None),
+        })
+    }
+}
+
+#[derive(Clone)]
+struct Fused {
+    id: u32,
+    fuse: Arc<Fuse>,
+}
+
+fn fused(id: u32, fuse: &Arc<Fuse>) -> Fused {
+    Fused {
+        id,
+        fuse: fuse.clone(),
+    }
+}
+
+impl Debug for Fused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fused({})", self.id)
+    }
+}
+
+impl Hash for Fused {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let call = self.fuse.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if call == self.fuse.blow_at.load(Ordering::SeqCst) {
+            let manager = self.fuse.manager.get().and_then(Weak::upgrade);
+            let debug = manager.map(|locks| format!("{locks:?}"));
+            let locked = debug.is_some_and(|debug| debug.contains("<locked>"));
+            *self.fuse.under_mutex.lock().unwrap() = Some(locked);
+            panic!("hash exploded");
+        }
+        self.id.hash(state);
+    }
+}
+
+impl PartialEq for Fused {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Fused {}
+
+/// Sweeps a `Hash` panic over every call a four-key request makes, with
+/// two keys free, one held with a waiter and one held: wherever it
+/// strikes (picking shards, or inside the shard mutexes after some keys
+/// were already taken or queued on), the panic reaches the poller and every
+/// key placed so far is given back.
+#[test]
+fn a_hash_panicking_midway_through_a_multi_key_placement_undoes_it() {
+    for shards in [1, 64] {
+        let mut under_mutex = 0;
+        for blow_at in 1.. {
+            let locks = Arc::new(LockManager::with_shards(shards));
+            let quiet = Fuse::new(0);
+            let held = locks.try_acquire(fused(3, &quiet)).unwrap();
+            let other = locks.try_acquire(fused(4, &quiet)).unwrap();
+            let w3_task = Task::new();
+            let mut w3 = locks.acquire(fused(3, &quiet));
+            assert!(w3_task.poll(&mut w3).is_pending());
+
+            let armed = Fuse::new(blow_at);
+            armed.manager.set(Arc::downgrade(&locks)).unwrap();
+            let mut request = locks.acquire_many([1, 2, 3, 4].map(|id| fused(id, &armed)));
+            let outcome = catch_unwind(AssertUnwindSafe(|| Task::new().poll(&mut request)));
+            let Err(panic) = outcome else {
+                // Past the last call: nothing blew, the request just waits.
+                assert!(outcome.unwrap().is_pending());
+                assert!(armed.under_mutex.lock().unwrap().is_none());
+                armed.blow_at.store(0, Ordering::SeqCst); // dropping hashes too
+                drop(request);
+                assert_eq!(locks.locked_count(), 2, "the request gave back 1 and 2");
+                assert!(blow_at > 8, "every key is hashed at least twice");
+                break;
+            };
+            assert_eq!(message(panic), "hash exploded", "blow_at {blow_at}");
+            if armed.under_mutex.lock().unwrap().expect("the fuse blew") {
+                under_mutex += 1;
+            }
+            // The failed future is finished and changes nothing when dropped.
+            assert!(request.is_terminated());
+            expect_panic("polled after completion", || Task::new().poll(&mut request));
+            drop(request);
+
+            // Exactly as before the request, mutexes unpoisoned.
+            let ctx = format!("{shards} shards, blow_at {blow_at}");
+            assert_eq!(locks.locked_count(), 2, "{ctx}");
+            assert!(!locks.is_locked(&fused(1, &quiet)), "{ctx}");
+            assert!(!locks.is_locked(&fused(2, &quiet)), "{ctx}");
+            assert_eq!(locks.queue_len(&fused(3, &quiet)), 2, "{ctx}");
+            assert_eq!(locks.queue_len(&fused(4, &quiet)), 1, "{ctx}");
+            assert_eq!(waiters(&*locks), 1, "{ctx}");
+            drop(held);
+            assert_eq!(w3_task.wakes(), 1, "{ctx}: 3 passes to its old waiter");
+            drop(ready(w3_task.poll(&mut w3)));
+            drop(other);
+            assert_eq!(locks.locked_count(), 0, "{ctx}");
+            assert_eq!(waiters(&*locks), 0, "{ctx}");
+            for id in 1..=5 {
+                assert_key_works(&*locks, fused(id, &quiet));
+            }
+            let all = locks.acquire_many((1..=5).map(|id| fused(id, &quiet)));
+            let all = all.now_or_never().expect("every key is free");
+            assert_eq!(locks.locked_count(), 5);
+            drop(all);
+            assert_eq!(locks.locked_count(), 0, "{ctx}");
+        }
+        // One panic per key placed under the mutexes: the later ones struck
+        // with keys already taken or queued on.
+        assert!(under_mutex >= 4, "{shards} shards: {under_mutex}");
+    }
+}
+
+/// A `Hash`, `Eq` or `Clone` that panics before anything is placed (the
+/// first hash picks the shards, duplicates are compared and keys cloned
+/// outside the mutexes), or an `Eq` that panics against a held key inside
+/// a shard's mutex: the panic reaches the poller and nothing changes.
+#[test]
+fn a_multi_key_request_whose_key_panics_changes_nothing() {
+    let cases: [(&str, &[(u32, Bomb)]); 5] = [
+        ("hash exploded", &[(1, Bomb::Hash), (2, Bomb::None)]),
+        ("hash exploded", &[(2, Bomb::None), (1, Bomb::Hash)]),
+        ("clone exploded", &[(2, Bomb::None), (5, Bomb::Clone)]),
+        // Same id, same hash: compared while merging duplicates.
+        ("eq exploded", &[(5, Bomb::None), (5, Bomb::Eq)]),
+        // Compared with the held 1 in the map, under its shard's mutex.
+        (
+            "eq exploded",
+            &[(2, Bomb::None), (1, Bomb::Eq), (5, Bomb::None)],
+        ),
+    ];
+    for locks in multi_managers() {
+        for (expected, keys) in cases {
+            let holder = locks.try_acquire(key(1)).unwrap();
+            let task = Task::new();
+            let mut waiter = locks.acquire(key(1));
+            assert!(task.poll(&mut waiter).is_pending());
+
+            let mut request = locks.acquire_many(keys.iter().map(|&(id, b)| bomb(id, b)));
+            expect_panic(expected, || Task::new().poll(&mut request));
+            assert!(request.is_terminated(), "{expected}");
+            drop(request);
+
+            assert_eq!(locks.locked_count(), 1, "{expected}");
+            assert_eq!(locks.queue_len(&key(1)), 2, "{expected}");
+            assert_eq!(waiters(&locks), 1, "{expected}");
+            drop(holder);
+            assert_eq!(task.wakes(), 1, "{expected}");
+            drop(ready(task.poll(&mut waiter)));
+            assert_eq!(locks.locked_count(), 0, "{expected}");
+            for id in [1, 2, 5] {
+                assert_key_works(&locks, key(id));
+            }
+        }
+    }
+}
+
+/// The two guards `acquire_many` and `acquire_many_owned` give, as one type
+/// for the tests that drop either.
+enum AnyMultiGuard<'a> {
+    Borrowed(lock_manager::MultiLockGuard<'a, u32>),
+    Owned(lock_manager::OwnedMultiLockGuard<u32>),
+}
+
+impl AnyMultiGuard<'_> {
+    fn keys(&self) -> &[u32] {
+        match self {
+            AnyMultiGuard::Borrowed(guard) => guard.keys(),
+            AnyMultiGuard::Owned(guard) => guard.keys(),
+        }
+    }
+}
+
+fn multi_guard(locks: &Arc<Locks>, keys: [u32; 2], owned: bool) -> AnyMultiGuard<'_> {
+    if owned {
+        AnyMultiGuard::Owned(locks.acquire_many_owned(keys).now_or_never().unwrap())
+    } else {
+        AnyMultiGuard::Borrowed(locks.acquire_many(keys).now_or_never().unwrap())
+    }
+}
+
+/// Whichever order the guard releases its keys in, a panicking `wake` on
+/// one of them (or both) must not stop the other's hand-off: each key
+/// passes to its waiter, and then the panic leaves the drop.
+#[test]
+fn a_panicking_wake_does_not_stop_a_multi_key_guard_handing_over_every_key() {
+    for shards in [1, 64] {
+        for owned in [false, true] {
+            for bad in [[true, false], [false, true], [true, true]] {
+                let ctx = format!("{shards} shards, owned {owned}, bad {bad:?}");
+                let locks = Arc::new(Locks::with_shards(shards));
+                let guard = multi_guard(&locks, [2, 1], owned);
+                let mut keys = guard.keys().to_vec();
+                keys.sort_unstable();
+                assert_eq!(keys, [1, 2]);
+                let tasks = [Task::new(), Task::new()];
+                let bad_waker = Waker::from(Arc::new(PanicOnWake));
+                let mut next: Vec<_> = [1, 2].map(|k| locks.acquire(k)).into();
+                for i in 0..2 {
+                    let waker = if bad[i] { &bad_waker } else { tasks[i].waker() };
+                    let mut cx = std::task::Context::from_waker(waker);
+                    assert!(next[i].poll_unpin(&mut cx).is_pending(), "{ctx}");
+                }
+
+                expect_panic("wake exploded", || drop(guard));
+                // Both keys were handed over: held by their waiters.
+                assert_eq!(locks.queue_len(&1), 1, "{ctx}");
+                assert_eq!(locks.queue_len(&2), 1, "{ctx}");
+                assert_eq!(waiters(&*locks), 2, "{ctx}: two grants not yet taken");
+                for i in 0..2 {
+                    let expected = usize::from(!bad[i]);
+                    assert_eq!(tasks[i].wakes(), expected, "{ctx}: waiter {i}");
+                }
+                for mut waiter in next {
+                    drop(ready(Task::new().poll(&mut waiter)));
+                }
+                assert_eq!(locks.locked_count(), 0, "{ctx}");
+                assert_eq!(waiters(&*locks), 0, "{ctx}");
+                assert_key_works(&*locks, 1);
+                assert_key_works(&*locks, 2);
+            }
+        }
+    }
+}
+
+/// The same when a request holding two keys and queued on a third is
+/// dropped: both held keys pass on, the place on the third is given up,
+/// then the panic leaves the drop.
+#[test]
+fn a_panicking_wake_does_not_stop_a_dropped_multi_key_request_giving_up_everything() {
+    for locks in multi_managers() {
+        let holder = locks.try_acquire(2).unwrap();
+        let request_task = Task::new();
+        let mut request = locks.acquire_many([1, 2, 3]);
+        assert!(request_task.poll(&mut request).is_pending());
+        assert!(locks.is_locked(&1) && locks.is_locked(&3));
+        let bad = Waker::from(Arc::new(PanicOnWake));
+        let mut on_1 = locks.acquire(1);
+        let mut on_3 = locks.acquire(3);
+        for waiter in [&mut on_1, &mut on_3] {
+            let mut cx = std::task::Context::from_waker(&bad);
+            assert!(waiter.poll_unpin(&mut cx).is_pending());
+        }
+        let w2_task = Task::new();
+        let mut on_2 = locks.acquire(2);
+        assert!(w2_task.poll(&mut on_2).is_pending());
+        assert_eq!(locks.queue_len(&2), 3);
+
+        expect_panic("wake exploded", || drop(request));
+        assert_eq!(locks.queue_len(&1), 1, "1 was handed to its waiter");
+        assert_eq!(locks.queue_len(&3), 1, "3 was handed to its waiter");
+        assert_eq!(locks.queue_len(&2), 2, "the request left the queue of 2");
+        drop(ready(Task::new().poll(&mut on_1)));
+        drop(ready(Task::new().poll(&mut on_3)));
+        drop(holder);
+        assert_eq!(w2_task.wakes(), 1);
+        drop(ready(w2_task.poll(&mut on_2)));
+        assert_eq!(request_task.wakes(), 0);
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&locks), 0);
+    }
+}
+
+/// A waker whose `clone` panics, first polling a multi-key request that
+/// holds one key and is queued on another: the panic reaches the poller,
+/// and once the future is dropped nothing of it stays held or queued.
+/// Polled again instead, with a good waker, it must be served (or have
+/// left everything).
+#[test]
+fn a_panicking_waker_clone_on_a_multi_key_request_leaves_nothing_behind() {
+    let (bad, _hooks) = hooked(|event| {
+        if event == Event::Clone {
+            panic!("clone exploded");
+        }
+    });
+    for repoll in [false, true] {
+        for locks in multi_managers() {
+            let holder = locks.try_acquire(1).unwrap();
+            let mut request = locks.acquire_many([2, 1]);
+            expect_panic("clone exploded", || {
+                request.poll_unpin(&mut std::task::Context::from_waker(&bad))
+            });
+            // Later callers on both keys.
+            let tasks = [Task::new(), Task::new()];
+            let mut on_1 = locks.acquire(1);
+            let mut on_2 = locks.acquire(2);
+            assert!(tasks[0].poll(&mut on_1).is_pending());
+            assert_eq!(
+                tasks[1].poll(&mut on_2).is_pending(),
+                locks.queue_len(&1) == 3,
+                "2 is held exactly while the request still waits on 1"
+            );
+
+            if repoll {
+                let task = Task::new();
+                match catch_unwind(AssertUnwindSafe(|| task.poll(&mut request))) {
+                    Ok(Poll::Pending) => {
+                        drop(holder);
+                        assert_eq!(task.wakes(), 1, "the request is next on 1");
+                        let guard = ready(task.poll(&mut request));
+                        assert_eq!(guard.keys().len(), 2);
+                        assert!(tasks[0].poll(&mut on_1).is_pending());
+                        drop(guard);
+                    }
+                    Ok(Poll::Ready(_)) => panic!("1 is still held"),
+                    Err(panic) => {
+                        assert!(message(panic).contains("polled after completion"));
+                        drop(holder);
+                    }
+                }
+                drop(request);
+            } else {
+                drop(request);
+                assert_eq!(locks.queue_len(&1), 2, "the request left the queue of 1");
+                drop(holder);
+            }
+            assert_eq!(wakes(&tasks)[0], 1);
+            drop(ready(tasks[0].poll(&mut on_1)));
+            drop(ready(tasks[1].poll(&mut on_2)));
+            assert_eq!(locks.locked_count(), 0, "no ghost holds a key");
+            assert_eq!(waiters(&locks), 0);
+            assert_key_works(&locks, 1);
+            assert_key_works(&locks, 2);
+        }
+    }
+}
+
+#[test]
+fn a_forgotten_multi_key_guard_locks_its_keys_for_good_and_nothing_else() {
+    for locks in multi_managers() {
+        std::mem::forget(locks.acquire_many([1, 2]).now_or_never().unwrap());
+        assert!(locks.is_locked(&1) && locks.is_locked(&2));
+        assert!(locks.try_acquire(2).is_none());
+
+        // Waiters on its keys wait, and can still leave.
+        let task = Task::new();
+        let mut waiter = locks.acquire(1);
+        let mut request = locks.acquire_many([3, 2]);
+        for _ in 0..3 {
+            assert!(task.poll(&mut waiter).is_pending());
+            assert!(task.poll(&mut request).is_pending());
+        }
+        assert_eq!(task.wakes(), 0);
+        assert!(locks.is_locked(&3), "the request holds 3 while it waits");
+        drop(waiter);
+        drop(request);
+        assert_eq!(locks.queue_len(&1), 1);
+        assert_eq!(locks.queue_len(&2), 1);
+        assert!(!locks.is_locked(&3));
+        assert_eq!(locks.locked_count(), 2);
+        assert_eq!(waiters(&locks), 0);
+        assert_key_works(&locks, 3);
+    }
+}
+
+#[test]
+fn a_forgotten_multi_key_request_takes_its_keys_for_good_once_at_the_front() {
+    for locks in multi_managers() {
+        let holder = locks.try_acquire(1).unwrap();
+        let ghost_task = Task::new();
+        let mut ghost = locks.acquire_many([1, 2]);
+        assert!(ghost_task.poll(&mut ghost).is_pending());
+        let task = Task::new();
+        let mut behind = locks.acquire(1);
+        assert!(task.poll(&mut behind).is_pending());
+        std::mem::forget(ghost);
+
+        drop(holder);
+        // Handed to the forgotten request, which never gives it on.
+        assert_eq!(ghost_task.wakes(), 1);
+        assert_eq!(task.wakes(), 0);
+        assert!(task.poll(&mut behind).is_pending());
+        drop(behind);
+        assert_eq!(locks.queue_len(&1), 1);
+        assert_eq!(locks.queue_len(&2), 1);
+        assert_eq!(locks.locked_count(), 2);
+        assert_eq!(waiters(&locks), 1, "the ghost's grant on 1 stays");
+        assert_key_works(&locks, 3);
+    }
+}
+
+#[test]
+fn owned_multi_key_guards_and_futures_outlive_every_other_handle() {
+    let locks = Arc::new(LockManager::new());
+    let weak = Arc::downgrade(&locks);
+    let first = locks.acquire_many_owned([1, 2]).now_or_never().unwrap();
+    let task = Task::new();
+    let mut waiting = locks.acquire_many_owned([2, 3]);
+    assert!(task.poll(&mut waiting).is_pending());
+    let mut unpolled = locks.acquire_many_owned([4, 5]);
+    drop(locks);
+    assert_eq!(weak.strong_count(), 3, "held by the guard and the futures");
+
+    drop(first);
+    assert_eq!(task.wakes(), 1);
+    let second = ready(task.poll(&mut waiting));
+    drop(waiting);
+    assert_eq!(second.manager().locked_count(), 2);
+    let third = ready(Task::new().poll(&mut unpolled));
+    drop(unpolled);
+    drop(second);
+    assert_eq!(weak.strong_count(), 1);
+    assert_eq!(third.manager().locked_count(), 2);
+    assert!(third.manager().is_locked(&5));
+    drop(third);
+    assert!(weak.upgrade().is_none(), "the last guard freed the manager");
+}

@@ -131,7 +131,188 @@ async fn no_update_is_lost(rt: Rt) {
     assert_eq!(locks.locked_count(), 0);
 }
 
+/// Tasks locking overlapping sets of keys, listed in opposite and shuffled
+/// orders, alongside single-key callers: all finish (no deadlock), and no
+/// key ever has two holders.
+async fn overlapping_multi_key_requests_in_any_order_all_complete(rt: Rt) {
+    const KEYS: usize = 6;
+    let locks = Arc::new(LockManager::new());
+    let holders: Arc<[AtomicUsize; KEYS]> = Arc::default();
+    let tasks: Vec<_> = (0..240)
+        .map(|i| {
+            let (locks, holders) = (locks.clone(), holders.clone());
+            rt.spawn(async move {
+                let (a, b, c) = (i % KEYS, (i + 1) % KEYS, (i + 3) % KEYS);
+                let keys = match i % 4 {
+                    0 => vec![a, b],
+                    1 => vec![b, a],
+                    2 => vec![c, a, b, a],
+                    _ => vec![a],
+                };
+                let (mut held, guard): (_, Box<dyn Send>) = if keys.len() == 1 {
+                    let guard = locks.acquire_owned(a).await;
+                    (vec![*guard.key()], Box::new(guard))
+                } else {
+                    let guard = locks.acquire_many_owned(keys.clone()).await;
+                    (guard.keys().to_vec(), Box::new(guard))
+                };
+                held.sort_unstable();
+                let mut wanted = keys;
+                wanted.sort_unstable();
+                wanted.dedup();
+                assert_eq!(held, wanted);
+                for &key in &held {
+                    assert_eq!(holders[key].fetch_add(1, Ordering::SeqCst), 0, "key {key}");
+                }
+                rt.yield_now().await;
+                for &key in &held {
+                    holders[key].fetch_sub(1, Ordering::SeqCst);
+                }
+                drop(guard);
+            })
+        })
+        .collect();
+    let all = rt.timeout(PATIENCE, futures::future::join_all(tasks));
+    assert!(all.await.is_some(), "deadlock: {:?}", locks);
+    assert_eq!(locks.locked_count(), 0);
+    assert_eq!(
+        format!("{locks:?}"),
+        "LockManager { locked: 0, waiters: 0 }"
+    );
+}
+
+/// Tasks on both worker threads lock the same two keys over and over, half
+/// listing them as `[0, 1]` and half as `[1, 0]`, so that requests in
+/// opposite orders are often placed at the same moment: were a request
+/// placed key by key, two of them would soon hold one key each and wait
+/// for the other's.
+async fn opposite_orders_on_two_hot_keys_never_deadlock(rt: Rt) {
+    let locks = Arc::new(LockManager::new());
+    let inside = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (locks, inside) = (locks.clone(), inside.clone());
+            rt.spawn(async move {
+                let keys = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+                for round in 0..300 {
+                    let guard = locks.acquire_many_owned(keys).await;
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
+                    if round % 4 == 0 {
+                        rt.yield_now().await;
+                    }
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    drop(guard);
+                }
+            })
+        })
+        .collect();
+    let all = rt.timeout(PATIENCE, futures::future::join_all(tasks));
+    assert!(all.await.is_some(), "deadlock: {:?}", locks);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+fn load_both(counters: &[AtomicUsize; 2]) -> [usize; 2] {
+    [0, 1].map(|i| counters[i].load(Ordering::SeqCst))
+}
+
+/// Read-modify-write on two counters under `with_locks`, in both key
+/// orders, interleaved with single-key writers of one of them: no update
+/// is lost on either.
+async fn with_locks_serializes_read_modify_write_on_two_counters(rt: Rt) {
+    let locks = Arc::new(LockManager::new());
+    let counters: Arc<[AtomicUsize; 2]> = Arc::default();
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let (locks, counters) = (locks.clone(), counters.clone());
+            rt.spawn(async move {
+                let bump =
+                    |key: usize, read: usize| counters[key].store(read + 1, Ordering::SeqCst);
+                match i % 3 {
+                    0 | 1 => {
+                        let keys = if i % 3 == 0 { ["x", "y"] } else { ["y", "x"] };
+                        locks
+                            .with_locks(keys, || async {
+                                let read = load_both(&counters);
+                                rt.yield_now().await;
+                                bump(0, read[0]);
+                                bump(1, read[1]);
+                            })
+                            .await;
+                    }
+                    _ => {
+                        locks
+                            .with_lock("x", || async {
+                                let read = counters[0].load(Ordering::SeqCst);
+                                rt.yield_now().await;
+                                bump(0, read);
+                            })
+                            .await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let all = rt.timeout(PATIENCE, futures::future::join_all(tasks));
+    assert!(all.await.is_some());
+    let counts = load_both(&counters);
+    assert_eq!(counts, [300, 200]);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+/// The runtime's own timeout cancels a multi-key acquire that holds some
+/// of its keys and waits for another: it gives back what it held and
+/// leaves the queue, and a waiter queued behind it is served.
+async fn a_timed_out_multi_key_acquire_gives_back_every_key(rt: Rt) {
+    let locks = Arc::new(LockManager::new());
+    let holder = locks.acquire(2).await;
+    let behind = {
+        let locks = locks.clone();
+        rt.spawn(async move {
+            rt.sleep(Duration::from_millis(5)).await; // after the request
+            *locks.acquire_owned(1).await.key()
+        })
+    };
+    let timed_out = rt
+        .timeout(Duration::from_millis(40), locks.acquire_many([1, 2, 3]))
+        .await;
+    assert!(timed_out.is_none());
+    assert_eq!(rt.timeout(PATIENCE, behind).await, Some(1));
+    assert!(!locks.is_locked(&1));
+    assert!(!locks.is_locked(&3));
+    assert_eq!(locks.queue_len(&2), 1, "the request left the queue of 2");
+
+    drop(holder);
+    let again = rt.timeout(PATIENCE, locks.acquire_many([3, 2, 1])).await;
+    assert_eq!(again.map(|guard| guard.keys().len()), Some(3));
+    assert_eq!(locks.locked_count(), 0);
+}
+
+/// A multi-key request first polled by one task and then awaited by
+/// another is woken there, and its owned guard is released from a third.
+async fn a_multi_key_request_moved_to_another_task_is_woken_there(rt: Rt) {
+    let locks = Arc::new(LockManager::new());
+    let holder = locks.acquire_owned(1).await;
+    let mut request = locks.acquire_many_owned([2, 1]);
+    assert!(futures::poll!(&mut request).is_pending()); // registers this task
+
+    let waiter = rt.spawn(request);
+    rt.sleep(Duration::from_millis(10)).await; // let it poll with its waker
+    drop(holder);
+    let guard = rt
+        .timeout(PATIENCE, waiter)
+        .await
+        .expect("woken in its task");
+    assert_eq!(guard.keys().len(), 2);
+    rt.spawn(async move { drop(guard) }).await;
+    assert_eq!(locks.locked_count(), 0);
+}
+
 on_every_runtime!(
+    opposite_orders_on_two_hot_keys_never_deadlock,
+    overlapping_multi_key_requests_in_any_order_all_complete,
+    with_locks_serializes_read_modify_write_on_two_counters,
+    a_timed_out_multi_key_acquire_gives_back_every_key,
+    a_multi_key_request_moved_to_another_task_is_woken_there,
     fifo_order_holds_across_tasks,
     timed_out_acquire_leaves_the_queue,
     a_future_moved_to_another_task_is_woken_there,

@@ -1,0 +1,417 @@
+//! Random money transfers between accounts, each locking both of its
+//! accounts at once through `acquire_many_owned`, `acquire_many` or
+//! `with_locks`: hundreds of tasks on every runtime, accounts listed in
+//! random order (sometimes the same account twice), mixed with audits that
+//! lock larger sets and with single-key holders, and operations cancelled
+//! at random moments by the runtime's own timeout.
+//!
+//! Checked: money is conserved and every account ends exactly where the
+//! completed transfers put it (no lost update), never two holders of an
+//! account, no deadlock (every task finishes), and the manager is empty at
+//! the end.
+//!
+//! `TRANSFERS_SEED=<n>` replays a run; `TRANSFERS_TASKS=<n>` changes its
+//! size.
+#![cfg(not(loom))]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use common::Rt;
+use lock_manager::LockManager;
+
+const ACCOUNTS: usize = 100;
+const OPENING: i64 = 1_000;
+const DEFAULT_TASKS: usize = 500;
+/// Each task runs between `MIN_OPS` and `MAX_OPS` operations, one by one.
+const MIN_OPS: u64 = 4;
+const MAX_OPS: u64 = 10;
+const ROUNDS: usize = 20;
+/// The whole run must end within this, or the test fails.
+const OVERALL: Duration = Duration::from_secs(30);
+
+/// SplitMix64: deterministic per seed, no dependencies, and any seed
+/// (zero included) gives a full-period sequence.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn account(&mut self) -> u32 {
+        self.below(ACCOUNTS as u64) as u32
+    }
+}
+
+/// The accounts and the bookkeeping every task shares.
+struct Bank {
+    /// One key per account.
+    locks: Arc<LockManager<u32>>,
+    /// Updated by read, yield, write inside the locks.
+    balances: Vec<AtomicI64>,
+    /// Where the completed transfers put each account, kept with atomic
+    /// adds, which need no lock: a lost update on `balances` shows up as a
+    /// difference, even one that happens to conserve the total.
+    expected: Vec<AtomicI64>,
+    /// Operations inside their critical section right now, per account.
+    holders: Vec<AtomicUsize>,
+    /// Most holders ever seen on one account at once (must stay 1).
+    worst: AtomicUsize,
+}
+
+impl Bank {
+    fn new() -> Self {
+        Self {
+            locks: Arc::new(LockManager::new()),
+            balances: (0..ACCOUNTS).map(|_| AtomicI64::new(OPENING)).collect(),
+            expected: (0..ACCOUNTS).map(|_| AtomicI64::new(OPENING)).collect(),
+            holders: (0..ACCOUNTS).map(|_| AtomicUsize::new(0)).collect(),
+            worst: AtomicUsize::new(0),
+        }
+    }
+
+    fn balance(&self, account: u32) -> i64 {
+        self.balances[account as usize].load(Ordering::SeqCst)
+    }
+}
+
+/// Marks a critical section on a set of accounts; leaving it (even by being
+/// dropped mid-body on cancellation) unmarks them. Created after the lock
+/// guard, so it is dropped before the guard releases the keys.
+struct Inside<'a> {
+    bank: &'a Bank,
+    accounts: Vec<u32>,
+}
+
+impl<'a> Inside<'a> {
+    fn enter(bank: &'a Bank, accounts: &[u32], entered: &AtomicBool) -> Self {
+        let mut accounts = accounts.to_vec();
+        accounts.sort_unstable();
+        accounts.dedup();
+        for &account in &accounts {
+            let now = bank.holders[account as usize].fetch_add(1, Ordering::SeqCst) + 1;
+            bank.worst.fetch_max(now, Ordering::SeqCst);
+            assert_eq!(now, 1, "two holders of account {account} at once");
+        }
+        entered.store(true, Ordering::SeqCst);
+        Self { bank, accounts }
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        for &account in &self.accounts {
+            self.bank.holders[account as usize].fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Lets other tasks run inside the critical section: a few yields, now and
+/// then a short sleep.
+async fn dawdle(rt: Rt, mut rng: Rng) {
+    for _ in 0..rng.below(3) {
+        rt.yield_now().await;
+    }
+    if rng.chance(3) {
+        rt.sleep(Duration::from_micros(100)).await;
+    }
+}
+
+/// Moves `amount` from `from` to `to` (the same account: writes its balance
+/// back unchanged) by read, yield, write. The caller holds both accounts.
+async fn transfer(
+    rt: Rt,
+    bank: &Bank,
+    [from, to]: [u32; 2],
+    amount: i64,
+    rng: Rng,
+    entered: &AtomicBool,
+) {
+    let _inside = Inside::enter(bank, &[from, to], entered);
+    let (seen_from, seen_to) = (bank.balance(from), bank.balance(to));
+    dawdle(rt, rng).await;
+    assert_eq!(
+        bank.balance(from),
+        seen_from,
+        "account {from} changed under its holder"
+    );
+    assert_eq!(
+        bank.balance(to),
+        seen_to,
+        "account {to} changed under its holder"
+    );
+    // No await from here on: a cancellation lands before all of it or after.
+    if from == to {
+        bank.balances[from as usize].store(seen_from, Ordering::SeqCst);
+    } else {
+        bank.balances[from as usize].store(seen_from - amount, Ordering::SeqCst);
+        bank.balances[to as usize].store(seen_to + amount, Ordering::SeqCst);
+        bank.expected[from as usize].fetch_sub(amount, Ordering::SeqCst);
+        bank.expected[to as usize].fetch_add(amount, Ordering::SeqCst);
+    }
+}
+
+/// Adds up a set of accounts, yields, and adds them up again: with every
+/// account of the set locked, nothing may move in between.
+async fn audit(rt: Rt, bank: &Bank, accounts: &[u32], rng: Rng, entered: &AtomicBool) {
+    let inside = Inside::enter(bank, accounts, entered);
+    let total = |accounts: &[u32]| -> i64 { accounts.iter().map(|&a| bank.balance(a)).sum() };
+    let before = total(&inside.accounts);
+    dawdle(rt, rng).await;
+    assert_eq!(
+        total(&inside.accounts),
+        before,
+        "money moved within the locked set {:?}",
+        inside.accounts
+    );
+}
+
+/// The sorted, deduplicated accounts of `keys`.
+fn distinct(keys: &[u32]) -> Vec<u32> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// How a task's operations ended.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    completed: usize,
+    /// Cancelled before its critical section began: while queued, or
+    /// holding only some of its keys, or granted all but not yet polled.
+    cancelled_waiting: usize,
+    /// Cancelled in the middle of its critical section.
+    cancelled_inside: usize,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Self) {
+        self.completed += other.completed;
+        self.cancelled_waiting += other.cancelled_waiting;
+        self.cancelled_inside += other.cancelled_inside;
+    }
+}
+
+/// One operation: a transfer through one of the multi-key entry points, an
+/// audit of a larger set, or a single-key holder of one account.
+async fn operation(rt: Rt, bank: &Bank, mut rng: Rng, entered: &AtomicBool) {
+    let from = rng.account();
+    // Sometimes the same account twice, which must lock it once.
+    let to = if rng.chance(10) { from } else { rng.account() };
+    let amount = 1 + rng.below(50) as i64;
+    let body_rng = Rng(rng.next());
+    let locks = &bank.locks;
+    match rng.below(10) {
+        0..=3 => {
+            let keys = if rng.chance(50) {
+                [from, to]
+            } else {
+                [to, from]
+            };
+            let guard = locks.acquire_many_owned(keys).await;
+            assert_eq!(distinct(guard.keys()), distinct(&keys));
+            transfer(rt, bank, [from, to], amount, body_rng, entered).await;
+        }
+        4..=6 => {
+            let keys = if rng.chance(50) {
+                [from, to]
+            } else {
+                [to, from]
+            };
+            locks
+                .with_locks(keys, move || {
+                    transfer(rt, bank, [from, to], amount, body_rng, entered)
+                })
+                .await;
+        }
+        // Borrowing the manager, every account listed twice.
+        7 => {
+            let guard = locks.acquire_many([to, from, to, from]).await;
+            assert_eq!(guard.keys().len(), distinct(&[from, to]).len());
+            transfer(rt, bank, [from, to], amount, body_rng, entered).await;
+        }
+        // A larger set, in random order, possibly with duplicates.
+        8 => {
+            let size = 3 + rng.below(6);
+            let accounts: Vec<u32> = (0..size).map(|_| rng.account()).collect();
+            let guard = locks.acquire_many_owned(accounts.clone()).await;
+            assert_eq!(distinct(guard.keys()), distinct(&accounts));
+            audit(rt, bank, &accounts, body_rng, entered).await;
+        }
+        // A single-key holder in the same queues as the multi-key requests.
+        _ => {
+            let _guard = locks.acquire_owned(from).await;
+            transfer(rt, bank, [from, from], 0, body_rng, entered).await;
+        }
+    }
+}
+
+async fn one_task(rt: Rt, bank: Arc<Bank>, seed: u64) -> Tally {
+    let mut rng = Rng(seed);
+    let mut tally = Tally::default();
+    // Spread some arrivals out, so that hand-offs and timeouts interleave.
+    if rng.chance(30) {
+        rt.sleep(Duration::from_micros(rng.below(1000))).await;
+    }
+    for _ in 0..MIN_OPS + rng.below(MAX_OPS - MIN_OPS + 1) {
+        let entered = AtomicBool::new(false);
+        // Its own generator, so that the choices here (timeouts) do not depend
+        // on how far the operation got.
+        let op = operation(rt, &bank, Rng(rng.next()), &entered);
+        // A third of the operations run under a short random timeout: often
+        // cancelled while queued or partly granted, sometimes mid-body.
+        let finished = if rng.chance(35) {
+            let limit = Duration::from_micros(rng.below(2000));
+            rt.timeout(limit, op).await.is_some()
+        } else {
+            op.await;
+            true
+        };
+        match (finished, entered.load(Ordering::SeqCst)) {
+            (true, _) => tally.completed += 1,
+            (false, false) => tally.cancelled_waiting += 1,
+            (false, true) => tally.cancelled_inside += 1,
+        }
+    }
+    tally
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `ROUNDS` rounds of `tasks` concurrent tasks on one bank, which must
+/// balance, and whose manager must be empty, after each.
+async fn transfers(rt: Rt, seed: u64, tasks: usize) -> Tally {
+    let deadline = Instant::now() + OVERALL;
+    let bank = Arc::new(Bank::new());
+    let mut seeds = Rng(seed);
+    let mut tally = Tally::default();
+    for round in 0..ROUNDS {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| rt.spawn(one_task(rt, bank.clone(), seeds.next())))
+            .collect();
+        let all = futures::future::join_all(handles);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(tallies) = rt.timeout(left, all).await else {
+            panic!(
+                "{rt:?}: round {round}: tasks still unfinished after {OVERALL:?} (seed {seed}); manager: {:?}",
+                bank.locks
+            );
+        };
+        for one in tallies {
+            tally += one;
+        }
+        check_books(&bank, seed);
+    }
+    tally
+}
+
+/// Nobody inside, every account where its transfers put it, no money made
+/// or lost, and nothing left in the manager.
+fn check_books(bank: &Bank, seed: u64) {
+    assert_eq!(bank.worst.load(Ordering::SeqCst), 1, "seed {seed}");
+    for account in 0..ACCOUNTS as u32 {
+        let i = account as usize;
+        assert_eq!(
+            bank.holders[i].load(Ordering::SeqCst),
+            0,
+            "account {account} still marked held (seed {seed})"
+        );
+        assert_eq!(
+            bank.balance(account),
+            bank.expected[i].load(Ordering::SeqCst),
+            "lost update on account {account} (seed {seed})"
+        );
+        assert!(
+            !bank.locks.is_locked(&account),
+            "account {account} left locked (seed {seed})"
+        );
+    }
+    let total: i64 = (0..ACCOUNTS as u32).map(|a| bank.balance(a)).sum();
+    assert_eq!(
+        total,
+        OPENING * ACCOUNTS as i64,
+        "money not conserved (seed {seed})"
+    );
+    assert_eq!(bank.locks.locked_count(), 0, "seed {seed}");
+    let debug = format!("{:?}", bank.locks);
+    assert!(
+        debug.contains("locked: 0") && debug.contains("waiters: 0"),
+        "manager not empty at the end: {debug} (seed {seed})"
+    );
+}
+
+/// Runs the transfers on their own thread so that a deadlock beyond the
+/// runtime's own timers fails the test instead of hanging it.
+fn run(rt: Rt) {
+    let seed = env_or("TRANSFERS_SEED", 0x7EA5_0000 + rt as u64);
+    let tasks = env_or("TRANSFERS_TASKS", DEFAULT_TASKS);
+    let (done, wait) = mpsc::channel();
+    let started = Instant::now();
+    let worker = std::thread::spawn(move || {
+        let tally = rt.block_on(transfers(rt, seed, tasks));
+        let _ = done.send(tally);
+    });
+    let tally = match wait.recv_timeout(OVERALL + Duration::from_secs(30)) {
+        Ok(tally) => tally,
+        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            // The worker panicked: re-raise its message.
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the worker sends before it ends"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{rt:?}: transfers hung (seed {seed})")
+        }
+    };
+    eprintln!(
+        "{rt:?}: {} tasks, {tally:?} in {:?} (seed {seed})",
+        ROUNDS * tasks,
+        started.elapsed()
+    );
+    assert!(tally.completed > 0, "{tally:?}");
+    assert!(
+        tally.cancelled_waiting > 0,
+        "the run should cancel some acquires: {tally:?}"
+    );
+}
+
+#[test]
+fn tokio() {
+    run(Rt::Tokio);
+}
+
+#[test]
+fn async_std() {
+    run(Rt::AsyncStd);
+}
+
+#[test]
+fn smol() {
+    run(Rt::Smol);
+}
+
+#[test]
+fn futures() {
+    run(Rt::Futures);
+}
