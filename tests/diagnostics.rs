@@ -179,3 +179,41 @@ mod timing {
         drop(first.poll(&mut a));
     }
 }
+
+/// A key whose `Clone` reports whether its manager's mutex is held at that
+/// moment (`Debug` never blocks and prints `<locked>` then).
+#[derive(PartialEq, Eq, Hash)]
+struct Probe(u32);
+
+static PROBED: std::sync::OnceLock<LockManager<Probe>> = std::sync::OnceLock::new();
+static CLONED_UNDER_MUTEX: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Clone for Probe {
+    fn clone(&self) -> Self {
+        if format!("{:?}", PROBED.get().unwrap()).contains("<locked>") {
+            CLONED_UNDER_MUTEX.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Probe(self.0)
+    }
+}
+
+#[test]
+fn only_a_snapshot_clones_keys_under_the_mutex() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let locks = PROBED.get_or_init(|| LockManager::with_shards(1));
+    let guard = locks.acquire(Probe(1)).now_or_never().unwrap();
+    let task = Task::new();
+    let mut waiter = locks.acquire(Probe(1));
+    assert!(task.poll(&mut waiter).is_pending());
+    assert_eq!(CLONED_UNDER_MUTEX.load(SeqCst), 0, "acquires clone outside");
+
+    let snapshot = locks.snapshot();
+    assert_eq!(snapshot.len(), 1);
+    assert_eq!(
+        CLONED_UNDER_MUTEX.load(SeqCst),
+        1,
+        "as documented for snapshot"
+    );
+    drop(guard);
+    drop(task.poll(&mut waiter));
+}
