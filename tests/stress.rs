@@ -15,11 +15,11 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::Rt;
+use common::{env_or, within, Rng, Rt};
 use lock_manager::LockManager;
 
 /// Keys `0..HOT` get half of all tasks; the rest spread over the cold keys.
@@ -29,34 +29,6 @@ const KEYS: usize = (HOT + COLD) as usize;
 const DEFAULT_TASKS: usize = 4000;
 /// The whole run must end within this, or the test fails.
 const OVERALL: Duration = Duration::from_secs(30);
-
-/// A tiny xorshift64*: deterministic, no dependencies.
-#[derive(Clone, Copy)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        // Never zero: xorshift's one fixed point.
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// Cancels the wrapped future at a random wake-up: each time it is polled
 /// again, it is dropped instead with probability `percent`. A waiter woken
@@ -356,13 +328,6 @@ async fn one_task(rt: Rt, shared: Arc<Shared>, outcomes: Arc<Outcomes>, seed: u6
     slot.fetch_add(1, Ordering::SeqCst);
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 const ROUNDS: usize = 10;
 
 /// `ROUNDS` rounds of `tasks` tasks on one manager, which must be empty
@@ -439,12 +404,7 @@ fn check_empty(shared: &Shared, seed: u64) {
             "key {key} left locked (seed {seed})"
         );
     }
-    assert_eq!(shared.locks.locked_count(), 0, "seed {seed}");
-    let debug = format!("{:?}", shared.locks);
-    assert!(
-        debug.contains("locked: 0") && debug.contains("waiters: 0"),
-        "manager not empty at the end: {debug} (seed {seed})"
-    );
+    common::assert_empty(&shared.locks, seed);
 }
 
 /// Runs the stress on its own thread so that even a runtime wedged beyond
@@ -452,24 +412,11 @@ fn check_empty(shared: &Shared, seed: u64) {
 fn run(rt: Rt) {
     let seed = env_or("STRESS_SEED", 0x5EED_0000 + rt as u64);
     let tasks = env_or("STRESS_TASKS", DEFAULT_TASKS);
-    let (done, wait) = mpsc::channel();
     let started = Instant::now();
-    let worker = std::thread::spawn(move || {
+    let what = format!("{rt:?}: stress (seed {seed})");
+    within(OVERALL + Duration::from_secs(30), &what, move || {
         rt.block_on(stress(rt, seed, tasks));
-        let _ = done.send(());
     });
-    match wait.recv_timeout(OVERALL + Duration::from_secs(30)) {
-        Ok(()) => {}
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            // The worker panicked: re-raise its message.
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{rt:?}: stress hung (seed {seed})")
-        }
-    }
     eprintln!("{rt:?}: stress took {:?}", started.elapsed());
 }
 

@@ -17,10 +17,10 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Rt;
+use common::{env_or, within, Rng, Rt};
 use lock_manager::LockManager;
 
 const ACCOUNTS: usize = 100;
@@ -33,30 +33,9 @@ const ROUNDS: usize = 20;
 /// The whole run must end within this, or the test fails.
 const OVERALL: Duration = Duration::from_secs(30);
 
-/// SplitMix64: deterministic per seed, no dependencies, and any seed
-/// (zero included) gives a full-period sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn account(&mut self) -> u32 {
-        self.below(ACCOUNTS as u64) as u32
-    }
+/// A random account.
+fn account(rng: &mut Rng) -> u32 {
+    rng.below(ACCOUNTS as u64) as u32
 }
 
 /// The accounts and the bookkeeping every task shares.
@@ -212,11 +191,15 @@ impl std::ops::AddAssign for Tally {
 /// One operation: a transfer through one of the multi-key entry points, an
 /// audit of a larger set, or a single-key holder of one account.
 async fn operation(rt: Rt, bank: &Bank, mut rng: Rng, entered: &AtomicBool) {
-    let from = rng.account();
+    let from = account(&mut rng);
     // Sometimes the same account twice, which must lock it once.
-    let to = if rng.chance(10) { from } else { rng.account() };
+    let to = if rng.chance(10) {
+        from
+    } else {
+        account(&mut rng)
+    };
     let amount = 1 + rng.below(50) as i64;
-    let body_rng = Rng(rng.next());
+    let body_rng = Rng::new(rng.next());
     let locks = &bank.locks;
     match rng.below(10) {
         0..=3 => {
@@ -250,7 +233,7 @@ async fn operation(rt: Rt, bank: &Bank, mut rng: Rng, entered: &AtomicBool) {
         // A larger set, in random order, possibly with duplicates.
         8 => {
             let size = 3 + rng.below(6);
-            let accounts: Vec<u32> = (0..size).map(|_| rng.account()).collect();
+            let accounts: Vec<u32> = (0..size).map(|_| account(&mut rng)).collect();
             let guard = locks.acquire_many_owned(accounts.clone()).await;
             assert_eq!(distinct(guard.keys()), distinct(&accounts));
             audit(rt, bank, &accounts, body_rng, entered).await;
@@ -264,7 +247,7 @@ async fn operation(rt: Rt, bank: &Bank, mut rng: Rng, entered: &AtomicBool) {
 }
 
 async fn one_task(rt: Rt, bank: Arc<Bank>, seed: u64) -> Tally {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut tally = Tally::default();
     // Spread some arrivals out, so that hand-offs and timeouts interleave.
     if rng.chance(30) {
@@ -274,7 +257,7 @@ async fn one_task(rt: Rt, bank: Arc<Bank>, seed: u64) -> Tally {
         let entered = AtomicBool::new(false);
         // Its own generator, so that the choices here (timeouts) do not depend
         // on how far the operation got.
-        let op = operation(rt, &bank, Rng(rng.next()), &entered);
+        let op = operation(rt, &bank, Rng::new(rng.next()), &entered);
         // A third of the operations run under a short random timeout: often
         // cancelled while queued or partly granted, sometimes mid-body.
         let finished = if rng.chance(35) {
@@ -293,19 +276,12 @@ async fn one_task(rt: Rt, bank: Arc<Bank>, seed: u64) -> Tally {
     tally
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// `ROUNDS` rounds of `tasks` concurrent tasks on one bank, which must
 /// balance, and whose manager must be empty, after each.
 async fn transfers(rt: Rt, seed: u64, tasks: usize) -> Tally {
     let deadline = Instant::now() + OVERALL;
     let bank = Arc::new(Bank::new());
-    let mut seeds = Rng(seed);
+    let mut seeds = Rng::new(seed);
     let mut tally = Tally::default();
     for round in 0..ROUNDS {
         let handles: Vec<_> = (0..tasks)
@@ -354,12 +330,7 @@ fn check_books(bank: &Bank, seed: u64) {
         OPENING * ACCOUNTS as i64,
         "money not conserved (seed {seed})"
     );
-    assert_eq!(bank.locks.locked_count(), 0, "seed {seed}");
-    let debug = format!("{:?}", bank.locks);
-    assert!(
-        debug.contains("locked: 0") && debug.contains("waiters: 0"),
-        "manager not empty at the end: {debug} (seed {seed})"
-    );
+    common::assert_empty(&bank.locks, seed);
 }
 
 /// Runs the transfers on their own thread so that a deadlock beyond the
@@ -367,23 +338,11 @@ fn check_books(bank: &Bank, seed: u64) {
 fn run(rt: Rt) {
     let seed = env_or("TRANSFERS_SEED", 0x7EA5_0000 + rt as u64);
     let tasks = env_or("TRANSFERS_TASKS", DEFAULT_TASKS);
-    let (done, wait) = mpsc::channel();
     let started = Instant::now();
-    let worker = std::thread::spawn(move || {
-        let tally = rt.block_on(transfers(rt, seed, tasks));
-        let _ = done.send(tally);
+    let what = format!("{rt:?}: transfers (seed {seed})");
+    let tally = within(OVERALL + Duration::from_secs(30), &what, move || {
+        rt.block_on(transfers(rt, seed, tasks))
     });
-    let tally = match wait.recv_timeout(OVERALL + Duration::from_secs(30)) {
-        Ok(tally) => tally,
-        Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
-            // The worker panicked: re-raise its message.
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the worker sends before it ends"),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("{rt:?}: transfers hung (seed {seed})")
-        }
-    };
     eprintln!(
         "{rt:?}: {} tasks, {tally:?} in {:?} (seed {seed})",
         ROUNDS * tasks,

@@ -188,3 +188,70 @@ macro_rules! on_every_runtime {
         }
     )*};
 }
+
+/// SplitMix64: deterministic per seed, no dependencies, and any seed (zero
+/// included) gives a full-period sequence. For the randomized stress tests.
+#[derive(Clone, Copy, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The environment variable `name` parsed, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `body` on its own thread and returns its result, so that even a
+/// runtime wedged beyond its own timers fails the test (naming `what`)
+/// instead of hanging it. A panic in `body` is re-raised here.
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, wait) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let _ = done.send(body());
+    });
+    match wait.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the worker sends before it ends"),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{what} hung"),
+    }
+}
+
+/// No key held and no waiter left, by the counts and by `Debug`.
+pub fn assert_empty<K, S>(locks: &lock_manager::LockManager<K, S>, seed: u64) {
+    assert_eq!(locks.locked_count(), 0, "seed {seed}");
+    let debug = format!("{locks:?}");
+    assert!(
+        debug.contains("locked: 0") && debug.contains("waiters: 0"),
+        "manager not empty at the end: {debug} (seed {seed})"
+    );
+}
