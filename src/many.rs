@@ -28,27 +28,66 @@ use crate::state::{Enqueue, State};
 use crate::sync::MutexGuard;
 
 /// One key of a multi-key request.
-#[derive(Debug)]
 struct Link<K> {
     key: K,
-    /// The key's spread hash, which orders the links and names the shard.
+    /// The manager's copy of `key`, cloned outside the mutexes and moved
+    /// into its map when the request is placed.
+    copy: Option<K>,
+    /// The key's spread hash, which orders the links and names the shard;
+    /// computed on the first poll.
     hash: u64,
     /// The request's waiter on `key` (queued, or granted but not yet
     /// taken), or `None` once the request holds the key.
     slot: Option<Slot>,
 }
 
+impl<K> Link<K> {
+    fn new(key: K) -> Self {
+        Self {
+            key,
+            copy: None,
+            hash: 0,
+            slot: None,
+        }
+    }
+}
+
 /// Where a multi-key acquire future is in its life.
-#[derive(Debug)]
 enum Progress<K> {
     /// Not polled yet: in no queue, so dropping it does nothing.
-    Unpolled(Vec<K>),
+    Unpolled(Vec<Link<K>>),
     /// In the queue of every key, or holding it. The keys before `next`
     /// are held; the future waits for `links[next]`, the only link whose
     /// waiter carries a waker.
     Waiting { links: Vec<Link<K>>, next: usize },
     /// The guard was handed out.
     Done,
+}
+
+/// Prints the keys and how many are held, not the internal links.
+impl<K: fmt::Debug> fmt::Debug for Progress<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Progress::Unpolled(links) => f.debug_tuple("Unpolled").field(&Keys(links)).finish(),
+            Progress::Waiting { links, next } => f
+                .debug_struct("Waiting")
+                .field("keys", &Keys(links))
+                .field("held", next)
+                .finish(),
+            Progress::Done => f.write_str("Done"),
+        }
+    }
+}
+
+/// The keys of some links, printed as a list.
+struct Keys<'a, K>(&'a [Link<K>]);
+
+impl<K: fmt::Debug> fmt::Debug for Keys<'_, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|link| &link.key))
+            .finish()
+    }
 }
 
 impl<K: Eq + Hash + Clone> Progress<K> {
@@ -62,10 +101,10 @@ impl<K: Eq + Hash + Clone> Progress<K> {
         if let Progress::Unpolled(_) = self {
             // Left `Done` if anything below panics: nothing is queued then
             // (`place` undoes its own queueing).
-            let Progress::Unpolled(keys) = std::mem::replace(self, Progress::Done) else {
+            let Progress::Unpolled(mut links) = std::mem::replace(self, Progress::Done) else {
                 unreachable!("matched above");
             };
-            let links = place(manager.shards(), keys);
+            place(manager.shards(), &mut links);
             *self = Progress::Waiting { links, next: 0 };
         }
         let Progress::Waiting { links, next } = self else {
@@ -115,20 +154,13 @@ impl<K: Eq + Hash> Progress<K> {
     }
 }
 
-/// Sorts `keys` by shard, drops duplicates, and places a waiter for every
-/// key at once: holding the key if it is free, else queued without a waker.
-fn place<K: Eq + Hash + Clone, S: BuildHasher>(
-    shards: &Shards<K, S>,
-    keys: Vec<K>,
-) -> Vec<Link<K>> {
-    let mut links: Vec<Link<K>> = keys
-        .into_iter()
-        .map(|key| Link {
-            hash: shards::spread(&key),
-            key,
-            slot: None,
-        })
-        .collect();
+/// Sorts the links by shard, drops duplicate keys, and places a waiter for
+/// every key at once: holding the key if it is free, else queued without a
+/// waker.
+fn place<K: Eq + Hash + Clone, S: BuildHasher>(shards: &Shards<K, S>, links: &mut Vec<Link<K>>) {
+    for link in links.iter_mut() {
+        link.hash = shards::spread(&link.key);
+    }
     links.sort_unstable_by_key(|link| link.hash);
     // Equal keys have equal hashes, so a duplicate sits in its hash's run.
     let mut kept = 0;
@@ -144,16 +176,17 @@ fn place<K: Eq + Hash + Clone, S: BuildHasher>(
         }
     }
     links.truncate(kept);
+    for link in links.iter_mut() {
+        link.copy = Some(link.key.clone());
+    }
 
-    // The manager's copies, cloned outside the mutexes.
-    let candidates: Vec<K> = links.iter().map(|link| link.key.clone()).collect();
     let mut placing = Placing {
         shards,
         locked: Vec::new(),
-        links: &mut links,
+        links,
         to_undo: 0,
     };
-    for (i, candidate) in candidates.into_iter().enumerate() {
+    for i in 0..placing.links.len() {
         let shard = shards.index_of_spread(placing.links[i].hash);
         if placing
             .locked
@@ -164,15 +197,15 @@ fn place<K: Eq + Hash + Clone, S: BuildHasher>(
             placing.locked.push((shard, shards.get(shard).lock()));
         }
         let (_, state) = placing.locked.last_mut().expect("locked above");
-        placing.links[i].slot = match state.lock_or_enqueue(candidate) {
+        let link = &mut placing.links[i];
+        let copy = link.copy.take().expect("cloned above");
+        link.slot = match state.lock_or_enqueue(copy) {
             Enqueue::Locked => None,
             Enqueue::Queued(slot) => Some(slot),
         };
         placing.to_undo = i + 1;
     }
     placing.to_undo = 0;
-    drop(placing);
-    links
 }
 
 /// The shards locked by [`place`], and the links placed so far: removed
@@ -278,7 +311,7 @@ where
     {
         AcquireMany {
             manager: self,
-            progress: Progress::Unpolled(keys.into_iter().collect()),
+            progress: Progress::Unpolled(keys.into_iter().map(Link::new).collect()),
         }
     }
 
@@ -314,7 +347,7 @@ where
     {
         AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::Unpolled(keys.into_iter().collect()),
+            progress: Progress::Unpolled(keys.into_iter().map(Link::new).collect()),
         }
     }
 
