@@ -1,4 +1,5 @@
-//! Throughput of every peer in the same process (issue 4, scenarios 1-5).
+//! Throughput of every peer in the same process (issue 4, scenarios 1-5,
+//! and `pairs`).
 //!
 //! 1. `uncontended`: one task, one key, acquire and release in a loop.
 //! 2. `churn-u64` / `churn-string`: a new key every cycle (`u64`, or an owned
@@ -6,16 +7,22 @@
 //! 3. `contended`: 64 tasks on a 2-worker tokio runtime, one key, a tiny
 //!    critical section.
 //! 4. `spread`: the same, keys uniform over 1,024.
+//!    `pairs`: the same, but each operation locks two distinct keys uniform
+//!    over 1,024 (no target of its own in the issue; multi-key locking came
+//!    later). This crate asks for both at once with `acquire_many`; every
+//!    other peer locks the smaller key, then the larger (`Peer::lock_pair`).
 //! 5. `hot`: the same, keys Zipf(1.0) over 10,000.
 //!
 //! Scenarios 1 and 2 poll by hand with a no-op waker (every acquire
-//! completes on its first poll); 3 to 5 run on tokio. Every result is per
-//! acquire-and-release; `scripts/bench.sh` turns them into the results
+//! completes on its first poll); 3 to 5 and `pairs` run on tokio. Every
+//! result is per acquire-and-release (for `pairs`, per operation: both keys
+//! acquired and released); `scripts/bench.sh` turns them into the results
 //! table. The floor is not a lock (see `common::Floor`).
 
 #[macro_use]
 mod common;
 
+use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,10 +36,12 @@ use common::{key_sequences, now, string_key, Peer, Zipf};
 
 /// Tasks in the multi-task scenarios.
 const TASKS: usize = 64;
-/// Acquires per task in one criterion iteration of a multi-task scenario.
+/// Operations per task in one criterion iteration of a multi-task scenario.
 const OPS_PER_TASK: u64 = 256;
 /// Length of each task's pre-drawn key sequence.
 const KEYS_PER_TASK: usize = 4096;
+/// Keys the `spread` and `pairs` scenarios draw from.
+const SPREAD_KEYS: u64 = 1024;
 
 fn uncontended<P: Peer<u64>>(group: &mut BenchmarkGroup<'_, WallTime>) {
     let peer = P::create();
@@ -86,12 +95,41 @@ fn single_task(c: &mut Criterion) {
     group.finish();
 }
 
-/// Spawns `TASKS` tasks, each acquiring and releasing `ops` keys from its
-/// own sequence with a tiny critical section, and times them all.
-fn run_tasks<P: Peer<u64>>(
+/// What one operation of a multi-task scenario locks: one key, or a pair of
+/// distinct keys. One harness runs both, so the scenarios differ only here.
+trait Op: Copy + Send + Sync + 'static {
+    /// Locks every key of the operation; dropping the guard releases them.
+    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_;
+    /// What the critical section reads.
+    fn value(self) -> u64;
+}
+
+impl Op for u64 {
+    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
+        peer.lock(self)
+    }
+
+    fn value(self) -> u64 {
+        self
+    }
+}
+
+impl Op for (u64, u64) {
+    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
+        peer.lock_pair(self.0, self.1)
+    }
+
+    fn value(self) -> u64 {
+        self.0
+    }
+}
+
+/// Spawns `TASKS` tasks, each running `ops` operations from its own
+/// sequence (lock, a tiny critical section, release), and times them all.
+fn run_tasks<P: Peer<u64>, T: Op>(
     rt: &tokio::runtime::Runtime,
     peer: &Arc<P>,
-    keys: &Arc<Vec<Vec<u64>>>,
+    keys: &Arc<Vec<Vec<T>>>,
     ops: u64,
 ) -> Duration {
     rt.block_on(async {
@@ -104,10 +142,10 @@ fn run_tasks<P: Peer<u64>>(
                     let keys = &keys[task];
                     let mut sum = 0u64;
                     for i in 0..ops as usize {
-                        let key = keys[i % keys.len()];
-                        let guard = peer.lock(key).await;
+                        let op = keys[i % keys.len()];
+                        let guard = op.lock(&*peer).await;
                         // The critical section.
-                        sum = sum.wrapping_add(black_box(key));
+                        sum = sum.wrapping_add(black_box(op.value()));
                         drop(guard);
                     }
                     sum
@@ -121,15 +159,28 @@ fn run_tasks<P: Peer<u64>>(
     })
 }
 
-fn multi_task<P: Peer<u64>>(
+fn multi_task<P: Peer<u64>, T: Op>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     rt: &tokio::runtime::Runtime,
-    keys: &Arc<Vec<Vec<u64>>>,
+    keys: &Arc<Vec<Vec<T>>>,
 ) {
     let peer = Arc::new(P::create());
     group.bench_function(P::NAME, |b| {
         b.iter_custom(|iters| run_tasks(rt, &peer, keys, iters * OPS_PER_TASK))
     });
+}
+
+/// Runs one multi-task scenario for every peer, one element per operation.
+fn scenario<T: Op>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, keys: Vec<Vec<T>>) {
+    let keys = Arc::new(keys);
+    let mut group = c.benchmark_group(name);
+    group
+        .throughput(Throughput::Elements(TASKS as u64 * OPS_PER_TASK))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    for_each_peer!(u64, P => { multi_task::<P, T>(&mut group, rt, &keys); });
+    group.finish();
 }
 
 fn many_tasks(c: &mut Criterion) {
@@ -138,28 +189,13 @@ fn many_tasks(c: &mut Criterion) {
         .build()
         .expect("tokio runtime");
     let zipf = Zipf::new(10_000, 1.0);
-    let scenarios = [
-        ("contended", key_sequences(TASKS, 1, |_| 0)),
-        (
-            "spread",
-            key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.below(1024)),
-        ),
-        (
-            "hot",
-            key_sequences(TASKS, KEYS_PER_TASK, |rng| zipf.sample(rng)),
-        ),
-    ];
-    for (name, keys) in scenarios {
-        let keys = Arc::new(keys);
-        let mut group = c.benchmark_group(name);
-        group
-            .throughput(Throughput::Elements(TASKS as u64 * OPS_PER_TASK))
-            .sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(3));
-        for_each_peer!(u64, P => { multi_task::<P>(&mut group, &rt, &keys); });
-        group.finish();
-    }
+    scenario(c, &rt, "contended", key_sequences(TASKS, 1, |_| 0u64));
+    let spread = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.below(SPREAD_KEYS));
+    scenario(c, &rt, "spread", spread);
+    let pairs = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.distinct_pair(SPREAD_KEYS));
+    scenario(c, &rt, "pairs", pairs);
+    let hot = key_sequences(TASKS, KEYS_PER_TASK, |rng| zipf.sample(rng));
+    scenario(c, &rt, "hot", hot);
 }
 
 fn config() -> Criterion {

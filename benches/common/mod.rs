@@ -33,6 +33,21 @@ pub trait Peer<K: Key>: Send + Sync + 'static {
     fn create() -> Self;
 
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_;
+
+    /// Locks two distinct keys together; dropping the guard releases both.
+    /// No peer but this crate can ask for both at once, so the default is
+    /// the usual deadlock-free way: the smaller key first, then the larger.
+    fn lock_pair(&self, a: K, b: K) -> impl Future<Output = impl Send + '_> + Send + '_
+    where
+        K: Ord,
+    {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        async move {
+            let lo = self.lock(lo).await;
+            let hi = self.lock(hi).await;
+            (lo, hi)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -52,6 +67,14 @@ impl<K: Key> Peer<K> for Ours<K> {
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         self.0.acquire(key)
     }
+
+    /// One atomic request for both keys, in whatever order they come.
+    fn lock_pair(&self, a: K, b: K) -> impl Future<Output = impl Send + '_> + Send + '_
+    where
+        K: Ord,
+    {
+        self.0.acquire_many([a, b])
+    }
 }
 
 /// This crate with its state in a single shard: one mutex for every key, as
@@ -68,6 +91,14 @@ impl<K: Key> Peer<K> for OursOneShard<K> {
 
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         self.0.acquire(key)
+    }
+
+    /// One atomic request for both keys, in whatever order they come.
+    fn lock_pair(&self, a: K, b: K) -> impl Future<Output = impl Send + '_> + Send + '_
+    where
+        K: Ord,
+    {
+        self.0.acquire_many([a, b])
     }
 }
 
@@ -405,6 +436,15 @@ impl XorShift {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
+    /// Two distinct values, uniform over the ordered pairs in `0..n`
+    /// (`n` at least 2).
+    pub fn distinct_pair(&mut self, n: u64) -> (u64, u64) {
+        let a = self.below(n);
+        // Uniform over the other n - 1 values: skip over `a`.
+        let b = self.below(n - 1);
+        (a, if b >= a { b + 1 } else { b })
+    }
+
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -438,12 +478,13 @@ impl Zipf {
 }
 
 /// Key sequences, one per task, drawn before timing starts so that sampling
-/// costs nothing in the timed loop. Tasks cycle through their sequence.
-pub fn key_sequences(
+/// costs nothing in the timed loop. Tasks cycle through their sequence. An
+/// item is one operation's keys: a `u64`, or a pair of them.
+pub fn key_sequences<T>(
     tasks: usize,
     len: usize,
-    mut draw: impl FnMut(&mut XorShift) -> u64,
-) -> Vec<Vec<u64>> {
+    mut draw: impl FnMut(&mut XorShift) -> T,
+) -> Vec<Vec<T>> {
     (0..tasks)
         .map(|task| {
             let mut rng = XorShift::new(0x5EED + task as u64);
