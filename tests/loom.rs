@@ -195,6 +195,26 @@ fn poll_once<F: Future + Unpin>(future: &mut F, waker: &Waker) -> Poll<F::Output
     std::pin::Pin::new(future).poll(&mut Context::from_waker(waker))
 }
 
+/// Spawns a thread that tries `key` once: it may take the key only after
+/// `dropped` is set (the future owed the key was dropped), and then runs a
+/// critical section.
+fn try_once_dropped(
+    shared: &Arc<Shared>,
+    key: usize,
+    dropped: &Arc<AtomicBool>,
+) -> thread::JoinHandle<()> {
+    let shared = shared.clone();
+    let dropped = dropped.clone();
+    thread::spawn(move || {
+        if let Some(guard) = shared.locks.try_acquire(key) {
+            assert!(dropped.load(SeqCst), "took a key granted to another");
+            let critical = shared.enter(key);
+            drop(critical);
+            drop(guard);
+        }
+    })
+}
+
 /// Runs `f` under loom, with a preemption bound of 2 unless
 /// `LOOM_MAX_PREEMPTIONS` says otherwise.
 fn model<F: Fn() + Sync + Send + 'static>(f: F) {
@@ -329,18 +349,7 @@ fn granted_unpolled_waiter_dropped_while_others_acquire() {
             let shared = shared.clone();
             thread::spawn(move || lock_and_work(&shared, 0))
         };
-        let trier = {
-            let shared = shared.clone();
-            let dropped = dropped.clone();
-            thread::spawn(move || {
-                if let Some(guard) = shared.locks.try_acquire(0) {
-                    assert!(dropped.load(SeqCst), "took a key granted to another");
-                    let critical = shared.enter(0);
-                    drop(critical);
-                    drop(guard);
-                }
-            })
-        };
+        let trier = try_once_dropped(&shared, 0, &dropped);
 
         dropped.store(true, SeqCst);
         drop(granted);
@@ -753,18 +762,7 @@ fn granted_unpolled_many_dropped_while_others_acquire() {
                 let shared = shared.clone();
                 thread::spawn(move || lock_and_work(&shared, 0))
             };
-            let trier = {
-                let shared = shared.clone();
-                let dropped = dropped.clone();
-                thread::spawn(move || {
-                    if let Some(guard) = shared.locks.try_acquire(1) {
-                        assert!(dropped.load(SeqCst), "took a key granted to another");
-                        let critical = shared.enter(1);
-                        drop(critical);
-                        drop(guard);
-                    }
-                })
-            };
+            let trier = try_once_dropped(&shared, 1, &dropped);
 
             dropped.store(true, SeqCst);
             drop(both);
