@@ -215,6 +215,19 @@ fn try_once_dropped(
     })
 }
 
+/// Polls `body` on the current loom thread until `started` is set, and
+/// checks that it is still pending then.
+fn run_until<F: Future>(mut body: std::pin::Pin<&mut F>, started: &Cell<bool>) {
+    block_on(std::future::poll_fn(|cx| {
+        assert!(body.as_mut().poll(cx).is_pending());
+        if started.get() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }));
+}
+
 /// Runs `f` under loom, with a preemption bound of 2 unless
 /// `LOOM_MAX_PREEMPTIONS` says otherwise.
 fn model<F: Fn() + Sync + Send + 'static>(f: F) {
@@ -631,14 +644,7 @@ fn with_lock_dropped_midway() {
                     std::future::pending::<()>().await
                 }));
                 // Drive it until the body runs, then drop it midway.
-                block_on(std::future::poll_fn(|cx| {
-                    assert!(body.as_mut().poll(cx).is_pending());
-                    if started.get() {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                }));
+                run_until(body.as_mut(), &started);
             })
         };
         let waiter = {
@@ -795,14 +801,7 @@ fn with_locks_dropped_midway() {
                         std::future::pending::<()>().await
                     }));
                     // Drive it until the body runs, then drop it midway.
-                    block_on(std::future::poll_fn(|cx| {
-                        assert!(body.as_mut().poll(cx).is_pending());
-                        if started.get() {
-                            Poll::Ready(())
-                        } else {
-                            Poll::Pending
-                        }
-                    }));
+                    run_until(body.as_mut(), &started);
                 })
             };
             let waiter = {
