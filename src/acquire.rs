@@ -1,5 +1,6 @@
-//! The futures returned by [`LockManager::acquire`] and
-//! [`LockManager::acquire_owned`].
+//! Every way to acquire one key ([`LockManager::acquire`], `try_acquire`,
+//! `acquire_bounded`, `with_lock` and their owned forms) and the futures
+//! they return.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -11,6 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_core::future::FusedFuture;
 
+use crate::busy::Busy;
 use crate::guard::{LockGuard, OwnedLockGuard};
 use crate::manager::LockManager;
 use crate::queue::Slot;
@@ -92,6 +94,228 @@ impl<K: Eq + Hash> Progress<K> {
 
     fn is_done(&self) -> bool {
         matches!(self, Progress::Done)
+    }
+}
+
+impl<K, S> LockManager<K, S>
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    /// Waits for the lock on `key`.
+    ///
+    /// Callers on the same key are served strictly in the order their
+    /// futures were first polled; a key released while others wait passes
+    /// straight to the oldest of them, so nobody can overtake a waiter.
+    /// Different keys never wait for each other.
+    ///
+    /// The key is cloned once, on the first poll: while the key is held,
+    /// the manager keeps one copy and the guard the other.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the returned future gives up its place in the queue without
+    /// disturbing anyone else's. If the lock had already been handed to it
+    /// but it was dropped before being polled again, the lock passes on to
+    /// the next waiter. Wrapping it in any runtime's `timeout` is therefore
+    /// correct: a timed-out acquire never holds or loses the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let guard = locks.acquire(42).await;
+    /// assert_eq!(*guard.key(), 42);
+    /// assert!(locks.is_locked(&42));
+    /// # });
+    /// ```
+    pub fn acquire(&self, key: K) -> Acquire<'_, K, S> {
+        Acquire::new(self, key)
+    }
+
+    /// Like [`acquire`](Self::acquire), for a manager in an [`Arc`]: the
+    /// future and its guard hold a clone of the `Arc` and borrow nothing, so
+    /// they can move into spawned tasks.
+    ///
+    /// # Cancel safety
+    ///
+    /// The same as [`acquire`](Self::acquire): dropping the future gives up
+    /// its place, or passes on a lock already handed to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_owned("a".to_string()).await;
+    /// std::thread::spawn(move || drop(guard)).join().unwrap();
+    /// assert!(!locks.is_locked("a"));
+    /// # });
+    /// ```
+    pub fn acquire_owned(self: &Arc<Self>, key: K) -> AcquireOwned<K, S> {
+        AcquireOwned::new(Arc::clone(self), key)
+    }
+
+    /// Takes the lock on `key` if it is free and nobody waits for it.
+    ///
+    /// Never waits and never queues: returns `None` when the key is held,
+    /// even if it is about to be released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let guard = locks.try_acquire("a").expect("free");
+    /// assert!(locks.try_acquire("a").is_none());
+    /// drop(guard);
+    /// assert!(locks.try_acquire("a").is_some());
+    /// ```
+    pub fn try_acquire(&self, key: K) -> Option<LockGuard<'_, K, S>> {
+        self.try_lock(&key).then(|| LockGuard::new(self, key))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), returning a guard that holds
+    /// a clone of the `Arc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.try_acquire_owned(1).expect("free");
+    /// assert!(locks.try_acquire_owned(1).is_none());
+    /// drop(guard);
+    /// assert_eq!(locks.locked_count(), 0);
+    /// ```
+    pub fn try_acquire_owned(self: &Arc<Self>, key: K) -> Option<OwnedLockGuard<K, S>> {
+        self.try_lock(&key)
+            .then(|| OwnedLockGuard::new(Arc::clone(self), key))
+    }
+
+    /// Takes a place in `key`'s queue now, unless `max_waiters` callers
+    /// already wait for it: then refuses at once with [`Busy`] and changes
+    /// nothing. Plain [`acquire`](Self::acquire) never refuses.
+    ///
+    /// On success the returned future already holds its place (or the lock,
+    /// if the key was free): its position is the order of this call, not of
+    /// its first poll. Await it as any [`Acquire`].
+    ///
+    /// # Errors
+    ///
+    /// [`Busy`] when the key is held and `max_waiters` or more callers wait
+    /// for it. `max_waiters` of 0 admits a caller only when the key is free.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire`](Self::acquire): dropping the future gives up its
+    /// place, or releases the lock if it already holds it. A future kept
+    /// but never polled holds up the queue once it reaches the front, as it
+    /// holds the lock from then on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let holder = locks.acquire("report").await;
+    /// let first = locks.acquire_bounded("report", 1).expect("room for one waiter");
+    /// let refused = locks.acquire_bounded("report", 1).unwrap_err();
+    /// assert_eq!(refused.waiters(), 1);
+    ///
+    /// drop(holder);
+    /// let guard = first.await;
+    /// assert_eq!(*guard.key(), "report");
+    /// # });
+    /// ```
+    pub fn acquire_bounded(&self, key: K, max_waiters: usize) -> Result<Acquire<'_, K, S>, Busy> {
+        let placed = self.place(&key, max_waiters)?;
+        Ok(Acquire::placed(self, key, placed))
+    }
+
+    /// Like [`acquire_bounded`](Self::acquire_bounded), for a manager in an
+    /// [`Arc`]: the future and its guard hold a clone of the `Arc`.
+    ///
+    /// # Errors
+    ///
+    /// [`Busy`] when the key is held and `max_waiters` or more callers wait.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire_bounded`](Self::acquire_bounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_owned_bounded(9, 0).expect("free").await;
+    /// assert!(locks.acquire_owned_bounded(9, 0).is_err());
+    /// drop(guard);
+    /// assert_eq!(locks.locked_count(), 0);
+    /// # });
+    /// ```
+    pub fn acquire_owned_bounded(
+        self: &Arc<Self>,
+        key: K,
+        max_waiters: usize,
+    ) -> Result<AcquireOwned<K, S>, Busy> {
+        let placed = self.place(&key, max_waiters)?;
+        Ok(AcquireOwned::placed(Arc::clone(self), key, placed))
+    }
+
+    /// Runs `f` under the lock on `key` and returns its output.
+    ///
+    /// The lock is released however the body ends: when it returns (an `Err`
+    /// included), when it panics (the guard is dropped while unwinding), and
+    /// when the returned future is dropped before completion.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits gives up its place in the queue;
+    /// dropping it while `f`'s future runs drops that future, then releases
+    /// the lock. The body's own cancel safety is the caller's concern.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let n = locks.with_lock("counter", || async { 41 + 1 }).await;
+    /// assert_eq!(n, 42);
+    /// assert!(!locks.is_locked("counter"));
+    ///
+    /// let failed: Result<(), &str> = locks.with_lock("counter", || async { Err("io") }).await;
+    /// assert!(failed.is_err());
+    /// assert!(!locks.is_locked("counter"));
+    /// # });
+    /// ```
+    pub fn with_lock<'a, F, Fut>(&'a self, key: K, f: F) -> impl Future<Output = Fut::Output> + 'a
+    where
+        F: FnOnce() -> Fut + 'a,
+        Fut: Future + 'a,
+    {
+        let acquire = self.acquire(key);
+        async move {
+            let _guard = acquire.await;
+            f().await
+        }
     }
 }
 

@@ -93,6 +93,7 @@
 mod acquire;
 mod blocking;
 mod busy;
+mod clock;
 mod diagnostics;
 mod global;
 mod guard;

@@ -1,16 +1,15 @@
-//! [`LockManager`]: the public face over the mutex-guarded [`State`].
+//! [`LockManager`]: its construction, its queries and reports, and the
+//! primitives every way of acquiring is built on (`acquire.rs` and
+//! `many.rs` define the acquire methods beside their futures).
 
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::future::Future;
 use std::hash::{BuildHasher, Hash};
-use std::sync::Arc;
 use std::task::Waker;
 
-use crate::acquire::{Acquire, AcquireOwned};
 use crate::busy::Busy;
-use crate::guard::{LockGuard, OwnedLockGuard};
+use crate::diagnostics::{HeldKey, Stats};
 use crate::shards::{self, Shards, WaiterRef};
 use crate::state::{Enqueue, WaiterPoll};
 
@@ -22,10 +21,10 @@ use crate::state::{Enqueue, WaiterPoll};
 /// Memory therefore follows the number of keys held and callers waiting at
 /// once, never the number of distinct keys ever locked.
 ///
-/// Share a manager by reference, in a `static`, or in an [`Arc`] (for
-/// [`acquire_owned`](Self::acquire_owned) and guards that move into spawned
-/// tasks). [`global`](crate::global) is a ready process-wide instance keyed by
-/// `String`.
+/// Share a manager by reference, in a `static`, or in an
+/// [`Arc`](std::sync::Arc) (for [`acquire_owned`](Self::acquire_owned) and
+/// guards that move into spawned tasks). [`global`](crate::global) is a
+/// ready process-wide instance keyed by `String`.
 ///
 /// # Key requirements
 ///
@@ -264,7 +263,105 @@ where
             shard.lock().shrink_to_fit();
         }
     }
+}
 
+impl<K, S> LockManager<K, S> {
+    /// The manager's counters, added up over its shards.
+    ///
+    /// Shards are read one after another, so counts taken while other
+    /// threads work may be a little apart from each other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    /// use futures::FutureExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let holder = locks.acquire(1).await;
+    /// let mut waiter = locks.acquire(1);
+    /// assert!((&mut waiter).now_or_never().is_none()); // queued
+    /// drop(holder); // hands 1 to the waiter
+    /// drop(waiter); // which gives it up unpolled
+    ///
+    /// let stats = locks.stats();
+    /// assert_eq!(stats.acquisitions, 2);
+    /// assert_eq!(stats.contended, 1);
+    /// assert_eq!(stats.handoffs, 1);
+    /// assert_eq!(stats.cancellations, 1);
+    /// # });
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for shard in self.shards.iter() {
+            total += shard.lock().stats();
+        }
+        total
+    }
+}
+
+impl<K, S> LockManager<K, S>
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    /// Every key held right now, with its number of waiters and, with the
+    /// `timing` feature, how long it has been held and how long its oldest
+    /// waiter has waited.
+    ///
+    /// With `timing`, the longest-held key comes first; without it, the key
+    /// with the most waiters. Shards are read one after another, so the
+    /// snapshot is exact per key but not one instant across keys.
+    ///
+    /// The keys are cloned while their shard's mutex is held, so `K`'s
+    /// `Clone` must not call back into the manager here.
+    ///
+    /// # Timing
+    ///
+    /// Ages need a clock read on every acquire and hand-off, which costs
+    /// about half of an uncontended acquire and release (see the README's
+    /// performance section); hence the opt-in `timing` feature. The counts
+    /// are always there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    /// use futures::FutureExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let _stuck = locks.acquire("stuck").await;
+    /// let mut waiter = locks.acquire("stuck");
+    /// assert!((&mut waiter).now_or_never().is_none());
+    /// let _fine = locks.acquire("fine").await;
+    ///
+    /// let snapshot = locks.snapshot();
+    /// assert_eq!(snapshot.len(), 2);
+    /// let stuck = snapshot.iter().find(|held| held.key == "stuck").unwrap();
+    /// assert_eq!(stuck.waiters, 1);
+    /// # });
+    /// ```
+    pub fn snapshot(&self) -> Vec<HeldKey<K>> {
+        let mut held = Vec::new();
+        for shard in self.shards.iter() {
+            shard.lock().report(&mut held);
+        }
+        // Without timing every age is `None`, and the waiters decide.
+        held.sort_by(|a, b| {
+            (b.held_for, b.waiters, b.oldest_waiter).cmp(&(a.held_for, a.waiters, a.oldest_waiter))
+        });
+        held
+    }
+}
+
+/// The primitives the acquire futures and the guards are built on.
+impl<K, S> LockManager<K, S>
+where
+    K: Eq + Hash,
+    S: BuildHasher,
+{
     /// Releases `key`, handing it to the oldest waiter if there is one.
     ///
     /// Out of line, like [`lock_or_enqueue`](Self::lock_or_enqueue): see
@@ -315,222 +412,6 @@ where
     K: Eq + Hash + Clone,
     S: BuildHasher,
 {
-    /// Waits for the lock on `key`.
-    ///
-    /// Callers on the same key are served strictly in the order their
-    /// futures were first polled; a key released while others wait passes
-    /// straight to the oldest of them, so nobody can overtake a waiter.
-    /// Different keys never wait for each other.
-    ///
-    /// The key is cloned once, on the first poll: while the key is held,
-    /// the manager keeps one copy and the guard the other.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the returned future gives up its place in the queue without
-    /// disturbing anyone else's. If the lock had already been handed to it
-    /// but it was dropped before being polled again, the lock passes on to
-    /// the next waiter. Wrapping it in any runtime's `timeout` is therefore
-    /// correct: a timed-out acquire never holds or loses the lock.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let guard = locks.acquire(42).await;
-    /// assert_eq!(*guard.key(), 42);
-    /// assert!(locks.is_locked(&42));
-    /// # });
-    /// ```
-    pub fn acquire(&self, key: K) -> Acquire<'_, K, S> {
-        Acquire::new(self, key)
-    }
-
-    /// Like [`acquire`](Self::acquire), for a manager in an [`Arc`]: the
-    /// future and its guard hold a clone of the `Arc` and borrow nothing, so
-    /// they can move into spawned tasks.
-    ///
-    /// # Cancel safety
-    ///
-    /// The same as [`acquire`](Self::acquire): dropping the future gives up
-    /// its place, or passes on a lock already handed to it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = Arc::new(LockManager::new());
-    /// let guard = locks.acquire_owned("a".to_string()).await;
-    /// std::thread::spawn(move || drop(guard)).join().unwrap();
-    /// assert!(!locks.is_locked("a"));
-    /// # });
-    /// ```
-    pub fn acquire_owned(self: &Arc<Self>, key: K) -> AcquireOwned<K, S> {
-        AcquireOwned::new(Arc::clone(self), key)
-    }
-
-    /// Takes the lock on `key` if it is free and nobody waits for it.
-    ///
-    /// Never waits and never queues: returns `None` when the key is held,
-    /// even if it is about to be released.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// let locks = LockManager::new();
-    /// let guard = locks.try_acquire("a").expect("free");
-    /// assert!(locks.try_acquire("a").is_none());
-    /// drop(guard);
-    /// assert!(locks.try_acquire("a").is_some());
-    /// ```
-    pub fn try_acquire(&self, key: K) -> Option<LockGuard<'_, K, S>> {
-        self.try_lock(&key).then(|| LockGuard::new(self, key))
-    }
-
-    /// Like [`try_acquire`](Self::try_acquire), returning a guard that holds
-    /// a clone of the `Arc`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lock_manager::LockManager;
-    ///
-    /// let locks = Arc::new(LockManager::new());
-    /// let guard = locks.try_acquire_owned(1).expect("free");
-    /// assert!(locks.try_acquire_owned(1).is_none());
-    /// drop(guard);
-    /// assert_eq!(locks.locked_count(), 0);
-    /// ```
-    pub fn try_acquire_owned(self: &Arc<Self>, key: K) -> Option<OwnedLockGuard<K, S>> {
-        self.try_lock(&key)
-            .then(|| OwnedLockGuard::new(Arc::clone(self), key))
-    }
-
-    /// Takes a place in `key`'s queue now, unless `max_waiters` callers
-    /// already wait for it: then refuses at once with [`Busy`] and changes
-    /// nothing. Plain [`acquire`](Self::acquire) never refuses.
-    ///
-    /// On success the returned future already holds its place (or the lock,
-    /// if the key was free): its position is the order of this call, not of
-    /// its first poll. Await it as any [`Acquire`].
-    ///
-    /// # Errors
-    ///
-    /// [`Busy`] when the key is held and `max_waiters` or more callers wait
-    /// for it. `max_waiters` of 0 admits a caller only when the key is free.
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`acquire`](Self::acquire): dropping the future gives up its
-    /// place, or releases the lock if it already holds it. A future kept
-    /// but never polled holds up the queue once it reaches the front, as it
-    /// holds the lock from then on.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let holder = locks.acquire("report").await;
-    /// let first = locks.acquire_bounded("report", 1).expect("room for one waiter");
-    /// let refused = locks.acquire_bounded("report", 1).unwrap_err();
-    /// assert_eq!(refused.waiters(), 1);
-    ///
-    /// drop(holder);
-    /// let guard = first.await;
-    /// assert_eq!(*guard.key(), "report");
-    /// # });
-    /// ```
-    pub fn acquire_bounded(&self, key: K, max_waiters: usize) -> Result<Acquire<'_, K, S>, Busy> {
-        let placed = self.place(&key, max_waiters)?;
-        Ok(Acquire::placed(self, key, placed))
-    }
-
-    /// Like [`acquire_bounded`](Self::acquire_bounded), for a manager in an
-    /// [`Arc`]: the future and its guard hold a clone of the `Arc`.
-    ///
-    /// # Errors
-    ///
-    /// [`Busy`] when the key is held and `max_waiters` or more callers wait.
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`acquire_bounded`](Self::acquire_bounded).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = Arc::new(LockManager::new());
-    /// let guard = locks.acquire_owned_bounded(9, 0).expect("free").await;
-    /// assert!(locks.acquire_owned_bounded(9, 0).is_err());
-    /// drop(guard);
-    /// assert_eq!(locks.locked_count(), 0);
-    /// # });
-    /// ```
-    pub fn acquire_owned_bounded(
-        self: &Arc<Self>,
-        key: K,
-        max_waiters: usize,
-    ) -> Result<AcquireOwned<K, S>, Busy> {
-        let placed = self.place(&key, max_waiters)?;
-        Ok(AcquireOwned::placed(Arc::clone(self), key, placed))
-    }
-
-    /// Runs `f` under the lock on `key` and returns its output.
-    ///
-    /// The lock is released however the body ends: when it returns (an `Err`
-    /// included), when it panics (the guard is dropped while unwinding), and
-    /// when the returned future is dropped before completion.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future while it waits gives up its place in the queue;
-    /// dropping it while `f`'s future runs drops that future, then releases
-    /// the lock. The body's own cancel safety is the caller's concern.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let n = locks.with_lock("counter", || async { 41 + 1 }).await;
-    /// assert_eq!(n, 42);
-    /// assert!(!locks.is_locked("counter"));
-    ///
-    /// let failed: Result<(), &str> = locks.with_lock("counter", || async { Err("io") }).await;
-    /// assert!(failed.is_err());
-    /// assert!(!locks.is_locked("counter"));
-    /// # });
-    /// ```
-    pub fn with_lock<'a, F, Fut>(&'a self, key: K, f: F) -> impl Future<Output = Fut::Output> + 'a
-    where
-        F: FnOnce() -> Fut + 'a,
-        Fut: Future + 'a,
-    {
-        let acquire = self.acquire(key);
-        async move {
-            let _guard = acquire.await;
-            f().await
-        }
-    }
-
     /// Locks `key` at once (`None`), or queues a waiter woken through
     /// `waker` (`Some`).
     ///
@@ -570,7 +451,7 @@ where
 
     /// Places a waiter for `key` (granted at once if the key is free, else
     /// queued without a waker), unless `max_waiters` already wait.
-    fn place(&self, key: &K, max_waiters: usize) -> Result<WaiterRef, Busy> {
+    pub(crate) fn place(&self, key: &K, max_waiters: usize) -> Result<WaiterRef, Busy> {
         let candidate = key.clone();
         let shard = self.shards.index_of(key);
         let outcome = self.shards.get(shard).lock().place(candidate, max_waiters);
@@ -580,7 +461,7 @@ where
         }
     }
 
-    fn try_lock(&self, key: &K) -> bool {
+    pub(crate) fn try_lock(&self, key: &K) -> bool {
         let candidate = key.clone();
         self.shards.of(key).lock().try_lock(candidate)
     }

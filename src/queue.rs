@@ -9,7 +9,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::diagnostics::clock::{self, Stamp};
+use crate::clock::{self, Stamp};
 
 /// The slab index of a waiter, stored plus one so that `Option<Slot>` fits
 /// in four bytes.

@@ -12,7 +12,8 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::diagnostics::{clock, HeldKey, Stats};
+use crate::clock;
+use crate::diagnostics::{HeldKey, Stats};
 use crate::queue::{self, Slot, WaitQueue, Waiter, WaiterState};
 
 /// The state behind the manager's mutex.
