@@ -10,6 +10,7 @@ use std::thread::{self, Thread};
 
 use crate::guard::{LockGuard, OwnedLockGuard};
 use crate::manager::LockManager;
+use crate::many::{MultiLockGuard, OwnedMultiLockGuard};
 
 impl<K, S> LockManager<K, S>
 where
@@ -74,6 +75,73 @@ where
     /// ```
     pub fn acquire_owned_blocking(self: &Arc<Self>, key: K) -> OwnedLockGuard<K, S> {
         block_on(self.acquire_owned(key))
+    }
+
+    /// Blocks the current thread until it holds the locks on every key in
+    /// `keys`: [`acquire_many`](Self::acquire_many) for synchronous
+    /// threads.
+    ///
+    /// The request joins every key's queue at once, in the same FIFO order
+    /// as async callers, and the thread parks until all its keys are handed
+    /// to it. Duplicates are merged; an empty set returns at once.
+    ///
+    /// Do not call it from inside an async task (see
+    /// [`acquire_blocking`](Self::acquire_blocking)).
+    ///
+    /// # Panics
+    ///
+    /// As for [`acquire_many`](Self::acquire_many): if a key's `Hash` or
+    /// `Eq` panics, the panic reaches the caller and nothing stays held or
+    /// queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = Arc::new(LockManager::new());
+    /// let a = locks.acquire_blocking("a");
+    /// let worker = {
+    ///     let locks = Arc::clone(&locks);
+    ///     std::thread::spawn(move || locks.acquire_many_blocking(["b", "a"]).keys().len())
+    /// };
+    /// drop(a); // the worker then holds both
+    /// assert_eq!(worker.join().unwrap(), 2);
+    /// ```
+    pub fn acquire_many_blocking<I>(&self, keys: I) -> MultiLockGuard<'_, K, S>
+    where
+        I: IntoIterator<Item = K>,
+    {
+        block_on(self.acquire_many(keys))
+    }
+
+    /// Like [`acquire_many_blocking`](Self::acquire_many_blocking), for a
+    /// manager in an [`Arc`], returning a guard that holds a clone of it.
+    ///
+    /// Do not call it from inside an async task (see
+    /// [`acquire_blocking`](Self::acquire_blocking)).
+    ///
+    /// # Panics
+    ///
+    /// As for [`acquire_many_blocking`](Self::acquire_many_blocking).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_many_owned_blocking([1, 2]);
+    /// std::thread::spawn(move || drop(guard)).join().unwrap();
+    /// assert_eq!(locks.locked_count(), 0);
+    /// ```
+    pub fn acquire_many_owned_blocking<I>(self: &Arc<Self>, keys: I) -> OwnedMultiLockGuard<K, S>
+    where
+        I: IntoIterator<Item = K>,
+    {
+        block_on(self.acquire_many_owned(keys))
     }
 }
 

@@ -3,11 +3,13 @@
 use std::error::Error;
 use std::fmt;
 
-/// Returned by [`LockManager::acquire_bounded`] when the key already has as
-/// many waiters as the caller allows: the request was refused at once and
+/// Returned by [`LockManager::acquire_bounded`] and
+/// [`LockManager::acquire_many_bounded`] when a key already has as many
+/// waiters as the caller allows: the request was refused at once and
 /// changed nothing.
 ///
 /// [`LockManager::acquire_bounded`]: crate::LockManager::acquire_bounded
+/// [`LockManager::acquire_many_bounded`]: crate::LockManager::acquire_many_bounded
 ///
 /// # Examples
 ///

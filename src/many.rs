@@ -21,6 +21,7 @@ use std::task::{Context, Poll};
 
 use futures_core::future::FusedFuture;
 
+use crate::busy::Busy;
 use crate::manager::LockManager;
 use crate::queue::Slot;
 use crate::shards::{self, ShardIndex, Shards, WaiterRef};
@@ -91,6 +92,33 @@ impl<K: fmt::Debug> fmt::Debug for Keys<'_, K> {
 }
 
 impl<K: Eq + Hash + Clone> Progress<K> {
+    /// A request for the keys of `links`, placed now: queued on every key
+    /// or holding it, unless a key has `max_waiters` waiters already.
+    fn placed<S: BuildHasher>(
+        manager: &LockManager<K, S>,
+        mut links: Vec<Link<K>>,
+        max_waiters: usize,
+    ) -> Result<Self, Busy> {
+        prepare(&mut links);
+        place(manager.shards(), &mut links, max_waiters)?;
+        Ok(Progress::Waiting { links, next: 0 })
+    }
+
+    /// Takes the keys of a request that holds them all already, leaving it
+    /// done; `None` (and the request unchanged) if it waits for any.
+    fn take_if_held(&mut self) -> Option<Vec<K>> {
+        let Progress::Waiting { links, .. } = self else {
+            return None;
+        };
+        if links.iter().any(|link| link.slot.is_some()) {
+            return None;
+        }
+        let Progress::Waiting { links, .. } = std::mem::replace(self, Progress::Done) else {
+            unreachable!("matched above");
+        };
+        Some(links.into_iter().map(|link| link.key).collect())
+    }
+
     /// Advances the future; yields the keys once every one is held.
     #[track_caller]
     fn poll<S: BuildHasher>(
@@ -101,11 +129,11 @@ impl<K: Eq + Hash + Clone> Progress<K> {
         if let Progress::Unpolled(_) = self {
             // Left `Done` if anything below panics: nothing is queued then
             // (`place` undoes its own queueing).
-            let Progress::Unpolled(mut links) = std::mem::replace(self, Progress::Done) else {
+            let Progress::Unpolled(links) = std::mem::replace(self, Progress::Done) else {
                 unreachable!("matched above");
             };
-            place(manager.shards(), &mut links);
-            *self = Progress::Waiting { links, next: 0 };
+            *self = Progress::placed(manager, links, usize::MAX)
+                .unwrap_or_else(|_| unreachable!("an unbounded request is never refused"));
         }
         let Progress::Waiting { links, next } = self else {
             panic!("lock-manager: acquire future polled after completion");
@@ -154,10 +182,14 @@ impl<K: Eq + Hash> Progress<K> {
     }
 }
 
-/// Sorts the links by shard, drops duplicate keys, and places a waiter for
-/// every key at once: holding the key if it is free, else queued without a
-/// waker.
-fn place<K: Eq + Hash + Clone, S: BuildHasher>(shards: &Shards<K, S>, links: &mut Vec<Link<K>>) {
+/// One link per key, in the caller's order.
+fn links_of<K>(keys: impl IntoIterator<Item = K>) -> Vec<Link<K>> {
+    keys.into_iter().map(Link::new).collect()
+}
+
+/// Sorts the links by shard, merges duplicate keys, and clones the
+/// manager's copy of each key, all outside the mutexes.
+fn prepare<K: Eq + Hash + Clone>(links: &mut Vec<Link<K>>) {
     for link in links.iter_mut() {
         link.hash = shards::spread(&link.key);
     }
@@ -179,33 +211,62 @@ fn place<K: Eq + Hash + Clone, S: BuildHasher>(shards: &Shards<K, S>, links: &mu
     for link in links.iter_mut() {
         link.copy = Some(link.key.clone());
     }
+}
 
+/// Places a waiter for every key of the prepared `links` at once, in one
+/// critical section over every shard they touch: holding the key if it is
+/// free, else queued without a waker.
+///
+/// Refuses with [`Busy`], changing nothing, if a key already has
+/// `max_waiters` waiters (`usize::MAX`: never; 0: unless every key is
+/// free, and then every key is held on return).
+fn place<K: Eq + Hash, S: BuildHasher>(
+    shards: &Shards<K, S>,
+    links: &mut [Link<K>],
+    max_waiters: usize,
+) -> Result<(), Busy> {
     let mut placing = Placing {
         shards,
         locked: Vec::new(),
         links,
         to_undo: 0,
     };
-    for i in 0..placing.links.len() {
-        let shard = shards.index_of_spread(placing.links[i].hash);
+    // In increasing index order, as the links are sorted by hash.
+    for link in placing.links.iter() {
+        let shard = shards.index_of_spread(link.hash);
         if placing
             .locked
             .last()
             .map_or(true, |(last, _)| *last != shard)
         {
-            // In increasing index order, as the links are sorted by hash.
             placing.locked.push((shard, shards.get(shard).lock()));
         }
-        let (_, state) = placing.locked.last_mut().expect("locked above");
+    }
+    if max_waiters < usize::MAX {
+        // Checked before anything changes, so that a refusal leaves no
+        // trace, not even in the counters.
+        for link in placing.links.iter() {
+            let shard = shards.index_of_spread(link.hash);
+            let waiters = locked_state(&mut placing.locked, shard)
+                .queue_len(&link.key)
+                .checked_sub(1);
+            if let Some(waiters) = waiters.filter(|&waiters| waiters >= max_waiters) {
+                return Err(Busy { waiters });
+            }
+        }
+    }
+    for i in 0..placing.links.len() {
         let link = &mut placing.links[i];
-        let copy = link.copy.take().expect("cloned above");
-        link.slot = match state.lock_or_enqueue(copy) {
+        let shard = shards.index_of_spread(link.hash);
+        let copy = link.copy.take().expect("cloned by prepare");
+        link.slot = match locked_state(&mut placing.locked, shard).lock_or_enqueue(copy) {
             Enqueue::Locked => None,
             Enqueue::Queued(slot) => Some(slot),
         };
         placing.to_undo = i + 1;
     }
     placing.to_undo = 0;
+    Ok(())
 }
 
 /// The shards locked by [`place`], and the links placed so far: removed
@@ -217,15 +278,23 @@ struct Placing<'a, K: Eq + Hash, S: BuildHasher> {
     to_undo: usize,
 }
 
+/// The state of `shard`, among the shards `locked` by [`place`].
+fn locked_state<'s, K, S>(
+    locked: &'s mut [(ShardIndex, MutexGuard<'_, State<K, S>>)],
+    shard: ShardIndex,
+) -> &'s mut State<K, S> {
+    let (_, state) = locked
+        .iter_mut()
+        .find(|(locked, _)| *locked == shard)
+        .expect("every shard of the request is locked");
+    state
+}
+
 impl<K: Eq + Hash, S: BuildHasher> Drop for Placing<'_, K, S> {
     fn drop(&mut self) {
         for link in &self.links[..self.to_undo] {
             let shard = self.shards.index_of_spread(link.hash);
-            let (_, state) = self
-                .locked
-                .iter_mut()
-                .find(|(locked, _)| *locked == shard)
-                .expect("a placed link's shard is locked");
+            let state = locked_state(&mut self.locked, shard);
             // Nobody else reached these keys meanwhile: no waker to run.
             let deferred = match link.slot {
                 None => state.release(&link.key),
@@ -311,7 +380,7 @@ where
     {
         AcquireMany {
             manager: self,
-            progress: Progress::Unpolled(keys.into_iter().map(Link::new).collect()),
+            progress: Progress::Unpolled(links_of(keys)),
         }
     }
 
@@ -347,8 +416,181 @@ where
     {
         AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::Unpolled(keys.into_iter().map(Link::new).collect()),
+            progress: Progress::Unpolled(links_of(keys)),
         }
+    }
+
+    /// Takes the locks on every key in `keys` if all are free, atomically:
+    /// all or nothing.
+    ///
+    /// Decided in one critical section over every shard the keys live in,
+    /// as [`acquire_many`](Self::acquire_many) places its request: `None`
+    /// if any key is held (even if it is about to be released), and then
+    /// nothing changed, not even the counters. Like
+    /// [`try_acquire`](Self::try_acquire), it never barges past a queue.
+    /// Duplicate keys are merged; an empty set gives a guard holding
+    /// nothing.
+    ///
+    /// Every key is cloned once, before the decision.
+    ///
+    /// # Panics
+    ///
+    /// If a key's `Hash` or `Eq` panics, the panic reaches the caller and
+    /// nothing stays held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let bob = locks.try_acquire("bob").expect("free");
+    /// assert!(locks.try_acquire_many(["alice", "bob"]).is_none());
+    /// assert!(!locks.is_locked("alice")); // nothing taken
+    ///
+    /// drop(bob);
+    /// let both = locks.try_acquire_many(["alice", "bob"]).expect("both free");
+    /// assert_eq!(both.keys().len(), 2);
+    /// ```
+    pub fn try_acquire_many<I>(&self, keys: I) -> Option<MultiLockGuard<'_, K, S>>
+    where
+        I: IntoIterator<Item = K>,
+    {
+        let keys = self.try_lock_all(keys)?;
+        Some(MultiLockGuard {
+            manager: self,
+            keys,
+        })
+    }
+
+    /// Like [`try_acquire_many`](Self::try_acquire_many), returning a guard
+    /// that holds a clone of the `Arc`.
+    ///
+    /// # Panics
+    ///
+    /// As for [`try_acquire_many`](Self::try_acquire_many).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.try_acquire_many_owned([1, 2]).expect("free");
+    /// assert!(locks.try_acquire_many_owned([2, 3]).is_none());
+    /// std::thread::spawn(move || drop(guard)).join().unwrap();
+    /// assert_eq!(locks.locked_count(), 0);
+    /// ```
+    pub fn try_acquire_many_owned<I>(self: &Arc<Self>, keys: I) -> Option<OwnedMultiLockGuard<K, S>>
+    where
+        I: IntoIterator<Item = K>,
+    {
+        let keys = self.try_lock_all(keys)?;
+        Some(OwnedMultiLockGuard {
+            manager: Arc::clone(self),
+            keys,
+        })
+    }
+
+    /// Places a request for every key in `keys` now, unless a key already
+    /// has `max_waiters` callers waiting for it: then refuses at once with
+    /// [`Busy`] and changes nothing. Plain
+    /// [`acquire_many`](Self::acquire_many) never refuses.
+    ///
+    /// On success the returned future is already queued on every key (or
+    /// holds it, if free), in one critical section as for `acquire_many`:
+    /// its position is the order of this call, not of its first poll.
+    /// Await it as any [`AcquireMany`].
+    ///
+    /// # Errors
+    ///
+    /// [`Busy`] with the waiters of the first key found at its bound. A
+    /// `max_waiters` of 0 admits the request only when every key is free.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire_many`](Self::acquire_many): dropping the future
+    /// gives up every place and hands on every key it holds. A future kept
+    /// but never polled holds every key that reaches it.
+    ///
+    /// # Panics
+    ///
+    /// If a key's `Hash` or `Eq` panics, the panic reaches the caller and
+    /// nothing stays held or queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let holder = locks.acquire("b").await;
+    /// let first = locks.acquire_many_bounded(["a", "b"], 1).expect("room on b");
+    /// let refused = locks.acquire_many_bounded(["b", "c"], 1).unwrap_err();
+    /// assert_eq!(refused.waiters(), 1);
+    /// assert!(!locks.is_locked("c"));
+    ///
+    /// drop(holder);
+    /// assert_eq!(first.await.keys().len(), 2);
+    /// # });
+    /// ```
+    pub fn acquire_many_bounded<I>(
+        &self,
+        keys: I,
+        max_waiters: usize,
+    ) -> Result<AcquireMany<'_, K, S>, Busy>
+    where
+        I: IntoIterator<Item = K>,
+    {
+        Ok(AcquireMany {
+            manager: self,
+            progress: Progress::placed(self, links_of(keys), max_waiters)?,
+        })
+    }
+
+    /// Like [`acquire_many_bounded`](Self::acquire_many_bounded), for a
+    /// manager in an [`Arc`]: the future and its guard hold a clone of it.
+    ///
+    /// # Errors
+    ///
+    /// [`Busy`] when a key already has `max_waiters` waiters.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`acquire_many_bounded`](Self::acquire_many_bounded).
+    ///
+    /// # Panics
+    ///
+    /// As for [`acquire_many_bounded`](Self::acquire_many_bounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let guard = locks.acquire_many_owned_bounded([1, 2], 0).expect("free").await;
+    /// assert!(locks.acquire_many_owned_bounded([2], 0).is_err());
+    /// drop(guard);
+    /// assert_eq!(locks.locked_count(), 0);
+    /// # });
+    /// ```
+    pub fn acquire_many_owned_bounded<I>(
+        self: &Arc<Self>,
+        keys: I,
+        max_waiters: usize,
+    ) -> Result<AcquireManyOwned<K, S>, Busy>
+    where
+        I: IntoIterator<Item = K>,
+    {
+        Ok(AcquireManyOwned {
+            manager: Arc::clone(self),
+            progress: Progress::placed(self, links_of(keys), max_waiters)?,
+        })
     }
 
     /// Runs `f` under the locks on every key in `keys` (see
@@ -401,6 +643,24 @@ where
             let _guard = acquire.await;
             f().await
         }
+    }
+}
+
+impl<K, S> LockManager<K, S>
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    /// Takes every key in `keys` if all are free, and returns them merged.
+    fn try_lock_all<I: IntoIterator<Item = K>>(&self, keys: I) -> Option<Vec<K>> {
+        // With no waiter allowed, an admitted request holds every key. Only
+        // a key whose `Hash` and `Eq` disagree could be queued regardless:
+        // then `request` is dropped, and gives it up.
+        let mut request = AcquireMany {
+            manager: self,
+            progress: Progress::placed(self, links_of(keys), 0).ok()?,
+        };
+        request.progress.take_if_held()
     }
 }
 

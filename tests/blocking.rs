@@ -124,3 +124,46 @@ async fn threads_and_tasks_interleave_without_lost_updates(rt: Rt) {
 }
 
 on_every_runtime!(threads_and_tasks_interleave_without_lost_updates);
+
+#[test]
+fn blocking_many_requests_queue_with_async_callers() {
+    let locks = Arc::new(LockManager::new());
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let holder = locks.try_acquire(1).unwrap();
+
+    let thread = {
+        let (locks, order) = (Arc::clone(&locks), Arc::clone(&order));
+        thread::spawn(move || {
+            let guard = locks.acquire_many_blocking([2, 1, 2]);
+            order.lock().unwrap().push("thread");
+            guard.keys().len()
+        })
+    };
+    wait_until("the thread queued", || locks.queue_len(&1) == 2);
+    assert!(locks.is_locked(&2), "the free key is held at once");
+    let task = Task::new();
+    let mut future = locks.acquire(2);
+    assert!(task.poll(&mut future).is_pending());
+
+    drop(holder);
+    assert_eq!(thread.join().unwrap(), 2, "duplicates merged");
+    // Released by the thread, the key passed to the future behind it.
+    wait_until("the future was woken", || task.wakes() == 1);
+    assert!(task.poll(&mut future).is_ready());
+    order.lock().unwrap().push("future");
+    assert_eq!(*order.lock().unwrap(), ["thread", "future"]);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn owned_blocking_many_guards_move_to_other_threads() {
+    let locks = Arc::new(LockManager::new());
+    let guard = locks.acquire_many_owned_blocking(["x", "y"]);
+    assert!(locks.try_acquire_many(["y"]).is_none());
+    thread::spawn(move || drop(guard)).join().unwrap();
+    assert!(locks
+        .acquire_many_blocking(Vec::<&str>::new())
+        .keys()
+        .is_empty());
+    assert_eq!(locks.locked_count(), 0);
+}

@@ -138,3 +138,70 @@ async fn load_shedding_admits_exactly_the_bound(rt: Rt) {
 }
 
 on_every_runtime!(load_shedding_admits_exactly_the_bound);
+
+#[test]
+fn a_many_request_is_refused_when_any_key_is_at_its_bound() {
+    for locks in [LockManager::with_shards(1), LockManager::with_shards(64)] {
+        let _held = locks.try_acquire(2).unwrap();
+        let task = Task::new();
+        let mut waiter = locks.acquire(2);
+        assert!(task.poll(&mut waiter).is_pending());
+        let stats = locks.stats();
+        let debug = format!("{locks:?}");
+
+        let refused = locks.acquire_many_bounded([1, 2, 3], 1).unwrap_err();
+        assert_eq!(refused.waiters(), 1);
+        assert_eq!(locks.stats(), stats, "a refusal counted something");
+        assert_eq!(format!("{locks:?}"), debug);
+        assert!(!locks.is_locked(&1) && !locks.is_locked(&3));
+        assert_eq!(locks.queue_len(&2), 2);
+
+        // A looser bound admits it: it holds the free keys at once and
+        // queues behind the waiter on the held one.
+        let admitted = locks.acquire_many_bounded([1, 2, 3], 2).unwrap();
+        assert!(locks.is_locked(&1) && locks.is_locked(&3));
+        assert_eq!(locks.queue_len(&2), 3);
+        drop(admitted);
+        assert!(!locks.is_locked(&1) && !locks.is_locked(&3));
+        assert_eq!(locks.queue_len(&2), 2);
+    }
+}
+
+#[test]
+fn a_bounded_many_request_queues_in_call_order() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("b").unwrap();
+    let tasks = [Task::new(), Task::new()];
+    // Placed now, before the plain request that is polled first.
+    let mut bounded = locks.acquire_many_bounded(["a", "b"], 4).unwrap();
+    let mut plain = locks.acquire_many(["b"]);
+    assert!(tasks[1].poll(&mut plain).is_pending());
+    assert!(tasks[0].poll(&mut bounded).is_pending());
+
+    drop(holder);
+    assert_eq!(tasks[0].wakes(), 1);
+    assert_eq!(tasks[1].wakes(), 0);
+    let Poll::Ready(guard) = tasks[0].poll(&mut bounded) else {
+        panic!("the bounded request was placed first and must be served first")
+    };
+    assert!(tasks[1].poll(&mut plain).is_pending());
+    drop(guard);
+    assert!(tasks[1].poll(&mut plain).is_ready());
+}
+
+#[test]
+fn a_zero_bound_admits_a_many_request_only_when_every_key_is_free() {
+    let locks = Arc::new(LockManager::new());
+    let guard = locks.acquire_many_owned_bounded([1, 2], 0).unwrap();
+    assert_eq!(locks.locked_count(), 2, "free keys are taken by the call");
+    assert!(locks.acquire_many_owned_bounded([2, 3], 0).is_err());
+    assert!(!locks.is_locked(&3));
+    let task = Task::new();
+    let mut guard_future = guard;
+    let Poll::Ready(held) = task.poll(&mut guard_future) else {
+        panic!("a request admitted at zero waiters holds every key")
+    };
+    assert_eq!(held.keys().len(), 2);
+    drop(held);
+    assert_eq!(locks.locked_count(), 0);
+}

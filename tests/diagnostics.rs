@@ -45,6 +45,8 @@ fn refusals_count_nothing() {
     let held = locks.try_acquire(1).unwrap();
     assert!(locks.try_acquire(1).is_none());
     assert!(locks.acquire_bounded(1, 0).is_err());
+    assert!(locks.try_acquire_many([0, 1, 2]).is_none());
+    assert!(locks.acquire_many_bounded([0, 1, 2], 0).is_err());
     assert_eq!(locks.stats(), stats(1, 0, 0, 0));
     drop(held);
 }
@@ -96,6 +98,19 @@ fn a_multi_key_request_counts_per_key() {
     assert_eq!(locks.stats(), stats(4, 1, 1, 0));
     drop(both);
     assert_eq!(locks.stats(), stats(4, 1, 1, 1));
+}
+
+#[test]
+fn try_and_bounded_multi_key_requests_count_per_key() {
+    let locks = LockManager::new();
+    let held = locks.try_acquire_many([1, 2, 2]).unwrap();
+    assert_eq!(locks.stats(), stats(2, 0, 0, 0));
+    let bounded = locks.acquire_many_bounded([2, 3], 1).unwrap();
+    assert_eq!(locks.stats(), stats(3, 1, 0, 0));
+    drop(held);
+    assert_eq!(locks.stats(), stats(4, 1, 1, 0));
+    drop(bounded.now_or_never().unwrap());
+    assert_eq!(locks.stats(), stats(4, 1, 1, 0));
 }
 
 #[test]

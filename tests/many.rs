@@ -272,3 +272,89 @@ fn with_locks_releases_on_return_error_panic_and_drop() {
     drop(midway);
     assert_eq!(locks.locked_count(), 0);
 }
+
+#[test]
+fn try_many_takes_every_free_key_or_none() {
+    for locks in managers() {
+        let guard = locks.try_acquire_many([3, 1, 2]).expect("all free");
+        assert_eq!(locks.locked_count(), 3);
+        assert!(locks.try_acquire_many([4, 2]).is_none());
+        assert!(!locks.is_locked(&4), "a refused request took a key");
+        drop(guard);
+        assert_eq!(locks.locked_count(), 0);
+    }
+}
+
+#[test]
+fn a_refused_try_many_changes_nothing() {
+    for locks in managers() {
+        let _held = locks.try_acquire(7).unwrap();
+        let stats = locks.stats();
+        let debug = format!("{locks:?}");
+        // The held key sorts anywhere among the others: whatever comes
+        // before it in shard order must not stay taken.
+        assert!(locks.try_acquire_many([1, 2, 3, 7, 8, 9]).is_none());
+        assert_eq!(locks.stats(), stats, "a refusal counted something");
+        assert_eq!(format!("{locks:?}"), debug);
+        assert_eq!(locks.locked_count(), 1);
+    }
+}
+
+#[test]
+fn try_many_never_barges_past_a_queue() {
+    for locks in managers() {
+        let holder = locks.try_acquire(1).unwrap();
+        let task = Task::new();
+        let mut waiter = locks.acquire(1);
+        assert!(task.poll(&mut waiter).is_pending());
+        // Handed to the waiter, which has not run yet: still not free.
+        drop(holder);
+        assert!(locks.try_acquire_many([1, 2]).is_none());
+        assert!(!locks.is_locked(&2));
+        let guard = task.poll(&mut waiter);
+        assert!(guard.is_ready());
+        drop(guard);
+        assert!(locks.try_acquire_many([1, 2]).is_some());
+    }
+}
+
+#[test]
+fn try_many_merges_duplicates_and_accepts_the_empty_set() {
+    let locks = LockManager::<u32>::new();
+    let guard = locks.try_acquire_many([4, 4, 2, 4]).unwrap();
+    let mut keys = guard.keys().to_vec();
+    keys.sort_unstable();
+    assert_eq!(keys, [2, 4]);
+    let empty = locks.try_acquire_many([]).expect("nothing to take");
+    assert!(empty.keys().is_empty());
+    drop(empty);
+    assert_eq!(locks.locked_count(), 2);
+    drop(guard);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn try_many_guards_are_served_like_any_holder() {
+    for locks in managers() {
+        let guard = locks.try_acquire_many([1, 2]).unwrap();
+        let task = Task::new();
+        let mut next = locks.acquire_many([2, 1]);
+        assert!(task.poll(&mut next).is_pending());
+        drop(guard);
+        assert_eq!(task.wakes(), 1);
+        assert!(task.poll(&mut next).is_ready());
+    }
+}
+
+#[test]
+fn owned_try_many_guards_keep_the_manager() {
+    let locks = Arc::new(LockManager::<u32>::new());
+    let guard = locks.try_acquire_many_owned([1, 2]).unwrap();
+    assert!(locks.try_acquire_many_owned([2, 3]).is_none());
+    assert!(Arc::ptr_eq(guard.manager(), &locks));
+    drop(locks);
+    assert!(guard.manager().is_locked(&1));
+    let locks = Arc::clone(guard.manager());
+    std::thread::spawn(move || drop(guard)).join().unwrap();
+    assert_eq!(locks.locked_count(), 0);
+}

@@ -1405,6 +1405,77 @@ fn a_hash_panicking_midway_through_a_multi_key_placement_undoes_it() {
     }
 }
 
+/// The same sweep over `try_acquire_many` and `acquire_many_bounded`, which
+/// also hash every key once more, under the mutexes, to check it before
+/// anything changes: wherever the panic strikes, it reaches the caller and
+/// the manager is as before (for `try`, its counters too).
+#[test]
+fn a_hash_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
+    for shards in [1, 64] {
+        for bounded in [false, true] {
+            let mut under_mutex = 0;
+            for blow_at in 1.. {
+                let locks = Arc::new(LockManager::with_shards(shards));
+                let quiet = Fuse::new(0);
+                let held = locks.try_acquire(fused(4, &quiet)).unwrap();
+                let w4_task = Task::new();
+                let mut w4 = locks.acquire(fused(4, &quiet));
+                assert!(w4_task.poll(&mut w4).is_pending());
+                let stats = locks.stats();
+
+                let armed = Fuse::new(blow_at);
+                armed.manager.set(Arc::downgrade(&locks)).unwrap();
+                let keys = [1, 2, 3, 4].map(|id| fused(id, &armed));
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    if bounded {
+                        let request = locks.acquire_many_bounded(keys, 8).expect("room");
+                        assert_eq!(locks.locked_count(), 4, "1 to 3 taken by the call");
+                        armed.blow_at.store(0, Ordering::SeqCst); // dropping hashes too
+                        drop(request);
+                    } else {
+                        assert!(locks.try_acquire_many(keys).is_none(), "4 is held");
+                    }
+                }));
+                let ctx = format!("{shards} shards, bounded {bounded}, blow_at {blow_at}");
+                let blew = match outcome {
+                    Ok(()) => false,
+                    Err(panic) => {
+                        assert_eq!(message(panic), "hash exploded", "{ctx}");
+                        true
+                    }
+                };
+                if blew && armed.under_mutex.lock().unwrap().expect("the fuse blew") {
+                    under_mutex += 1;
+                }
+
+                assert_eq!(locks.locked_count(), 1, "{ctx}");
+                assert_eq!(locks.queue_len(&fused(4, &quiet)), 2, "{ctx}");
+                assert_eq!(waiters(&*locks), 1, "{ctx}");
+                if !bounded {
+                    assert_eq!(locks.stats(), stats, "{ctx}");
+                }
+                drop(held);
+                assert_eq!(w4_task.wakes(), 1, "{ctx}: 4 passes to its old waiter");
+                drop(ready(w4_task.poll(&mut w4)));
+                assert_eq!(locks.locked_count(), 0, "{ctx}");
+                for id in 1..=4 {
+                    assert_key_works(&*locks, fused(id, &quiet));
+                }
+                if !blew {
+                    // Each key hashed to sort it, then the held one (at
+                    // least) under the mutexes to check it.
+                    assert!(blow_at > 5, "{ctx}");
+                    break;
+                }
+            }
+            // The check of the held key was struck, and for a bounded
+            // request every placement too.
+            let expected = if bounded { 5 } else { 1 };
+            assert!(under_mutex >= expected, "{shards} shards: {under_mutex}");
+        }
+    }
+}
+
 /// A `Hash`, `Eq` or `Clone` that panics before anything is placed (the
 /// first hash picks the shards, duplicates are compared and keys cloned
 /// outside the mutexes), or an `Eq` that panics against a held key inside

@@ -2,9 +2,9 @@
 //! driven by hand-polled futures, each step compared with a reference
 //! model of per-key FIFO queues (the holder at the front).
 //!
-//! Single-key futures (`acquire`, `with_lock`) and multi-key ones
-//! (`acquire_many`, `with_locks`, over random keys with duplicates) share
-//! the queues: a multi-key request is in the queue of each of its distinct
+//! Single-key futures (`acquire`, `with_lock`), multi-key ones
+//! (`acquire_many`, `with_locks`, over random keys with duplicates) and
+//! the `try_acquire` and `try_acquire_many` guards share the queues: a multi-key request is in the queue of each of its distinct
 //! keys from its first poll, holds a key while at the front of its queue,
 //! and is ready exactly when it is at the front of all of them.
 //!
@@ -166,6 +166,9 @@ enum Op {
     DropGuard { guard: usize },
     /// `try_acquire`; the guard, if any, joins the others.
     TryAcquire { key: u8 },
+    /// `try_acquire_many` over `keys`: all or nothing; the guard, if any,
+    /// joins the others.
+    TryMany { keys: KeyList },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -174,20 +177,23 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(WakerChoice::New),
         1 => (0..8usize).prop_map(WakerChoice::Shared),
     ];
-    let keys = prop_oneof![
-        1 => Just(Vec::new()),
-        6 => prop::collection::vec(0..KEYS, 1..=MAX_MANY),
-    ]
-    .prop_map(KeyList::new);
+    let keys = || {
+        prop_oneof![
+            1 => Just(Vec::new()),
+            6 => prop::collection::vec(0..KEYS, 1..=MAX_MANY),
+        ]
+        .prop_map(KeyList::new)
+    };
     prop_oneof![
         4 => (0..KEYS, prop::bool::weighted(0.3), prop::bool::weighted(0.8))
             .prop_map(|(key, with_lock, poll)| Op::Create { key, with_lock, poll }),
-        3 => (keys, prop::bool::weighted(0.3), prop::bool::weighted(0.8))
+        3 => (keys(), prop::bool::weighted(0.3), prop::bool::weighted(0.8))
             .prop_map(|(keys, with_locks, poll)| Op::CreateMany { keys, with_locks, poll }),
         4 => (0..16usize, waker).prop_map(|(future, waker)| Op::Poll { future, waker }),
         2 => (0..16usize).prop_map(|future| Op::DropFuture { future }),
         2 => (0..16usize).prop_map(|guard| Op::DropGuard { guard }),
         1 => (0..KEYS).prop_map(|key| Op::TryAcquire { key }),
+        1 => keys().prop_map(|keys| Op::TryMany { keys }),
     ]
 }
 
@@ -457,6 +463,7 @@ impl<'a> Harness<'a> {
                 }
             }
             Op::TryAcquire { key } => self.try_acquire(key)?,
+            Op::TryMany { keys } => self.try_many(keys.as_slice())?,
         }
         self.check()
     }
@@ -765,6 +772,26 @@ impl<'a> Harness<'a> {
                 self.guards.push(LiveGuard { id, guard });
             }
             None => prop_assert!(!free, "try_acquire failed on free key {}", key),
+        }
+        Ok(())
+    }
+
+    fn try_many(&mut self, keys: &[u8]) -> Check {
+        let set = KeySet::of(keys);
+        let free = set.iter().all(|key| self.queue(key).is_empty());
+        match self.locks.try_acquire_many(keys.iter().copied()) {
+            Some(guard) => {
+                prop_assert!(free, "try_acquire_many({:?}) took a held key", keys);
+                prop_assert_eq!(guard.keys().len(), set.len(), "duplicates not merged");
+                prop_assert_eq!(KeySet::of(guard.keys()), set);
+                let id = self.next_id();
+                for key in set.iter() {
+                    self.queue(key).push_back(id);
+                }
+                let guard = Guard::Many(guard);
+                self.guards.push(LiveGuard { id, guard });
+            }
+            None => prop_assert!(!free, "try_acquire_many failed on free keys {:?}", keys),
         }
         Ok(())
     }
