@@ -7,17 +7,21 @@
 #   scripts/bench.sh -o FILE         write the table to FILE instead, and
 #                                    leave README.md alone
 #
-# Benches (see benches/*.rs): `locks` (criterion; scenarios 1-5 and `pairs`,
+# The benches are their own crate, `lock-manager-benches` in benches/ (a
+# workspace member, so the library's tests and examples build without
+# criterion and the peers): `locks` (criterion; scenarios 1-5 and `pairs`,
 # two keys per operation, for every peer), `queue` (scenario 6), `memory`
 # (scenario 7, counting allocator) and `scaling` (threads on distinct keys).
+# One by hand: cargo bench -p lock-manager-benches --bench locks
 # About 5 minutes on 2 cores. Needs cargo and python3 (standard library
 # only).
 #
 # Results come from the criterion estimates under <target>/criterion and
-# the tab-separated files the other benches write to
-# <target>/bench-results. Every ratio in the table is computed from numbers
-# measured in this one run. Timings on a shared or busy machine are noisy:
-# the table records the load average before and after.
+# the tab-separated files the other benches write to <target>/bench-results
+# (<target>: the workspace's target folder). Every ratio in the table is
+# computed from numbers measured in this one run. Timings on a shared or
+# busy machine are noisy: the table records the load average before and
+# after.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -31,7 +35,7 @@ while [ $# -gt 0 ]; do
         --quick) quick=1 ;;
         --table-only) table_only=1 ;;
         -o) shift; out="$1"; readme=0 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -50,15 +54,16 @@ if [ "$table_only" = 0 ]; then
     cat /proc/loadavg > "$results/load-before" 2>/dev/null || true
     date -u '+%Y-%m-%d %H:%M UTC' > "$results/date"
 
-    cargo bench --bench locks --no-run
+    bench() { cargo bench -p lock-manager-benches "$@"; }
+    bench --bench locks --no-run
     criterion_args=()
     if [ "$quick" = 1 ]; then
         criterion_args=(--warm-up-time 0.2 --measurement-time 0.5 --sample-size 10)
     fi
-    cargo bench --bench locks -- "${criterion_args[@]}"
-    cargo bench --bench queue
-    cargo bench --bench memory
-    cargo bench --bench scaling
+    bench --bench locks -- "${criterion_args[@]}"
+    bench --bench queue
+    bench --bench memory
+    bench --bench scaling
 
     cat /proc/loadavg > "$results/load-after" 2>/dev/null || true
 fi

@@ -530,12 +530,16 @@ pub fn selected(peer: &str) -> bool {
     }
 }
 
+/// The workspace's `target/bench-results`. Not a relative path: cargo runs
+/// benches in `benches/`, this crate's folder.
+const DEFAULT_RESULTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-results");
+
 /// Where the custom-harness benches write their tab-separated results for
-/// `scripts/bench.sh`: `$LOCK_MANAGER_BENCH_OUT`, or `target/bench-results`.
+/// `scripts/bench.sh`: `$LOCK_MANAGER_BENCH_OUT`, or [`DEFAULT_RESULTS_DIR`].
 pub fn results_dir() -> PathBuf {
     let dir = std::env::var_os("LOCK_MANAGER_BENCH_OUT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/bench-results"));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RESULTS_DIR));
     std::fs::create_dir_all(&dir).expect("create the bench results folder");
     dir
 }
