@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests: a counting waker for polling by
-//! hand, and `Rt`, which runs one test body on every supported runtime.
+//! hand, and `Rt`, which runs one test body on every supported runtime;
+//! `soak` drives the randomized stress tests. (The loom models have their
+//! own, in loom.rs.)
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod soak;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -187,6 +191,34 @@ macro_rules! on_every_runtime {
             }
         }
     )*};
+}
+
+/// Generates the top-level tests `tokio`, `async_std`, `smol` and `futures`,
+/// each calling `$run` (a function of [`Rt`]) with its runtime: for a test
+/// binary that runs one workload per runtime.
+#[macro_export]
+macro_rules! runtime_tests {
+    ($run:expr) => {
+        #[test]
+        fn tokio() {
+            ($run)($crate::common::Rt::Tokio);
+        }
+
+        #[test]
+        fn async_std() {
+            ($run)($crate::common::Rt::AsyncStd);
+        }
+
+        #[test]
+        fn smol() {
+            ($run)($crate::common::Rt::Smol);
+        }
+
+        #[test]
+        fn futures() {
+            ($run)($crate::common::Rt::Futures);
+        }
+    };
 }
 
 /// SplitMix64: deterministic per seed, no dependencies, and any seed (zero
