@@ -17,18 +17,27 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{env_or, within, Rng, Rt};
+use common::soak::{Holders, Inside, Run, Soak};
+use common::{Rng, Rt};
 use lock_manager::LockManager;
+
+/// Rounds on one manager, which must be empty after each.
+const SOAK: Soak = Soak {
+    name: "stress",
+    seed_var: "STRESS_SEED",
+    seed: 0x5EED_0000,
+    tasks_var: "STRESS_TASKS",
+    tasks: 4000,
+    rounds: 10,
+    overall: Duration::from_secs(30),
+};
 
 /// Keys `0..HOT` get half of all tasks; the rest spread over the cold keys.
 const HOT: u32 = 4;
 const COLD: u32 = 400;
 const KEYS: usize = (HOT + COLD) as usize;
-const DEFAULT_TASKS: usize = 4000;
-/// The whole run must end within this, or the test fails.
-const OVERALL: Duration = Duration::from_secs(30);
 
 /// Cancels the wrapped future at a random wake-up: each time it is polled
 /// again, it is dropped instead with probability `percent`. A waiter woken
@@ -72,14 +81,12 @@ impl<F: Future> Future for DropOnWake<F> {
 struct Shared {
     locks: Arc<LockManager<u32>>,
     /// Guards inside the critical section right now, per key.
-    holders: Vec<AtomicUsize>,
+    holders: Holders,
     /// Updated with read, yield, write inside the lock: a lost update shows
     /// up as `counter < completed`.
     counters: Vec<AtomicU64>,
     /// Bodies that ran their write to the end, per key.
     completed: Vec<AtomicU64>,
-    /// Most holders ever seen on any key at once (must stay 1).
-    worst: AtomicUsize,
     /// Bodies started, finished or not.
     entered: AtomicUsize,
     /// Per key, the waiters queued through [`Fifo`], in the order they
@@ -89,16 +96,19 @@ struct Shared {
 
 impl Shared {
     fn new() -> Self {
-        let per_key = |_| AtomicUsize::new(0);
         Self {
             locks: Arc::new(LockManager::new()),
-            holders: (0..KEYS).map(per_key).collect(),
+            holders: Holders::new("key", KEYS),
             counters: (0..KEYS).map(|_| AtomicU64::new(0)).collect(),
             completed: (0..KEYS).map(|_| AtomicU64::new(0)).collect(),
-            worst: AtomicUsize::new(0),
             entered: AtomicUsize::new(0),
             books: (0..KEYS).map(|_| Mutex::default()).collect(),
         }
+    }
+
+    /// Marks a critical section on `key` (see [`Holders::enter`]).
+    fn enter(&self, key: u32) -> Inside<'_> {
+        self.holders.enter(&[key])
     }
 }
 
@@ -191,32 +201,9 @@ impl<F> Drop for Fifo<'_, F> {
     }
 }
 
-/// Marks a critical section on `key`; leaving it (even by being dropped
-/// mid-body on cancellation) unmarks it. Declared after the lock guard, so
-/// it is dropped before the guard releases the key.
-struct Inside<'a> {
-    shared: &'a Shared,
-    key: u32,
-}
-
-impl<'a> Inside<'a> {
-    fn enter(shared: &'a Shared, key: u32) -> Self {
-        let now = shared.holders[key as usize].fetch_add(1, Ordering::SeqCst) + 1;
-        shared.worst.fetch_max(now, Ordering::SeqCst);
-        assert_eq!(now, 1, "two holders of key {key} at once");
-        Self { shared, key }
-    }
-}
-
-impl Drop for Inside<'_> {
-    fn drop(&mut self) {
-        self.shared.holders[self.key as usize].fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// The critical section: read, yield (or sleep), write, count.
 async fn body(rt: Rt, shared: &Shared, key: u32, rng: &mut Rng) {
-    let _inside = Inside::enter(shared, key);
+    let _inside = shared.enter(key);
     shared.entered.fetch_add(1, Ordering::SeqCst);
     let counter = &shared.counters[key as usize];
     let seen = counter.load(Ordering::SeqCst);
@@ -237,14 +224,8 @@ async fn body(rt: Rt, shared: &Shared, key: u32, rng: &mut Rng) {
     shared.completed[key as usize].fetch_add(1, Ordering::SeqCst);
 }
 
-/// How one task ends; the counts are printed and sanity-checked.
-#[derive(Default)]
-struct Outcomes {
-    completed: AtomicUsize,
-    cancelled: AtomicUsize,
-}
-
-async fn one_task(rt: Rt, shared: Arc<Shared>, outcomes: Arc<Outcomes>, seed: u64) {
+/// Whether the task finished (or was cancelled).
+async fn one_task(rt: Rt, shared: Arc<Shared>, seed: u64) -> bool {
     let mut rng = Rng::new(seed);
     let key = if rng.chance(50) {
         rng.below(HOT.into()) as u32
@@ -293,7 +274,7 @@ async fn one_task(rt: Rt, shared: Arc<Shared>, outcomes: Arc<Outcomes>, seed: u6
             // two keys, in ascending order
             _ if second != key => {
                 let _first = Fifo::new(&shared, key, locks.acquire(key)).await;
-                let _inside = Inside::enter(&shared, key);
+                let _inside = shared.enter(key);
                 rt.yield_now().await;
                 let _second = Fifo::new(&shared, second, locks.acquire(second)).await;
                 body(rt, &shared, second, &mut body_rng).await;
@@ -304,7 +285,7 @@ async fn one_task(rt: Rt, shared: Arc<Shared>, outcomes: Arc<Outcomes>, seed: u6
             }
         }
     };
-    let finished = match rng.below(100) {
+    match rng.below(100) {
         // Cancel after a random delay, through the runtime's own timeout:
         // often while queued, sometimes in the middle of the body.
         0..=24 => {
@@ -319,43 +300,30 @@ async fn one_task(rt: Rt, shared: Arc<Shared>, outcomes: Arc<Outcomes>, seed: u6
             work.await;
             true
         }
-    };
-    let slot = if finished {
-        &outcomes.completed
-    } else {
-        &outcomes.cancelled
-    };
-    slot.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
-const ROUNDS: usize = 10;
-
-/// `ROUNDS` rounds of `tasks` tasks on one manager, which must be empty
-/// after each.
-async fn stress(rt: Rt, seed: u64, tasks: usize) {
-    let deadline = Instant::now() + OVERALL;
+/// The rounds on one manager, then the totals over them.
+async fn stress(run: Run) {
+    let Run { rt, seed, .. } = run;
     let shared = Arc::new(Shared::new());
-    let outcomes = Arc::new(Outcomes::default());
-    let mut seeds = Rng::new(seed);
-    for round in 0..ROUNDS {
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| rt.spawn(one_task(rt, shared.clone(), outcomes.clone(), seeds.next())))
-            .collect();
-        let all = futures::future::join_all(handles);
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            rt.timeout(left, all).await.is_some(),
-            "{rt:?}: round {round}: tasks still unfinished after {OVERALL:?} (seed {seed}); manager: {:?}",
-            shared.locks
-        );
-        check_empty(&shared, seed);
-    }
+    // How the tasks ended; the counts are printed and sanity-checked.
+    let (mut completed, mut cancelled) = (0, 0);
+    run.rounds(
+        &shared.locks,
+        |task_seed| one_task(rt, shared.clone(), task_seed),
+        |finished| {
+            let done = finished.iter().filter(|&&finished| finished).count();
+            completed += done;
+            cancelled += finished.len() - done;
+            check_empty(&shared, seed);
+        },
+    )
+    .await;
 
-    let completed = outcomes.completed.load(Ordering::SeqCst);
-    let cancelled = outcomes.cancelled.load(Ordering::SeqCst);
     assert_eq!(
         completed + cancelled,
-        ROUNDS * tasks,
+        run.total_tasks(),
         "every task reports once"
     );
     let bodies: u64 = shared
@@ -371,20 +339,14 @@ async fn stress(rt: Rt, seed: u64, tasks: usize) {
     assert!(cancelled > 0, "the run should exercise cancellation");
     eprintln!(
         "{rt:?}: {} tasks: {completed} completed, {cancelled} cancelled ({} of them mid-body); {bodies} bodies (seed {seed})",
-        ROUNDS * tasks,
+        run.total_tasks(),
         entered - bodies as usize,
     );
 }
 
 /// Nobody inside, no lost update, and nothing left in the manager.
 fn check_empty(shared: &Shared, seed: u64) {
-    assert_eq!(shared.worst.load(Ordering::SeqCst), 1, "seed {seed}");
     for key in 0..KEYS {
-        assert_eq!(
-            shared.holders[key].load(Ordering::SeqCst),
-            0,
-            "key {key} still marked held (seed {seed})"
-        );
         assert_eq!(
             shared.counters[key].load(Ordering::SeqCst),
             shared.completed[key].load(Ordering::SeqCst),
@@ -398,44 +360,8 @@ fn check_empty(shared: &Shared, seed: u64) {
             "key {key}: tickets left {:?}",
             book.waiting
         );
-        drop(book);
-        assert!(
-            !shared.locks.is_locked(&(key as u32)),
-            "key {key} left locked (seed {seed})"
-        );
     }
-    common::assert_empty(&shared.locks, seed);
+    shared.holders.assert_quiet(&shared.locks, seed);
 }
 
-/// Runs the stress on its own thread so that even a runtime wedged beyond
-/// its own timers fails the test instead of hanging it.
-fn run(rt: Rt) {
-    let seed = env_or("STRESS_SEED", 0x5EED_0000 + rt as u64);
-    let tasks = env_or("STRESS_TASKS", DEFAULT_TASKS);
-    let started = Instant::now();
-    let what = format!("{rt:?}: stress (seed {seed})");
-    within(OVERALL + Duration::from_secs(30), &what, move || {
-        rt.block_on(stress(rt, seed, tasks));
-    });
-    eprintln!("{rt:?}: stress took {:?}", started.elapsed());
-}
-
-#[test]
-fn tokio() {
-    run(Rt::Tokio);
-}
-
-#[test]
-fn async_std() {
-    run(Rt::AsyncStd);
-}
-
-#[test]
-fn smol() {
-    run(Rt::Smol);
-}
-
-#[test]
-fn futures() {
-    run(Rt::Futures);
-}
+runtime_tests!(|rt| SOAK.run(rt, stress));
