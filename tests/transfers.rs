@@ -16,22 +16,31 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{env_or, within, Rng, Rt};
+use common::soak::{Holders, Inside, Run, Soak};
+use common::{Rng, Rt};
 use lock_manager::LockManager;
+
+/// Rounds on one bank, which must balance, and whose manager must be
+/// empty, after each.
+const SOAK: Soak = Soak {
+    name: "transfers",
+    seed_var: "TRANSFERS_SEED",
+    seed: 0x7EA5_0000,
+    tasks_var: "TRANSFERS_TASKS",
+    tasks: 500,
+    rounds: 20,
+    overall: Duration::from_secs(30),
+};
 
 const ACCOUNTS: usize = 100;
 const OPENING: i64 = 1_000;
-const DEFAULT_TASKS: usize = 500;
 /// Each task runs between `MIN_OPS` and `MAX_OPS` operations, one by one.
 const MIN_OPS: u64 = 4;
 const MAX_OPS: u64 = 10;
-const ROUNDS: usize = 20;
-/// The whole run must end within this, or the test fails.
-const OVERALL: Duration = Duration::from_secs(30);
 
 /// A random account.
 fn account(rng: &mut Rng) -> u32 {
@@ -49,9 +58,7 @@ struct Bank {
     /// difference, even one that happens to conserve the total.
     expected: Vec<AtomicI64>,
     /// Operations inside their critical section right now, per account.
-    holders: Vec<AtomicUsize>,
-    /// Most holders ever seen on one account at once (must stay 1).
-    worst: AtomicUsize,
+    holders: Holders,
 }
 
 impl Bank {
@@ -60,8 +67,7 @@ impl Bank {
             locks: Arc::new(LockManager::new()),
             balances: (0..ACCOUNTS).map(|_| AtomicI64::new(OPENING)).collect(),
             expected: (0..ACCOUNTS).map(|_| AtomicI64::new(OPENING)).collect(),
-            holders: (0..ACCOUNTS).map(|_| AtomicUsize::new(0)).collect(),
-            worst: AtomicUsize::new(0),
+            holders: Holders::new("account", ACCOUNTS),
         }
     }
 
@@ -70,35 +76,12 @@ impl Bank {
     }
 }
 
-/// Marks a critical section on a set of accounts; leaving it (even by being
-/// dropped mid-body on cancellation) unmarks them. Created after the lock
-/// guard, so it is dropped before the guard releases the keys.
-struct Inside<'a> {
-    bank: &'a Bank,
-    accounts: Vec<u32>,
-}
-
-impl<'a> Inside<'a> {
-    fn enter(bank: &'a Bank, accounts: &[u32], entered: &AtomicBool) -> Self {
-        let mut accounts = accounts.to_vec();
-        accounts.sort_unstable();
-        accounts.dedup();
-        for &account in &accounts {
-            let now = bank.holders[account as usize].fetch_add(1, Ordering::SeqCst) + 1;
-            bank.worst.fetch_max(now, Ordering::SeqCst);
-            assert_eq!(now, 1, "two holders of account {account} at once");
-        }
-        entered.store(true, Ordering::SeqCst);
-        Self { bank, accounts }
-    }
-}
-
-impl Drop for Inside<'_> {
-    fn drop(&mut self) {
-        for &account in &self.accounts {
-            self.bank.holders[account as usize].fetch_sub(1, Ordering::SeqCst);
-        }
-    }
+/// Marks a critical section on `accounts` (see [`Holders::enter`]), and
+/// that the operation got that far.
+fn enter<'a>(bank: &'a Bank, accounts: &[u32], entered: &AtomicBool) -> Inside<'a> {
+    let inside = bank.holders.enter(accounts);
+    entered.store(true, Ordering::SeqCst);
+    inside
 }
 
 /// Lets other tasks run inside the critical section: a few yields, now and
@@ -122,7 +105,7 @@ async fn transfer(
     rng: Rng,
     entered: &AtomicBool,
 ) {
-    let _inside = Inside::enter(bank, &[from, to], entered);
+    let _inside = enter(bank, &[from, to], entered);
     let (seen_from, seen_to) = (bank.balance(from), bank.balance(to));
     dawdle(rt, rng).await;
     assert_eq!(
@@ -149,15 +132,15 @@ async fn transfer(
 /// Adds up a set of accounts, yields, and adds them up again: with every
 /// account of the set locked, nothing may move in between.
 async fn audit(rt: Rt, bank: &Bank, accounts: &[u32], rng: Rng, entered: &AtomicBool) {
-    let inside = Inside::enter(bank, accounts, entered);
+    let inside = enter(bank, accounts, entered);
     let total = |accounts: &[u32]| -> i64 { accounts.iter().map(|&a| bank.balance(a)).sum() };
-    let before = total(&inside.accounts);
+    let before = total(inside.keys());
     dawdle(rt, rng).await;
     assert_eq!(
-        total(&inside.accounts),
+        total(inside.keys()),
         before,
         "money moved within the locked set {:?}",
-        inside.accounts
+        inside.keys()
     );
 }
 
@@ -276,77 +259,26 @@ async fn one_task(rt: Rt, bank: Arc<Bank>, seed: u64) -> Tally {
     tally
 }
 
-/// `ROUNDS` rounds of `tasks` concurrent tasks on one bank, which must
-/// balance, and whose manager must be empty, after each.
-async fn transfers(rt: Rt, seed: u64, tasks: usize) -> Tally {
-    let deadline = Instant::now() + OVERALL;
+/// The rounds on one bank, then the tally over them.
+async fn transfers(run: Run) {
+    let Run { rt, seed, .. } = run;
     let bank = Arc::new(Bank::new());
-    let mut seeds = Rng::new(seed);
     let mut tally = Tally::default();
-    for round in 0..ROUNDS {
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| rt.spawn(one_task(rt, bank.clone(), seeds.next())))
-            .collect();
-        let all = futures::future::join_all(handles);
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Some(tallies) = rt.timeout(left, all).await else {
-            panic!(
-                "{rt:?}: round {round}: tasks still unfinished after {OVERALL:?} (seed {seed}); manager: {:?}",
-                bank.locks
-            );
-        };
-        for one in tallies {
-            tally += one;
-        }
-        check_books(&bank, seed);
-    }
-    tally
-}
+    run.rounds(
+        &bank.locks,
+        |task_seed| one_task(rt, bank.clone(), task_seed),
+        |tallies| {
+            for one in tallies {
+                tally += one;
+            }
+            check_books(&bank, seed);
+        },
+    )
+    .await;
 
-/// Nobody inside, every account where its transfers put it, no money made
-/// or lost, and nothing left in the manager.
-fn check_books(bank: &Bank, seed: u64) {
-    assert_eq!(bank.worst.load(Ordering::SeqCst), 1, "seed {seed}");
-    for account in 0..ACCOUNTS as u32 {
-        let i = account as usize;
-        assert_eq!(
-            bank.holders[i].load(Ordering::SeqCst),
-            0,
-            "account {account} still marked held (seed {seed})"
-        );
-        assert_eq!(
-            bank.balance(account),
-            bank.expected[i].load(Ordering::SeqCst),
-            "lost update on account {account} (seed {seed})"
-        );
-        assert!(
-            !bank.locks.is_locked(&account),
-            "account {account} left locked (seed {seed})"
-        );
-    }
-    let total: i64 = (0..ACCOUNTS as u32).map(|a| bank.balance(a)).sum();
-    assert_eq!(
-        total,
-        OPENING * ACCOUNTS as i64,
-        "money not conserved (seed {seed})"
-    );
-    common::assert_empty(&bank.locks, seed);
-}
-
-/// Runs the transfers on their own thread so that a deadlock beyond the
-/// runtime's own timers fails the test instead of hanging it.
-fn run(rt: Rt) {
-    let seed = env_or("TRANSFERS_SEED", 0x7EA5_0000 + rt as u64);
-    let tasks = env_or("TRANSFERS_TASKS", DEFAULT_TASKS);
-    let started = Instant::now();
-    let what = format!("{rt:?}: transfers (seed {seed})");
-    let tally = within(OVERALL + Duration::from_secs(30), &what, move || {
-        rt.block_on(transfers(rt, seed, tasks))
-    });
     eprintln!(
-        "{rt:?}: {} tasks, {tally:?} in {:?} (seed {seed})",
-        ROUNDS * tasks,
-        started.elapsed()
+        "{rt:?}: {} tasks, {tally:?} (seed {seed})",
+        run.total_tasks()
     );
     assert!(tally.completed > 0, "{tally:?}");
     assert!(
@@ -355,22 +287,23 @@ fn run(rt: Rt) {
     );
 }
 
-#[test]
-fn tokio() {
-    run(Rt::Tokio);
+/// Nobody inside, every account where its transfers put it, no money made
+/// or lost, and nothing left in the manager.
+fn check_books(bank: &Bank, seed: u64) {
+    for account in 0..ACCOUNTS as u32 {
+        assert_eq!(
+            bank.balance(account),
+            bank.expected[account as usize].load(Ordering::SeqCst),
+            "lost update on account {account} (seed {seed})"
+        );
+    }
+    let total: i64 = (0..ACCOUNTS as u32).map(|a| bank.balance(a)).sum();
+    assert_eq!(
+        total,
+        OPENING * ACCOUNTS as i64,
+        "money not conserved (seed {seed})"
+    );
+    bank.holders.assert_quiet(&bank.locks, seed);
 }
 
-#[test]
-fn async_std() {
-    run(Rt::AsyncStd);
-}
-
-#[test]
-fn smol() {
-    run(Rt::Smol);
-}
-
-#[test]
-fn futures() {
-    run(Rt::Futures);
-}
+runtime_tests!(|rt| SOAK.run(rt, transfers));
