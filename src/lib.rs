@@ -39,6 +39,9 @@
 //! - **Atomic multi-key locking**: [`acquire_many`] takes several keys as
 //!   one request, queued on all of them at once, so callers never deadlock
 //!   whatever order they list their keys in, and FIFO holds on every key.
+//!   Every single-key form has its multi-key twin: [`try_acquire_many`]
+//!   (all or nothing), [`acquire_many_bounded`], [`acquire_many_blocking`],
+//!   and the owned forms.
 //! - **Cancel safety**: dropping a waiting future removes it from its queue
 //!   in O(1); dropping one that was already handed the lock passes the lock
 //!   on. `timeout(acquire(key))` is correct on every runtime.
@@ -49,6 +52,9 @@
 //!
 //! [`try_acquire`]: LockManager::try_acquire
 //! [`acquire_many`]: LockManager::acquire_many
+//! [`try_acquire_many`]: LockManager::try_acquire_many
+//! [`acquire_many_bounded`]: LockManager::acquire_many_bounded
+//! [`acquire_many_blocking`]: LockManager::acquire_many_blocking
 //!
 //! # Diagnostics
 //!

@@ -1,8 +1,9 @@
 //! Model-checked races between acquires, releases, cancellations, re-polls
 //! and the removal of idle keys, explored by loom over every interleaving
 //! of the manager's mutexes (up to a preemption bound); and the same for
-//! multi-key requests (`acquire_many`, `with_locks`), which take several
-//! shards' mutexes together and may be handed a key without a wake-up.
+//! multi-key requests (`acquire_many`, `with_locks`, `try_acquire_many`,
+//! `acquire_many_bounded`), which take several shards' mutexes together
+//! and may be handed a key without a wake-up.
 //!
 //! Run with:
 //!
@@ -486,5 +487,67 @@ fn owned_many_dropped_on_another_thread() {
         drop(guard);
         join(releaser);
         assert!(task.wakes() <= 1, "woken more than once");
+    });
+}
+
+/// `try_acquire_many` decides over every shard of its keys in one critical
+/// section while a multi-key request queues on the same keys and the
+/// holder of one of them releases it: it takes both keys or neither (a
+/// half-taken request would leave the other one waiting forever), and never
+/// barges past the queued request.
+#[test]
+fn try_many_races_a_many_request_and_a_release() {
+    model_sharded(|shared| {
+        let held = shared.take_and_enter(1);
+        let trier = spawn(shared, |shared| {
+            match shared.locks.try_acquire_many([0, 1]) {
+                Some(guard) => {
+                    shared.work_all(guard);
+                    true
+                }
+                None => false,
+            }
+        });
+        let waiter = spawn_lock_many(shared, [1, 0]);
+
+        drop(held);
+        let tried = usize::from(join(trier));
+        join(waiter);
+        assert_eq!(
+            (shared.entered(0), shared.entered(1)),
+            (1 + tried, 2 + tried)
+        );
+    });
+}
+
+/// A bounded multi-key request checks every key's queue and places itself
+/// in one step, racing a plain request for the same keys and a release:
+/// admitted, it is served in its turn; refused, it changed nothing.
+#[test]
+fn bounded_many_races_a_many_request_and_a_release() {
+    model_sharded(|shared| {
+        let held = shared.take_and_enter(1);
+        let bounded = spawn(shared, |shared| {
+            match shared.locks.acquire_many_bounded([0, 1], 0) {
+                Ok(request) => {
+                    shared.work_all(block_on(request));
+                    true
+                }
+                Err(busy) => {
+                    // At most the other request waits on a key.
+                    assert!(busy.waiters() <= 1);
+                    false
+                }
+            }
+        });
+        let waiter = spawn_lock_many(shared, [1, 0]);
+
+        drop(held);
+        let admitted = usize::from(join(bounded));
+        join(waiter);
+        assert_eq!(
+            (shared.entered(0), shared.entered(1)),
+            (1 + admitted, 2 + admitted)
+        );
     });
 }

@@ -1,9 +1,11 @@
 //! Random money transfers between accounts, each locking both of its
-//! accounts at once through `acquire_many_owned`, `acquire_many` or
-//! `with_locks`: hundreds of tasks on every runtime, accounts listed in
-//! random order (sometimes the same account twice), mixed with audits that
-//! lock larger sets and with single-key holders, and operations cancelled
-//! at random moments by the runtime's own timeout.
+//! accounts at once through `acquire_many_owned`, `acquire_many`,
+//! `with_locks`, `try_acquire_many` or `acquire_many_bounded`: hundreds of
+//! tasks on every runtime, accounts listed in random order (sometimes the
+//! same account twice), mixed with audits that lock larger sets, with
+//! single-key holders, with plain threads that lock through
+//! `acquire_many_blocking`, and with operations cancelled at random moments
+//! by the runtime's own timeout.
 //!
 //! Checked: money is conserved and every account ends exactly where the
 //! completed transfers put it (no lost update), never two holders of an
@@ -16,7 +18,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +61,10 @@ struct Bank {
     expected: Vec<AtomicI64>,
     /// Operations inside their critical section right now, per account.
     holders: Holders,
+    /// Refused and admitted `try_acquire_many` and `acquire_many_bounded`
+    /// calls: the run must see both.
+    refused: AtomicUsize,
+    admitted: AtomicUsize,
 }
 
 impl Bank {
@@ -68,11 +74,23 @@ impl Bank {
             balances: (0..ACCOUNTS).map(|_| AtomicI64::new(OPENING)).collect(),
             expected: (0..ACCOUNTS).map(|_| AtomicI64::new(OPENING)).collect(),
             holders: Holders::new("account", ACCOUNTS),
+            refused: AtomicUsize::new(0),
+            admitted: AtomicUsize::new(0),
         }
     }
 
     fn balance(&self, account: u32) -> i64 {
         self.balances[account as usize].load(Ordering::SeqCst)
+    }
+
+    /// Counts a `try` or bounded call's outcome; `true` if admitted.
+    fn admit<T>(&self, outcome: Option<T>) -> Option<T> {
+        let counter = match outcome {
+            Some(_) => &self.admitted,
+            None => &self.refused,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        outcome
     }
 }
 
@@ -184,7 +202,7 @@ async fn operation(rt: Rt, bank: &Bank, mut rng: Rng, entered: &AtomicBool) {
     let amount = 1 + rng.below(50) as i64;
     let body_rng = Rng::new(rng.next());
     let locks = &bank.locks;
-    match rng.below(10) {
+    match rng.below(12) {
         0..=3 => {
             let keys = if rng.chance(50) {
                 [from, to]
@@ -221,6 +239,31 @@ async fn operation(rt: Rt, bank: &Bank, mut rng: Rng, entered: &AtomicBool) {
             assert_eq!(distinct(guard.keys()), distinct(&accounts));
             audit(rt, bank, &accounts, body_rng, entered).await;
         }
+        // All or nothing, never waiting: refused whenever either is held.
+        9 => {
+            let keys = [to, from];
+            let Some(guard) = bank.admit(locks.try_acquire_many_owned(keys)) else {
+                return;
+            };
+            assert_eq!(distinct(guard.keys()), distinct(&keys));
+            transfer(rt, bank, [from, to], amount, body_rng, entered).await;
+        }
+        // Queued in call order, unless an account has a waiter already.
+        10 => {
+            let keys = [from, to];
+            let admitted = match locks.acquire_many_bounded(keys, 1) {
+                Ok(request) => Some(request),
+                Err(busy) => {
+                    assert!(busy.waiters() >= 1, "{busy}");
+                    None
+                }
+            };
+            let Some(request) = bank.admit(admitted) else {
+                return;
+            };
+            let _guard = request.await;
+            transfer(rt, bank, [from, to], amount, body_rng, entered).await;
+        }
         // A single-key holder in the same queues as the multi-key requests.
         _ => {
             let _guard = locks.acquire_owned(from).await;
@@ -229,8 +272,48 @@ async fn operation(rt: Rt, bank: &Bank, mut rng: Rng, entered: &AtomicBool) {
     }
 }
 
+/// Transfers from a plain thread, which locks with the blocking forms in
+/// the same queues as the async tasks, and runs each transfer's body
+/// (yields and short sleeps on `smol`'s timer) with `futures::executor`.
+fn blocking_transfers(bank: &Bank, mut rng: Rng) -> Tally {
+    let mut tally = Tally::default();
+    for _ in 0..MIN_OPS + rng.below(MAX_OPS - MIN_OPS + 1) {
+        let (from, to) = (account(&mut rng), account(&mut rng));
+        let amount = 1 + rng.below(50) as i64;
+        let entered = AtomicBool::new(false);
+        let body = transfer(
+            Rt::Futures,
+            bank,
+            [from, to],
+            amount,
+            Rng::new(rng.next()),
+            &entered,
+        );
+        if rng.chance(50) {
+            let guard = bank.locks.acquire_many_owned_blocking([to, from]);
+            assert_eq!(distinct(guard.keys()), distinct(&[from, to]));
+            futures::executor::block_on(body);
+        } else {
+            let guard = bank.locks.acquire_many_blocking([from, to, from]);
+            assert_eq!(distinct(guard.keys()), distinct(&[from, to]));
+            futures::executor::block_on(body);
+        }
+        tally.completed += 1;
+    }
+    tally
+}
+
 async fn one_task(rt: Rt, bank: Arc<Bank>, seed: u64) -> Tally {
     let mut rng = Rng::new(seed);
+    if rng.chance(2) {
+        // Awaited like any task, so that the round waits for the thread.
+        let (done, thread_done) = futures::channel::oneshot::channel();
+        let thread_rng = Rng::new(rng.next());
+        std::thread::spawn(move || {
+            let _ = done.send(blocking_transfers(&bank, thread_rng));
+        });
+        return thread_done.await.expect("a blocking thread panicked");
+    }
     let mut tally = Tally::default();
     // Spread some arrivals out, so that hand-offs and timeouts interleave.
     if rng.chance(30) {
@@ -284,6 +367,14 @@ async fn transfers(run: Run) {
     assert!(
         tally.cancelled_waiting > 0,
         "the run should cancel some acquires: {tally:?}"
+    );
+    let (refused, admitted) = (
+        bank.refused.load(Ordering::SeqCst),
+        bank.admitted.load(Ordering::SeqCst),
+    );
+    assert!(
+        refused > 0 && admitted > 0,
+        "try and bounded calls should be both refused and admitted: {refused}, {admitted}"
     );
 }
 
