@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the hand-polled, runtime-free tests under miri with strict provenance:
-# the lib's unit tests, tests/semantics.rs, tests/many.rs and tests/misuse.rs.
-# The crate swaps parking_lot for std's Mutex under cfg(miri) (src/sync.rs).
+# the lib's unit tests and the suite's `semantics`, `many` and `misuse`
+# modules. The crate swaps parking_lot for std's Mutex under cfg(miri)
+# (src/sync.rs).
 #
-# tests/misuse.rs leaks on purpose (`mem::forget` on guards and futures,
-# whose documented outcome it checks), so miri's leak check is off for it
-# alone.
+# The `misuse` tests leak on purpose (`mem::forget` on guards and futures,
+# whose documented outcome they check), so miri's leak check is off for
+# them alone.
 #
-# Usage: scripts/miri.sh [extra args for the test binaries, e.g. a filter]
+# Usage: scripts/miri.sh [test name filters within those modules, e.g. many::try]
 # Install miri with: rustup component add miri --toolchain nightly
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,19 @@ fi
 flags="${MIRIFLAGS:--Zmiri-strict-provenance}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/miri}"
 
-targets=(--lib --test semantics --test many)
-echo "miri: cargo +nightly miri test ${targets[*]} (MIRIFLAGS=$flags)"
-MIRIFLAGS="$flags" cargo +nightly miri test --no-fail-fast "${targets[@]}" -- "$@"
+# Filters given replace the default ones (libtest runs a test matching any).
+filters=("$@")
+run() {
+    local extra_flags="$1"
+    shift
+    echo "miri: cargo +nightly miri test $* (MIRIFLAGS=$flags $extra_flags)"
+    MIRIFLAGS="$flags $extra_flags" cargo +nightly miri test --no-fail-fast "$@"
+}
 
-echo "miri: cargo +nightly miri test --test misuse (MIRIFLAGS=$flags -Zmiri-ignore-leaks)"
-MIRIFLAGS="$flags -Zmiri-ignore-leaks" cargo +nightly miri test --no-fail-fast --test misuse -- "$@"
+run "" --lib -- "${filters[@]}"
+if [ ${#filters[@]} -eq 0 ]; then
+    run "" --test suite -- semantics:: many::
+    run "-Zmiri-ignore-leaks" --test suite -- misuse::
+else
+    run "-Zmiri-ignore-leaks" --test suite -- "${filters[@]}"
+fi

@@ -1,13 +1,9 @@
 //! Counters and snapshots: every path that grants, queues, hands over or
 //! cancels is counted once, and a snapshot lists exactly the held keys with
 //! their waiters (and, with the `timing` feature, their ages, oldest first).
-#![cfg(not(loom))]
-
-mod common;
-
 use std::sync::Arc;
 
-use common::Task;
+use crate::common::Task;
 use futures::future::FutureExt;
 use lock_manager::{LockManager, Stats};
 

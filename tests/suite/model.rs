@@ -26,8 +26,6 @@
 //! woken since its latest poll (its task could sleep forever otherwise).
 //!
 //! `PROPTEST_CASES` overrides the number of cases (5,000 by default).
-#![cfg(not(loom))]
-
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;

@@ -1,14 +1,10 @@
 //! Memory follows what is held and queued at once, never how many distinct
 //! keys were ever locked. A counting allocator measures this thread's live
 //! heap bytes.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use common::Task;
+use crate::common::Task;
 use lock_manager::LockManager;
 
 struct Counting;

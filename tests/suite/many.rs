@@ -2,15 +2,11 @@
 //! counting wakers: atomic placement, FIFO shared with single-key callers,
 //! freedom from deadlock, cancellation at every stage, duplicates and the
 //! empty set.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
-use common::Task;
+use crate::common::Task;
 use futures::future::FutureExt;
 use lock_manager::LockManager;
 

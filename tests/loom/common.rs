@@ -1,5 +1,6 @@
-//! The instruments of the loom models (tests/loom.rs), apart from
-//! tests/common/mod.rs, whose runtimes are not built under `--cfg loom`.
+//! The instruments of the loom models (main.rs), apart from the suite's
+//! helpers (tests/suite/common), whose runtimes are not built under
+//! `--cfg loom`.
 //!
 //! Every critical section is checked twice: a per-key counter of holders
 //! must read 0 on entry, and a `loom::cell::UnsafeCell` is written inside it,

@@ -1,14 +1,10 @@
 //! `acquire_bounded`: refuses at once past a number of waiters, and
 //! otherwise takes its place in the same FIFO queue as everyone else.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use common::{Rt, Task};
+use crate::common::{Rt, Task};
 use lock_manager::{Busy, LockManager};
 
 #[test]

@@ -1,7 +1,5 @@
 //! `Send`, `Sync`, `Unpin` and `'static`, asserted at compile time, negative
 //! cases included; and the `Debug` output, pinned.
-#![cfg(not(loom))]
-
 use std::cell::Cell;
 use std::marker::{PhantomData, PhantomPinned};
 use std::rc::Rc;

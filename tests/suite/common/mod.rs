@@ -1,8 +1,7 @@
 //! Helpers shared by the integration tests: a counting waker for polling by
 //! hand, and `Rt`, which runs one test body on every supported runtime;
 //! `soak` drives the randomized stress tests. (The loom models have their
-//! own, in loom.rs.)
-#![allow(dead_code)] // each test binary uses its own subset
+//! own, in tests/loom/common.rs.)
 
 pub mod soak;
 

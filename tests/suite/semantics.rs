@@ -1,16 +1,12 @@
 //! The lock's semantics, one test each, polled by hand with counting wakers:
 //! deterministic, runtime-free, and small enough for miri.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Wake, Waker};
 
-use common::Task;
+use crate::common::Task;
 use futures::future::FutureExt;
 use futures::task::noop_waker_ref;
 use lock_manager::LockManager;

@@ -12,13 +12,12 @@
 //!     cargo test --release --test loom
 //! ```
 //!
-//! The instruments (tests/common/loom.rs) catch a second holder of a key, a
+//! The instruments (tests/loom/common.rs) catch a second holder of a key, a
 //! hand-off that does not synchronize, and a lost wake-up (as a deadlock);
 //! every model ends by checking that the manager is empty.
 #![cfg(loom)]
 
-// Not tests/common/mod.rs: its runtimes are not built under `--cfg loom`.
-#[path = "common/loom.rs"]
+// Not the suite's helpers: their runtimes are not built under `--cfg loom`.
 mod common;
 
 use std::cell::Cell;

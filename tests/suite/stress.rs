@@ -7,10 +7,6 @@
 //! (see [`Fifo`]), every task finishes, and the manager is empty at the end.
 //!
 //! `STRESS_SEED=<n>` replays a run; `STRESS_TASKS=<n>` changes its size.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -19,8 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use common::soak::{Holders, Inside, Run, Soak};
-use common::{Rng, Rt};
+use crate::common::soak::{Holders, Inside, Run, Soak};
+use crate::common::{Rng, Rt};
 use lock_manager::LockManager;
 
 /// Rounds on one manager, which must be empty after each.

@@ -14,16 +14,12 @@
 //!
 //! `TRANSFERS_SEED=<n>` replays a run; `TRANSFERS_TASKS=<n>` changes its
 //! size.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::soak::{Holders, Inside, Run, Soak};
-use common::{Rng, Rt};
+use crate::common::soak::{Holders, Inside, Run, Soak};
+use crate::common::{Rng, Rt};
 use lock_manager::LockManager;
 
 /// Rounds on one bank, which must balance, and whose manager must be

@@ -1,16 +1,12 @@
 //! The lock's semantics on real runtimes, with spawned tasks on worker
 //! threads and each runtime's own timers: every test runs on tokio
 //! (multi-thread), async-std, smol and `futures::executor`.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Rt;
+use crate::common::Rt;
 use futures::FutureExt;
 use lock_manager::LockManager;
 

@@ -1,14 +1,10 @@
 //! The original design's acceptance tests, translated: basic acquire and
 //! release, `with_lock`, serialization of concurrent callers, and queue
 //! management. Each runs on every runtime.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Rt;
+use crate::common::Rt;
 use futures::FutureExt;
 use lock_manager::LockManager;
 

@@ -4,10 +4,6 @@
 //! Everything here is polled by hand (no runtime), so it also runs under
 //! miri (`scripts/miri.sh`). Cases that could deadlock on a regression run
 //! on a thread behind a watchdog, so that they fail instead of hanging.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,7 +12,7 @@ use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::task::{Poll, RawWaker, RawWakerVTable, Wake, Waker};
 use std::time::Duration;
 
-use common::Task;
+use crate::common::Task;
 use futures::future::{FusedFuture, FutureExt};
 use lock_manager::{LockManager, OwnedLockGuard};
 

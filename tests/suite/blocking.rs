@@ -1,15 +1,11 @@
 //! `acquire_blocking`: synchronous threads and async tasks share one FIFO
 //! queue per key.
-#![cfg(not(loom))]
-
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Rt, Task};
+use crate::common::{Rt, Task};
 use lock_manager::LockManager;
 
 /// Waits (briefly sleeping) until `done` holds, failing after 10 s.
