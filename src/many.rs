@@ -1,5 +1,7 @@
-//! Locking several keys at once: [`LockManager::acquire_many`], its futures
-//! and its guards.
+//! Locking several keys at once: [`LockManager::acquire_many`] and every
+//! other multi-key form (`try_acquire_many`, `acquire_many_bounded`,
+//! `with_locks`, the owned forms), their futures and their guards; the
+//! blocking forms are in `blocking.rs`.
 //!
 //! A request joins the queue of every one of its keys in one step, with the
 //! mutexes of all the shards it touches held together (taken in index
