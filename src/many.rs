@@ -99,7 +99,7 @@ impl<K: Eq + Hash + Clone> Progress<K> {
     fn placed<S: BuildHasher>(
         manager: &LockManager<K, S>,
         mut links: Vec<Link<K>>,
-        max_waiters: usize,
+        max_waiters: Option<usize>,
     ) -> Result<Self, Busy> {
         prepare(&mut links);
         place(manager.shards(), &mut links, max_waiters)?;
@@ -134,7 +134,7 @@ impl<K: Eq + Hash + Clone> Progress<K> {
             let Progress::Unpolled(links) = std::mem::replace(self, Progress::Done) else {
                 unreachable!("matched above");
             };
-            *self = Progress::placed(manager, links, usize::MAX)
+            *self = Progress::placed(manager, links, None)
                 .unwrap_or_else(|_| unreachable!("an unbounded request is never refused"));
         }
         let Progress::Waiting { links, next } = self else {
@@ -220,12 +220,12 @@ fn prepare<K: Eq + Hash + Clone>(links: &mut Vec<Link<K>>) {
 /// free, else queued without a waker.
 ///
 /// Refuses with [`Busy`], changing nothing, if a key already has
-/// `max_waiters` waiters (`usize::MAX`: never; 0: unless every key is
-/// free, and then every key is held on return).
+/// `max_waiters` waiters (`None`: never; 0: unless every key is free, and
+/// then every key is held on return).
 fn place<K: Eq + Hash, S: BuildHasher>(
     shards: &Shards<K, S>,
     links: &mut [Link<K>],
-    max_waiters: usize,
+    max_waiters: Option<usize>,
 ) -> Result<(), Busy> {
     let mut placing = Placing {
         shards,
@@ -244,7 +244,7 @@ fn place<K: Eq + Hash, S: BuildHasher>(
             placing.locked.push((shard, shards.get(shard).lock()));
         }
     }
-    if max_waiters < usize::MAX {
+    if let Some(max_waiters) = max_waiters {
         // Checked before anything changes, so that a refusal leaves no
         // trace, not even in the counters.
         for link in placing.links.iter() {
@@ -548,7 +548,7 @@ where
     {
         Ok(AcquireMany {
             manager: self,
-            progress: Progress::placed(self, links_of(keys), max_waiters)?,
+            progress: Progress::placed(self, links_of(keys), Some(max_waiters))?,
         })
     }
 
@@ -591,7 +591,7 @@ where
     {
         Ok(AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::placed(self, links_of(keys), max_waiters)?,
+            progress: Progress::placed(self, links_of(keys), Some(max_waiters))?,
         })
     }
 
@@ -660,7 +660,7 @@ where
         // then `request` is dropped, and gives it up.
         let mut request = AcquireMany {
             manager: self,
-            progress: Progress::placed(self, links_of(keys), 0).ok()?,
+            progress: Progress::placed(self, links_of(keys), Some(0)).ok()?,
         };
         request.progress.take_if_held()
     }
