@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Wake, Waker};
 
 use crate::common::Task;
-use futures::future::FutureExt;
+use futures::future::{FusedFuture, FutureExt};
 use futures::task::noop_waker_ref;
-use lock_manager::LockManager;
+use lock_manager::{Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, LockManager};
 
 fn waiters<K, S>(locks: &LockManager<K, S>) -> String {
     format!("{locks:?}")
@@ -137,6 +137,63 @@ fn dropping_the_last_waiter_of_a_released_key_frees_it() {
     drop(waiter);
     assert!(!locks.is_locked(&5));
     assert_eq!(waiters(&locks), "LockManager { locked: 0, waiters: 0 }");
+}
+
+#[test]
+fn dropping_owned_futures_leaves_the_queue_or_passes_the_lock_on() {
+    let locks = Arc::new(LockManager::new());
+    let holder = locks.try_acquire(1).unwrap();
+    let tasks = [Task::new(), Task::new(), Task::new()];
+    let mut queued = locks.acquire_owned(1);
+    let mut granted = locks.acquire_owned(1);
+    let mut last = locks.acquire_owned(1);
+    assert!(tasks[0].poll(&mut queued).is_pending());
+    assert!(tasks[1].poll(&mut granted).is_pending());
+    assert!(tasks[2].poll(&mut last).is_pending());
+
+    drop(queued);
+    assert_eq!(
+        locks.queue_len(&1),
+        3,
+        "a dropped owned future kept its place"
+    );
+    drop(holder);
+    assert_eq!(tasks[1].wakes(), 1);
+    drop(granted); // handed the key, gone before taking it
+    assert_eq!(tasks[2].wakes(), 1, "the key was not passed on");
+    assert!(tasks[2].poll(&mut last).is_ready());
+    assert_eq!(waiters(&locks), "LockManager { locked: 0, waiters: 0 }");
+}
+
+#[test]
+fn acquire_futures_are_terminated_once_they_return_their_guard() {
+    let locks = Arc::new(LockManager::new());
+    let task = Task::new();
+    let mut one = locks.acquire(1);
+    let mut owned = locks.acquire_owned(2);
+    let mut many = locks.acquire_many([3]);
+    let mut many_owned = locks.acquire_many_owned([4]);
+    let terminated = |one: &Acquire<'_, u32>,
+                      owned: &AcquireOwned<u32>,
+                      many: &AcquireMany<'_, u32>,
+                      many_owned: &AcquireManyOwned<u32>| {
+        [
+            one.is_terminated(),
+            owned.is_terminated(),
+            many.is_terminated(),
+            many_owned.is_terminated(),
+        ]
+    };
+    assert_eq!(terminated(&one, &owned, &many, &many_owned), [false; 4]);
+    let guards = (
+        task.poll(&mut one),
+        task.poll(&mut owned),
+        task.poll(&mut many),
+        task.poll(&mut many_owned),
+    );
+    assert!(guards.0.is_ready() && guards.1.is_ready());
+    assert!(guards.2.is_ready() && guards.3.is_ready());
+    assert_eq!(terminated(&one, &owned, &many, &many_owned), [true; 4]);
 }
 
 #[test]
