@@ -134,6 +134,21 @@ fn debug_prints_counts_and_never_keys() {
 }
 
 #[test]
+fn owned_debug_prints_the_key_of_futures_and_guards_only() {
+    let locks = Arc::new(LockManager::new());
+    let unpolled = locks.acquire_owned("secret");
+    assert_eq!(
+        format!("{unpolled:?}"),
+        r#"AcquireOwned { progress: Unpolled("secret"), .. }"#
+    );
+    let guard = locks.try_acquire_owned("secret").unwrap();
+    assert_eq!(
+        format!("{guard:?}"),
+        r#"OwnedLockGuard { key: "secret", .. }"#
+    );
+}
+
+#[test]
 fn multi_key_debug_prints_the_keys_of_futures_and_guards_only() {
     let locks = Arc::new(LockManager::new());
     let guard = locks.acquire_many(["secret"]).now_or_never().unwrap();
