@@ -145,15 +145,12 @@ where
     }
 }
 
-/// Wakes a parked thread.
+/// Wakes a parked thread. (The manager wakes only by value, so the default
+/// `wake_by_ref` serves.)
 struct Unparker(Thread);
 
 impl Wake for Unparker {
     fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
         self.0.unpark();
     }
 }

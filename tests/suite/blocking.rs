@@ -17,6 +17,13 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// Joins `thread`, failing after 10 s: a parked thread that is never
+/// woken fails the test instead of hanging it.
+fn join<T>(what: &str, thread: thread::JoinHandle<T>) -> T {
+    wait_until(what, || thread.is_finished());
+    thread.join().unwrap()
+}
+
 #[test]
 fn threads_and_futures_are_served_in_arrival_order() {
     let locks = Arc::new(LockManager::new());
@@ -40,7 +47,7 @@ fn threads_and_futures_are_served_in_arrival_order() {
     wait_until("the second thread queued", || locks.queue_len("k") == 4);
 
     drop(holder);
-    first.join().unwrap();
+    join("the first thread finished", first);
     // The future is next: handed the key, it holds it until polled.
     wait_until("the future was woken", || task.wakes() == 1);
     assert_eq!(locks.queue_len("k"), 2);
@@ -50,7 +57,7 @@ fn threads_and_futures_are_served_in_arrival_order() {
     };
     order.lock().unwrap().push("future");
     drop(guard);
-    second.join().unwrap();
+    join("the second thread finished", second);
 
     assert_eq!(
         *order.lock().unwrap(),
@@ -112,7 +119,7 @@ async fn threads_and_tasks_interleave_without_lost_updates(rt: Rt) {
     let all = rt.timeout(Duration::from_secs(30), futures::future::join_all(tasks));
     assert!(all.await.is_some(), "a task never finished");
     for thread in threads {
-        thread.join().unwrap();
+        join("a blocking thread finished", thread);
     }
     let total: usize = counters.iter().map(|c| c.load(Ordering::SeqCst)).sum();
     assert_eq!(total, 8 * ROUNDS);
@@ -142,7 +149,7 @@ fn blocking_many_requests_queue_with_async_callers() {
     assert!(task.poll(&mut future).is_pending());
 
     drop(holder);
-    assert_eq!(thread.join().unwrap(), 2, "duplicates merged");
+    assert_eq!(join("the thread finished", thread), 2, "duplicates merged");
     // Released by the thread, the key passed to the future behind it.
     wait_until("the future was woken", || task.wakes() == 1);
     assert!(task.poll(&mut future).is_ready());
