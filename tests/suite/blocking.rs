@@ -72,6 +72,9 @@ fn a_blocking_acquire_of_a_free_key_returns_at_once() {
     let guard = locks.acquire_blocking(1);
     assert!(locks.is_locked(&1));
     drop(guard);
+    // Checked first, so that a key left held fails here instead of
+    // blocking the next call for good.
+    assert!(!locks.is_locked(&1));
     let locks = Arc::new(locks);
     drop(locks.acquire_owned_blocking(1));
     assert_eq!(
