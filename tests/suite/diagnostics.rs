@@ -97,6 +97,19 @@ fn a_multi_key_request_counts_per_key() {
 }
 
 #[test]
+fn bounded_acquires_count_like_plain_ones() {
+    let locks = LockManager::new();
+    let held = locks.acquire_bounded(1, 0).unwrap().now_or_never().unwrap();
+    assert_eq!(locks.stats(), stats(1, 0, 0, 0));
+    let queued = locks.acquire_bounded(1, 1).unwrap();
+    assert_eq!(locks.stats(), stats(1, 1, 0, 0));
+    drop(held);
+    assert_eq!(locks.stats(), stats(2, 1, 1, 0));
+    drop(queued.now_or_never().unwrap());
+    assert_eq!(locks.stats(), stats(2, 1, 1, 0));
+}
+
+#[test]
 fn try_and_bounded_multi_key_requests_count_per_key() {
     let locks = LockManager::new();
     let held = locks.try_acquire_many([1, 2, 2]).unwrap();
