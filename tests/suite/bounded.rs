@@ -18,6 +18,10 @@ fn the_caller_past_the_bound_is_refused_and_changes_nothing() {
     let refused = locks.acquire_bounded("k", 2).unwrap_err();
     assert_eq!(refused, Busy::clone(&refused));
     assert_eq!(refused.waiters(), 2);
+    assert_eq!(
+        refused.to_string(),
+        "the key is held and has 2 waiters, the most allowed"
+    );
     assert_eq!(format!("{locks:?}"), before);
     assert_eq!(locks.queue_len("k"), 3);
     // A looser bound admits the next caller.

@@ -126,3 +126,23 @@ on_every_runtime!(
     different_keys_run_in_parallel,
     queue_len_counts_holder_and_waiters,
 );
+
+/// The seed's singleton: every call of `global()` is the same manager, so
+/// that the free `with_lock` excludes callers that never shared a handle.
+#[test]
+fn the_process_wide_manager_is_one_instance() {
+    // Keys of this test's own: other tests may use the global manager.
+    let key = "seed::the_process_wide_manager_is_one_instance";
+    assert!(std::ptr::eq(lock_manager::global(), lock_manager::global()));
+
+    let held = lock_manager::global().try_acquire(key.to_string()).unwrap();
+    let mut waiting = lock_manager::with_lock(key, || async { "ran" }).boxed_local();
+    assert!(
+        (&mut waiting).now_or_never().is_none(),
+        "ran past the holder"
+    );
+    assert_eq!(lock_manager::global().queue_len(key), 2);
+    drop(held);
+    assert_eq!(waiting.now_or_never(), Some("ran"));
+    assert!(!lock_manager::global().is_locked(key));
+}
