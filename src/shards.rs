@@ -100,9 +100,12 @@ pub(crate) struct WaiterRef {
 pub(crate) fn default_count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        (cores * 16).next_power_of_two().min(1024)
+        count_for(std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
     })
+}
+
+fn count_for(cores: usize) -> usize {
+    (cores * 16).next_power_of_two().min(1024)
 }
 
 /// More shards than this only cost memory.
@@ -117,7 +120,7 @@ pub(crate) const MAX_SHARDS: usize = 1 << 16;
 pub(crate) fn spread<Q: Hash + ?Sized>(key: &Q) -> u64 {
     let mut hasher = SpreadHasher(0);
     key.hash(&mut hasher);
-    hasher.0
+    hasher.finish()
 }
 
 struct SpreadHasher(u64);
@@ -191,7 +194,8 @@ impl Hasher for SpreadHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        let product = u128::from(self.0) * u128::from(0x0a40_9382_2299_f31d_u64);
+        (product as u64) ^ ((product >> 64) as u64)
     }
 }
 
@@ -228,6 +232,109 @@ mod tests {
     #[test]
     fn an_idle_shard_takes_two_cache_lines() {
         assert_eq!(std::mem::size_of::<Shard<u64, RandomState>>(), 128);
+    }
+
+    /// Asserts that `keys` fall evenly on as many shards as give each 64 or
+    /// more (at most 16): each gets between half and twice its share. The
+    /// spread hash is unkeyed, so the outcome is the same on every run.
+    fn assert_spread<Q: Hash + std::fmt::Debug>(what: &str, keys: impl IntoIterator<Item = Q>) {
+        let keys: Vec<Q> = keys.into_iter().collect();
+        let count = (keys.len() / 64).min(16);
+        let count = 1 << count.ilog2();
+        let shards = Shards::<u64, _>::new(count, RandomState::new());
+        let mut hits = vec![0; count];
+        for key in &keys {
+            hits[usize::from(shards.index_of(key))] += 1;
+        }
+        let share = keys.len() / count;
+        assert!(
+            hits.iter().all(|&n| share / 2 <= n && n <= share * 2),
+            "{what}: {hits:?}"
+        );
+    }
+
+    #[test]
+    fn keys_of_every_integer_width_spread_over_every_shard() {
+        assert_spread("u8", 0..=u8::MAX);
+        assert_spread("u16", 0..1024_u16);
+        assert_spread("u32", 0..1024_u32);
+        assert_spread("u64", 0..1024_u64);
+        assert_spread("usize", 0..1024_usize);
+        assert_spread("u128", 0..1024_u128);
+        assert_spread("i32", -512..512_i32);
+        assert_spread("(u32, u32)", (0..1024_u32).map(|n| (n % 7, n)));
+        // Multiples of a power of two: only high bits differ.
+        assert_spread("u64 << 32", (0..1024_u64).map(|n| n << 32));
+    }
+
+    #[test]
+    fn strings_and_byte_strings_of_every_length_spread_over_every_shard() {
+        assert_spread("one byte", (0..=u8::MAX).map(|b| vec![b]));
+        let mut bytes = Noise(7);
+        for len in 2..=40 {
+            assert_spread(
+                &format!("{len} random bytes"),
+                (0..1024).map(|_| bytes.take(len)),
+            );
+        }
+        for len in 3..=20 {
+            assert_spread(
+                &format!("{len}-digit numbers"),
+                (0..1000).map(|n| format!("{n:0len$}")),
+            );
+        }
+        assert_spread("stories", (0..1024).map(|n| format!("story-{n}")));
+    }
+
+    #[test]
+    fn changing_any_one_byte_changes_the_hash() {
+        let mut bytes = Noise(11);
+        for len in 1..=48 {
+            let base = bytes.take(len);
+            for at in 0..len {
+                for flip in [0x01, 0x80] {
+                    let mut changed = base.clone();
+                    changed[at] ^= flip;
+                    assert_ne!(
+                        spread(&base[..]),
+                        spread(&changed[..]),
+                        "{len} bytes, byte {at} flipped by {flip:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A splitmix64 stream of test bytes.
+    struct Noise(u64);
+
+    impl Noise {
+        fn take(&mut self, len: usize) -> Vec<u8> {
+            (0..len)
+                .map(|_| {
+                    self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    (z ^ (z >> 31)) as u8
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn the_default_count_is_sixteen_shards_a_core_rounded_up_to_a_power_of_two() {
+        for (cores, shards) in [
+            (1, 16),
+            (2, 32),
+            (3, 64),
+            (4, 64),
+            (5, 128),
+            (64, 1024),
+            (1000, 1024),
+        ] {
+            assert_eq!(count_for(cores), shards, "{cores} cores");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        assert_eq!(default_count(), count_for(cores));
     }
 
     #[test]
