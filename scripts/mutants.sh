@@ -12,7 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! cargo mutants --version >/dev/null 2>&1; then
-    cargo install --locked cargo-mutants
-fi
+# Each mutant's tests run under cargo-nextest (see .cargo/mutants.toml).
+for tool in mutants nextest; do
+    if ! cargo "$tool" --version >/dev/null 2>&1; then
+        cargo install --locked "cargo-$tool"
+    fi
+done
 exec cargo mutants "$@"
