@@ -5,7 +5,11 @@
 //! 2. `churn-u64` / `churn-string`: a new key every cycle (`u64`, or an owned
 //!    29-byte `String` built for each call; `key-only` times building it).
 //! 3. `contended`: 64 tasks on a 2-worker tokio runtime, one key, a tiny
-//!    critical section.
+//!    critical section. Beside the peers run two references, not peers:
+//!    one plain `tokio::sync::Mutex<()>` (`ref-tokio-mutex`, FIFO) and one
+//!    `async_lock::Mutex<()>` (`ref-async-lock-mutex`, not strictly FIFO)
+//!    that every task locks, no key and no map (`common::Single`): what
+//!    one hot key costs at best, the hand-off alone.
 //! 4. `spread`: the same, keys uniform over 1,024.
 //!    `pairs`: the same, but each operation locks two distinct keys uniform
 //!    over 1,024 (no target of its own in the issue; multi-key locking came
@@ -32,7 +36,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 
-use common::{key_sequences, now, string_key, Peer, Zipf};
+use common::{key_sequences, now, string_key, Peer, RefAsyncLockMutex, RefTokioMutex, Zipf};
 
 /// Tasks in the multi-task scenarios.
 const TASKS: usize = 64;
@@ -170,8 +174,16 @@ fn multi_task<P: Peer<u64>, T: Op>(
     });
 }
 
-/// Runs one multi-task scenario for every peer, one element per operation.
-fn scenario<T: Op>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, keys: Vec<Vec<T>>) {
+/// Runs one multi-task scenario for every peer, one element per operation,
+/// and then for the single-mutex references if `references` (they ignore
+/// the key, so they only mean something where every task locks one key).
+fn scenario<T: Op>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    keys: Vec<Vec<T>>,
+    references: bool,
+) {
     let keys = Arc::new(keys);
     let mut group = c.benchmark_group(name);
     group
@@ -180,6 +192,10 @@ fn scenario<T: Op>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, 
         .sample_size(10)
         .measurement_time(Duration::from_secs(3));
     for_each_peer!(u64, P => { multi_task::<P, T>(&mut group, rt, &keys); });
+    if references {
+        multi_task::<RefTokioMutex, T>(&mut group, rt, &keys);
+        multi_task::<RefAsyncLockMutex, T>(&mut group, rt, &keys);
+    }
     group.finish();
 }
 
@@ -189,13 +205,14 @@ fn many_tasks(c: &mut Criterion) {
         .build()
         .expect("tokio runtime");
     let zipf = Zipf::new(10_000, 1.0);
-    scenario(c, &rt, "contended", key_sequences(TASKS, 1, |_| 0u64));
+    let contended = key_sequences(TASKS, 1, |_| 0u64);
+    scenario(c, &rt, "contended", contended, true);
     let spread = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.below(SPREAD_KEYS));
-    scenario(c, &rt, "spread", spread);
+    scenario(c, &rt, "spread", spread, false);
     let pairs = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.distinct_pair(SPREAD_KEYS));
-    scenario(c, &rt, "pairs", pairs);
+    scenario(c, &rt, "pairs", pairs, false);
     let hot = key_sequences(TASKS, KEYS_PER_TASK, |rng| zipf.sample(rng));
-    scenario(c, &rt, "hot", hot);
+    scenario(c, &rt, "hot", hot, false);
 }
 
 fn config() -> Criterion {

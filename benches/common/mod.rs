@@ -315,6 +315,43 @@ impl<K: Key> Peer<K> for KeyMutex<K> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// References: one plain mutex, not keyed.
+
+/// One async mutex for the whole process, the key ignored: every caller
+/// locks the same mutex. Not a peer (it cannot lock two keys apart), so
+/// `for_each_peer!` leaves it out; it is a reference for scenarios where
+/// every task locks one key (`contended`, the fairness bench), where it is
+/// what a keyed lock costs at best: the hand-off alone, no map.
+pub struct Single<M>(M);
+
+macro_rules! reference {
+    ($mutex:ty, $name:literal, $fifo:literal) => {
+        impl<K: Key> Peer<K> for Single<$mutex> {
+            const NAME: &'static str = $name;
+            const FIFO: bool = $fifo;
+
+            fn create() -> Self {
+                Single(<$mutex>::default())
+            }
+
+            fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
+                drop(key);
+                self.0.lock()
+            }
+        }
+    };
+}
+
+// The names start with `ref-` so that no table takes them for peers.
+reference!(tokio::sync::Mutex<()>, "ref-tokio-mutex", true);
+reference!(async_lock::Mutex<()>, "ref-async-lock-mutex", false);
+reference!(futures::lock::Mutex<()>, "ref-futures-mutex", false);
+
+pub type RefTokioMutex = Single<tokio::sync::Mutex<()>>;
+pub type RefAsyncLockMutex = Single<async_lock::Mutex<()>>;
+pub type RefFuturesMutex = Single<futures::lock::Mutex<()>>;
+
 /// Runs `$body` once for every peer, with `$p` naming the peer's type for
 /// keys of type `$k`. This crate comes first and the floor last.
 #[allow(unused_macros)]
