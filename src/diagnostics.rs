@@ -15,6 +15,10 @@ use std::time::Duration;
 /// counting costs no atomic operation; [`LockManager::stats`] adds them up.
 /// A multi-key request counts once per key.
 ///
+/// Every key acquired is released once: `acquisitions - releases` is the
+/// number of keys held (those handed to a waiter not yet polled included),
+/// so a manager left idle reports them equal.
+///
 /// [`LockManager`]: crate::LockManager
 /// [`LockManager::stats`]: crate::LockManager::stats
 ///
@@ -24,16 +28,24 @@ use std::time::Duration;
 /// use lock_manager::LockManager;
 ///
 /// let locks = LockManager::new();
-/// drop(locks.try_acquire("a"));
+/// let guard = locks.try_acquire("a");
 /// let stats = locks.stats();
 /// assert_eq!(stats.acquisitions, 1);
+/// assert_eq!(stats.releases, 0);
 /// assert_eq!(stats.contended, 0);
+///
+/// drop(guard);
+/// assert_eq!(locks.stats().releases, 1);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Keys granted, whether taken free or handed over by a release.
     pub acquisitions: u64,
+    /// Keys given up: by a guard, by a multi-key request dropped before it
+    /// had every key (for those it had), or by a waiter dropped after the
+    /// key was handed to it.
+    pub releases: u64,
     /// Requests that found their key held and had to queue.
     pub contended: u64,
     /// Keys handed straight from a release to the next waiter.
@@ -46,6 +58,7 @@ pub struct Stats {
 impl AddAssign for Stats {
     fn add_assign(&mut self, other: Self) {
         self.acquisitions += other.acquisitions;
+        self.releases += other.releases;
         self.contended += other.contended;
         self.handoffs += other.handoffs;
         self.cancellations += other.cancellations;

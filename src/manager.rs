@@ -287,6 +287,7 @@ impl<K, S> LockManager<K, S> {
     ///
     /// let stats = locks.stats();
     /// assert_eq!(stats.acquisitions, 2);
+    /// assert_eq!(stats.releases, 2); // the waiter's release passed 1 on
     /// assert_eq!(stats.contended, 1);
     /// assert_eq!(stats.handoffs, 1);
     /// assert_eq!(stats.cancellations, 1);

@@ -7,9 +7,16 @@ use crate::common::Task;
 use futures::future::FutureExt;
 use lock_manager::{LockManager, Stats};
 
-fn stats(acquisitions: u64, contended: u64, handoffs: u64, cancellations: u64) -> Stats {
+fn stats(
+    acquisitions: u64,
+    releases: u64,
+    contended: u64,
+    handoffs: u64,
+    cancellations: u64,
+) -> Stats {
     let mut stats = Stats::default();
     stats.acquisitions = acquisitions;
+    stats.releases = releases;
     stats.contended = contended;
     stats.handoffs = handoffs;
     stats.cancellations = cancellations;
@@ -32,7 +39,7 @@ fn uncontended_acquires_count_only_acquisitions() {
     drop(locks.acquire_owned(4).now_or_never());
     drop(locks.acquire_bounded(5, 0).unwrap().now_or_never());
     drop(locks.acquire_blocking(6));
-    assert_eq!(locks.stats(), stats(6, 0, 0, 0));
+    assert_eq!(locks.stats(), stats(6, 6, 0, 0, 0));
 }
 
 #[test]
@@ -43,7 +50,7 @@ fn refusals_count_nothing() {
     assert!(locks.acquire_bounded(1, 0).is_err());
     assert!(locks.try_acquire_many([0, 1, 2]).is_none());
     assert!(locks.acquire_many_bounded([0, 1, 2], 0).is_err());
-    assert_eq!(locks.stats(), stats(1, 0, 0, 0));
+    assert_eq!(locks.stats(), stats(1, 0, 0, 0, 0));
     drop(held);
 }
 
@@ -54,15 +61,18 @@ fn a_hand_off_counts_a_contended_acquisition() {
     let task = Task::new();
     let mut waiter = locks.acquire("k");
     assert!(task.poll(&mut waiter).is_pending());
-    assert_eq!(locks.stats(), stats(1, 1, 0, 0));
+    assert_eq!(locks.stats(), stats(1, 0, 1, 0, 0));
     drop(holder);
-    assert_eq!(locks.stats(), stats(2, 1, 1, 0));
-    drop(task.poll(&mut waiter));
+    assert_eq!(locks.stats(), stats(2, 1, 1, 1, 0));
+    let guard = task.poll(&mut waiter);
+    assert!(guard.is_ready());
     assert_eq!(
         locks.stats(),
-        stats(2, 1, 1, 0),
+        stats(2, 1, 1, 1, 0),
         "taking a grant counts nothing"
     );
+    drop(guard);
+    assert_eq!(locks.stats(), stats(2, 2, 1, 1, 0));
 }
 
 #[test]
@@ -75,10 +85,10 @@ fn cancellations_count_queued_and_granted_waiters() {
     assert!(a.poll(&mut queued).is_pending());
     assert!(b.poll(&mut granted).is_pending());
     drop(queued);
-    assert_eq!(locks.stats(), stats(1, 2, 0, 1));
+    assert_eq!(locks.stats(), stats(1, 0, 2, 0, 1));
     drop(holder);
-    drop(granted); // handed the key, never polled again
-    assert_eq!(locks.stats(), stats(2, 2, 1, 2));
+    drop(granted); // handed the key, never polled again: passes it on
+    assert_eq!(locks.stats(), stats(2, 2, 2, 1, 2));
     assert_eq!(locks.locked_count(), 0);
 }
 
@@ -89,37 +99,37 @@ fn a_multi_key_request_counts_per_key() {
     let task = Task::new();
     let mut both = locks.acquire_many([1, 2, 3]);
     assert!(task.poll(&mut both).is_pending());
-    assert_eq!(locks.stats(), stats(3, 1, 0, 0));
+    assert_eq!(locks.stats(), stats(3, 0, 1, 0, 0));
     drop(two);
-    assert_eq!(locks.stats(), stats(4, 1, 1, 0));
+    assert_eq!(locks.stats(), stats(4, 1, 1, 1, 0));
     drop(both);
-    assert_eq!(locks.stats(), stats(4, 1, 1, 1));
+    assert_eq!(locks.stats(), stats(4, 4, 1, 1, 1));
 }
 
 #[test]
 fn bounded_acquires_count_like_plain_ones() {
     let locks = LockManager::new();
     let held = locks.acquire_bounded(1, 0).unwrap().now_or_never().unwrap();
-    assert_eq!(locks.stats(), stats(1, 0, 0, 0));
+    assert_eq!(locks.stats(), stats(1, 0, 0, 0, 0));
     let queued = locks.acquire_bounded(1, 1).unwrap();
-    assert_eq!(locks.stats(), stats(1, 1, 0, 0));
+    assert_eq!(locks.stats(), stats(1, 0, 1, 0, 0));
     drop(held);
-    assert_eq!(locks.stats(), stats(2, 1, 1, 0));
+    assert_eq!(locks.stats(), stats(2, 1, 1, 1, 0));
     drop(queued.now_or_never().unwrap());
-    assert_eq!(locks.stats(), stats(2, 1, 1, 0));
+    assert_eq!(locks.stats(), stats(2, 2, 1, 1, 0));
 }
 
 #[test]
 fn try_and_bounded_multi_key_requests_count_per_key() {
     let locks = LockManager::new();
     let held = locks.try_acquire_many([1, 2, 2]).unwrap();
-    assert_eq!(locks.stats(), stats(2, 0, 0, 0));
+    assert_eq!(locks.stats(), stats(2, 0, 0, 0, 0));
     let bounded = locks.acquire_many_bounded([2, 3], 1).unwrap();
-    assert_eq!(locks.stats(), stats(3, 1, 0, 0));
+    assert_eq!(locks.stats(), stats(3, 0, 1, 0, 0));
     drop(held);
-    assert_eq!(locks.stats(), stats(4, 1, 1, 0));
+    assert_eq!(locks.stats(), stats(4, 2, 1, 1, 0));
     drop(bounded.now_or_never().unwrap());
-    assert_eq!(locks.stats(), stats(4, 1, 1, 0));
+    assert_eq!(locks.stats(), stats(4, 4, 1, 1, 0));
 }
 
 #[test]

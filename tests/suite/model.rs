@@ -10,7 +10,7 @@
 //!
 //! After every step the test checks, for every key, `is_locked` and
 //! `queue_len`; `locked_count` and the number of waiters the manager's
-//! `Debug` reports; the wake count of every waker ever handed to the
+//! `Debug` reports; `stats()`, all but its cancellations; the wake count of every waker ever handed to the
 //! manager (only the new head of a queue is woken, once, through the waker
 //! of its latest poll); the number of clones of each waker the manager
 //! still holds (one per queued future whose latest poll used it); which
@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use lock_manager::{Acquire, AcquireMany, LockGuard, LockManager, MultiLockGuard};
+use lock_manager::{Acquire, AcquireMany, LockGuard, LockManager, MultiLockGuard, Stats};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
@@ -349,6 +349,15 @@ fn many_wakes(state: State, held: KeySet) -> Option<(usize, usize, usize)> {
     ))
 }
 
+/// Counts an id joining `queue`, as `Stats` does.
+fn count_join(counts: &mut Stats, queue: &VecDeque<usize>) {
+    if queue.is_empty() {
+        counts.acquisitions += 1;
+    } else {
+        counts.contended += 1;
+    }
+}
+
 /// The futures waiting with one task's waker: single-key ones, and
 /// multi-key ones with the bounds of their wake-ups (see [`many_wakes`]).
 #[derive(Default)]
@@ -367,6 +376,10 @@ struct Harness<'a> {
     guards: Vec<LiveGuard<'a>>,
     /// The model: per key, the ids of the holder (front) and the waiters.
     queues: [VecDeque<usize>; KEYS as usize],
+    /// What the model counts of `Stats`: a key acquired each time an id
+    /// reaches the front of its queue, released each time it leaves it,
+    /// contended each time an id joins a queue behind others.
+    counts: Stats,
     /// Expected wake count of each task from single-key futures.
     wakes: Vec<usize>,
     /// Wake-ups of each task from the earlier waits of multi-key requests,
@@ -386,6 +399,7 @@ impl<'a> Harness<'a> {
             futures: Vec::new(),
             guards: Vec::new(),
             queues: Default::default(),
+            counts: Stats::default(),
             wakes: Vec::new(),
             settled: Vec::new(),
             next_id: 0,
@@ -406,6 +420,13 @@ impl<'a> Harness<'a> {
 
     fn queue(&mut self, key: u8) -> &mut VecDeque<usize> {
         &mut self.queues[usize::from(key)]
+    }
+
+    /// `id` joins the queue of `key`: its holder if it is free.
+    fn join(&mut self, key: u8, id: usize) {
+        let queue = &mut self.queues[usize::from(key)];
+        count_join(&mut self.counts, queue);
+        queue.push_back(id);
     }
 
     /// The keys among `keys` whose queue `id` heads.
@@ -519,6 +540,7 @@ impl<'a> Harness<'a> {
         let is_acquire = matches!(future.kind, Kind::Acquire(_));
         let expected = match before {
             State::Unpolled if queue.is_empty() => {
+                count_join(&mut self.counts, queue);
                 queue.push_back(id);
                 if is_acquire {
                     None
@@ -528,6 +550,7 @@ impl<'a> Harness<'a> {
             }
             State::Unpolled | State::Waiting { .. } => {
                 if before == State::Unpolled {
+                    count_join(&mut self.counts, queue);
                     queue.push_back(id);
                 }
                 Some(State::Waiting { task })
@@ -582,7 +605,7 @@ impl<'a> Harness<'a> {
             State::Unpolled => {
                 // Joins the queue of every key at once.
                 for key in keys.iter() {
-                    self.queue(key).push_back(id);
+                    self.join(key, id);
                 }
                 keys.minus(self.held(id, keys))
             }
@@ -684,7 +707,10 @@ impl<'a> Harness<'a> {
     /// multi-key request just holds one more key.
     fn release(&mut self, key: u8) {
         self.queue(key).pop_front();
+        self.counts.releases += 1;
         if let Some(&next) = self.queue(key).front() {
+            self.counts.acquisitions += 1;
+            self.counts.handoffs += 1;
             let future = self
                 .futures
                 .iter_mut()
@@ -765,7 +791,7 @@ impl<'a> Harness<'a> {
             Some(guard) => {
                 prop_assert!(free, "try_acquire took key {} while held", key);
                 let id = self.next_id();
-                self.queue(key).push_back(id);
+                self.join(key, id);
                 let guard = Guard::One(guard);
                 self.guards.push(LiveGuard { id, guard });
             }
@@ -784,7 +810,7 @@ impl<'a> Harness<'a> {
                 prop_assert_eq!(KeySet::of(guard.keys()), set);
                 let id = self.next_id();
                 for key in set.iter() {
-                    self.queue(key).push_back(id);
+                    self.join(key, id);
                 }
                 let guard = Guard::Many(guard);
                 self.guards.push(LiveGuard { id, guard });
@@ -809,6 +835,11 @@ impl<'a> Harness<'a> {
         }
         let locked = self.queues.iter().filter(|q| !q.is_empty()).count();
         prop_assert_eq!(locks.locked_count(), locked, "locked_count");
+        // Cancellations are left out: whether a dropped multi-key request
+        // had taken a key handed to it is the manager's business.
+        let mut stats = locks.stats();
+        stats.cancellations = 0;
+        prop_assert_eq!(stats, self.counts, "stats");
         // Waiters in the slab: the queued ones and those granted, unpolled.
         // A multi-key request has one for each key it waits for, and may
         // still have one for each key handed to it since it was placed.
