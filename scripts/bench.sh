@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Runs the benchmark suite of issue 4 and regenerates its results table.
+# Runs the benchmark suite of issue 4 and regenerates its results table
+# and charts.
 #
 #   scripts/bench.sh                 run every bench, write benches/RESULTS.md
+#                                    and the charts in benches/charts/
 #   scripts/bench.sh --quick         shorter criterion runs (a smoke test)
-#   scripts/bench.sh --table-only    rebuild the table from the last run
-#   scripts/bench.sh -o FILE         write the table to FILE instead, and
-#                                    leave README.md alone
+#   scripts/bench.sh --table-only    rebuild the table and charts from the
+#                                    last run
+#   scripts/bench.sh --charts-only   redraw only the charts from the last run
+#   scripts/bench.sh -o FILE         write the table to FILE and the charts
+#                                    to charts/ beside it instead, and leave
+#                                    README.md and benches/ alone
 #
 # The benches are their own crate, `lock-manager-benches` in benches/ (a
 # workspace member, so the library's tests and examples build without
@@ -21,24 +26,32 @@
 #
 # Results come from the criterion estimates under <target>/criterion and
 # the files the other benches write to <target>/bench-results, tab-separated
-# but fairness.csv (<target>: the workspace's target folder). Every ratio in
+# but fairness.csv (<target>: the workspace's target folder); the script
+# adds locks.tsv there, criterion's medians per operation. Every ratio in
 # the table is computed from numbers measured in this one run. Timings on a
 # shared or busy machine are noisy: the table records the load average
 # before and after.
+#
+# The charts (SVG, for README.md) are drawn by `bench-chart`
+# (benches/chart.rs, part of the benches crate, no dependency of its own)
+# from the files in <target>/bench-results.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
 out=benches/RESULTS.md
+charts=benches/charts
 readme=1
 quick=0
 table_only=0
+charts_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
         --table-only) table_only=1 ;;
-        -o) shift; out="$1"; readme=0 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --charts-only) table_only=1; charts_only=1 ;;
+        -o) shift; out="$1"; charts="$(dirname "$1")/charts"; readme=0 ;;
+        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -74,6 +87,14 @@ if [ "$table_only" = 0 ]; then
     fi
 
     cat /proc/loadavg > "$results/load-after" 2>/dev/null || true
+fi
+
+draw_charts() {
+    cargo run --release -p lock-manager-benches --bin bench-chart -- "$results" "$charts"
+}
+if [ "$charts_only" = 1 ]; then
+    draw_charts
+    exit 0
 fi
 
 python3 - "$target_dir" "$results" "$out" "$readme" <<'PY'
@@ -179,6 +200,13 @@ def mark(ok):
 
 
 ns = criterion()
+# The same medians as a results file like the others, for the charts
+# (benches/chart.rs), in the table's order of scenarios and peers.
+os.makedirs(results, exist_ok=True)
+with open(os.path.join(results, "locks.tsv"), "w") as f:
+    f.write("group\tpeer\tns_per_op\n")
+    for (group, peer), v in ns.items():
+        f.write(f"{group}\t{peer}\t{v:.2f}\n")
 queue = tsv("queue.tsv")
 memory = {(r["peer"], r["metric"]): float(r["value"]) for r in tsv("memory.tsv")}
 scaling = tsv("scaling.tsv")
@@ -533,3 +561,5 @@ if update_readme and start in readme and end in readme:
         f.write(head + "\n".join(block) + tail)
     print("updated README.md")
 PY
+
+draw_charts
