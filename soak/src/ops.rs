@@ -1,0 +1,561 @@
+//! The operations the drivers run, drawn at random: every way to acquire,
+//! each awaited to the end or cancelled somewhere along the way, followed by
+//! a critical section that checks exclusion and counts its update; and the
+//! FIFO probe.
+
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::thread;
+use std::time::Duration;
+
+use futures::future::{self, BoxFuture, Either, FutureExt};
+
+use crate::shared::{add, bump, distinct, Deliberate, Driver, Guard, Rng, Shared, HOT, KEYS};
+
+/// The async runtimes, each with its own timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rt {
+    Tokio,
+    AsyncStd,
+    Smol,
+}
+
+impl Rt {
+    pub fn driver(self) -> Driver {
+        match self {
+            Rt::Tokio => Driver::Tokio,
+            Rt::AsyncStd => Driver::AsyncStd,
+            Rt::Smol => Driver::Smol,
+        }
+    }
+
+    async fn sleep(self, duration: Duration) {
+        match self {
+            Rt::Tokio => tokio::time::sleep(duration).await,
+            Rt::AsyncStd => async_std::task::sleep(duration).await,
+            Rt::Smol => {
+                smol::Timer::after(duration).await;
+            }
+        }
+    }
+
+    async fn yield_now(self) {
+        match self {
+            Rt::Tokio => tokio::task::yield_now().await,
+            Rt::AsyncStd => async_std::task::yield_now().await,
+            Rt::Smol => smol::future::yield_now().await,
+        }
+    }
+
+    /// The runtime's own timeout: `None` when `fut` was dropped unfinished.
+    async fn timeout<F: Future>(self, duration: Duration, fut: F) -> Option<F::Output> {
+        match self {
+            Rt::Tokio => tokio::time::timeout(duration, fut).await.ok(),
+            Rt::AsyncStd => async_std::future::timeout(duration, fut).await.ok(),
+            Rt::Smol => match future::select(pin!(fut), smol::Timer::after(duration)).await {
+                Either::Left((output, _)) => Some(output),
+                Either::Right(_) => None,
+            },
+        }
+    }
+}
+
+/// How an acquire future is awaited.
+#[derive(Clone, Copy, Debug)]
+enum Wait {
+    /// To the end.
+    Plain,
+    /// Raced against a short timer: often dropped while queued.
+    Timer(Duration),
+    /// Polled once and dropped if not granted then: queued and left at once.
+    Once,
+    /// Dropped instead of polled the `n`th time. The second poll usually
+    /// follows the hand-off's wake-up, so this drops waiters that were
+    /// handed the key but never took it, which a timer rarely does.
+    DropOnPoll(u32),
+}
+
+impl Wait {
+    fn random(rng: &mut Rng) -> Self {
+        match rng.below(100) {
+            0..=54 => Wait::Plain,
+            55..=74 => Wait::Timer(Duration::from_micros(rng.below(500))),
+            75..=86 => Wait::Once,
+            _ => Wait::DropOnPoll(2 + rng.below(2) as u32),
+        }
+    }
+}
+
+/// Drops the wrapped future instead of polling it a given time (see
+/// [`Wait::DropOnPoll`]).
+struct DropOnPoll<F> {
+    inner: Option<Pin<Box<F>>>,
+    polls_left: u32,
+}
+
+impl<F: Future> Future for DropOnPoll<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        this.polls_left -= 1;
+        if this.polls_left == 0 {
+            this.inner = None;
+            return Poll::Ready(None);
+        }
+        let inner = this.inner.as_mut().expect("polled after completion");
+        inner.as_mut().poll(cx).map(Some)
+    }
+}
+
+/// Awaits `fut` as `wait` says: its output, or `None` if it was dropped
+/// first (counted as a cancellation).
+async fn obtain<F: Future>(rt: Rt, shared: &Shared, fut: F, wait: Wait) -> Option<F::Output> {
+    let output = match wait {
+        Wait::Plain => Some(fut.await),
+        Wait::Timer(limit) => rt.timeout(limit, fut).await,
+        Wait::Once => fut.now_or_never(),
+        Wait::DropOnPoll(n) => {
+            DropOnPoll {
+                inner: Some(Box::pin(fut)),
+                polls_left: n,
+            }
+            .await
+        }
+    };
+    if output.is_none() {
+        bump(&shared.tally.cancellations);
+    }
+    output
+}
+
+/// How a critical section ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    Ok,
+    Err,
+    /// Panics before its update, or after it (still holding the lock).
+    PanicBefore,
+    PanicAfter,
+}
+
+/// What a critical section does.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    yields: u64,
+    sleep: Option<Duration>,
+    /// Drops the guard before this yield, leaving the update out.
+    abandon_at: Option<u64>,
+    ending: Ending,
+}
+
+impl Plan {
+    /// With `endings`, the body may return `Err` or panic (for `with_lock`);
+    /// otherwise it returns `Ok`.
+    fn random(rng: &mut Rng, endings: bool) -> Self {
+        let yields = rng.below(4);
+        Plan {
+            yields,
+            sleep: rng
+                .chance(3)
+                .then(|| Duration::from_micros(20 + rng.below(200))),
+            abandon_at: (yields > 0 && rng.chance(10)).then(|| rng.below(yields)),
+            ending: match endings.then(|| rng.below(10)) {
+                Some(0..=1) => Ending::Err,
+                Some(2) => Ending::PanicBefore,
+                Some(3) => Ending::PanicAfter,
+                _ => Ending::Ok,
+            },
+        }
+    }
+}
+
+/// The body's own error, returned through `with_lock`.
+#[derive(Debug)]
+struct BodyError;
+
+/// The critical section on `keys` (sorted, merged), holding `guard`: reads
+/// each key's counter, lets other tasks run, and writes it back one up,
+/// unless `plan` drops the guard halfway.
+async fn critical<G>(
+    rt: Rt,
+    shared: &Shared,
+    keys: &[u64],
+    guard: G,
+    plan: Plan,
+) -> Result<(), BodyError> {
+    let inside = shared.enter(keys);
+    let seen = shared.read(keys);
+    for step in 0..plan.yields {
+        if plan.abandon_at == Some(step) {
+            drop(inside);
+            drop(guard);
+            bump(&shared.tally.abandoned);
+            return Ok(());
+        }
+        rt.yield_now().await;
+    }
+    if let Some(sleep) = plan.sleep {
+        rt.sleep(sleep).await;
+    }
+    if plan.ending == Ending::PanicBefore {
+        panic::panic_any(Deliberate);
+    }
+    shared.write(keys, &seen);
+    if plan.ending == Ending::PanicAfter {
+        panic::panic_any(Deliberate);
+    }
+    // Unmarked before the lock is released.
+    drop(inside);
+    drop(guard);
+    match plan.ending {
+        Ending::Err => Err(BodyError),
+        _ => Ok(()),
+    }
+}
+
+/// Acquires `keys` through `fut`, awaited as `wait` says, and runs the
+/// critical section if it was granted; whether it was.
+async fn waited<F>(rt: Rt, shared: &Shared, keys: &[u64], fut: F, wait: Wait, plan: Plan) -> bool
+where
+    F: Future,
+    F::Output: Guard,
+{
+    let keys = distinct(keys);
+    let request = shared.request(keys.len());
+    let Some(guard) = obtain(rt, shared, fut, wait).await else {
+        return false;
+    };
+    request.granted();
+    let guard = shared.take(guard, &keys);
+    let _ = critical(rt, shared, &keys, guard, plan).await;
+    true
+}
+
+/// A critical section through `with_lock` (one key) or `with_locks`
+/// (several), which may return `Err` or panic: the panic is caught here.
+async fn with_lock(rt: Rt, shared: &Shared, keys: &[u64], plan: Plan) {
+    let locks = &shared.locks;
+    let merged = &distinct(keys);
+    let request = shared.request(merged.len());
+    let body = move || {
+        // Called as soon as the keys are granted, in the same poll.
+        request.granted();
+        shared.granted_keys(merged.len());
+        critical(rt, shared, merged, (), plan)
+    };
+    let run = match keys {
+        [key] => locks.with_lock(*key, body).left_future(),
+        _ => locks.with_locks(keys.to_vec(), body).right_future(),
+    };
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(Ok(())) => {}
+        Ok(Err(BodyError)) => bump(&shared.tally.errors),
+        Err(payload) => shared.panicked(payload, true),
+    }
+}
+
+/// One operation, drawn from `rng`.
+async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
+    let locks = &shared.locks;
+    let key = rng.key();
+    let one = [key];
+    let keys = rng.keys();
+    let wait = Wait::random(rng);
+    let plan = Plan::random(rng, false);
+    match rng.below(100) {
+        0..=13 => {
+            waited(rt, shared, &one, locks.acquire(key), wait, plan).await;
+        }
+        14..=23 => {
+            waited(rt, shared, &one, locks.acquire_owned(key), wait, plan).await;
+        }
+        24..=33 => {
+            let fut = locks.acquire_many(keys.iter().copied());
+            waited(rt, shared, &keys, fut, wait, plan).await;
+        }
+        34..=39 => {
+            let fut = locks.acquire_many_owned(keys.clone());
+            waited(rt, shared, &keys, fut, wait, plan).await;
+        }
+        // Load shedding: refused at once when `max` already wait. A bound
+        // of 0 admits only free keys, which the future then already holds:
+        // its first poll must return the guard.
+        40..=49 => {
+            let max = rng.below(4) as usize;
+            let wait = if max == 0 { Wait::Once } else { wait };
+            let placed = match rng.below(3) {
+                0 => locks
+                    .acquire_bounded(key, max)
+                    .map(|fut| waited(rt, shared, &one, fut, wait, plan).boxed()),
+                1 => locks
+                    .acquire_owned_bounded(key, max)
+                    .map(|fut| waited(rt, shared, &one, fut, wait, plan).boxed()),
+                _ => locks
+                    .acquire_many_bounded(keys.iter().copied(), max)
+                    .map(|fut| waited(rt, shared, &keys, fut, wait, plan).boxed()),
+            };
+            match placed {
+                Ok(fut) => {
+                    if !fut.await && max == 0 {
+                        shared.violation("admitted with a bound of 0, yet not granted at once");
+                    }
+                }
+                Err(busy) => {
+                    bump(&shared.tally.busy);
+                    if busy.waiters() < max {
+                        shared.violation(format_args!(
+                            "refused with {} waiters, under the bound {max}",
+                            busy.waiters()
+                        ));
+                    }
+                }
+            }
+        }
+        // Never waits: refused whenever a key is held.
+        50..=55 => match locks.try_acquire(key) {
+            Some(guard) => {
+                let guard = shared.take(guard, &[key]);
+                let _ = critical(rt, shared, &[key], guard, plan).await;
+            }
+            None => bump(&shared.tally.try_refused),
+        },
+        56..=61 => {
+            let merged = distinct(&keys);
+            match locks.try_acquire_many_owned(keys) {
+                Some(guard) => {
+                    let guard = shared.take(guard, &merged);
+                    let _ = critical(rt, shared, &merged, guard, plan).await;
+                }
+                None => bump(&shared.tally.try_refused),
+            }
+        }
+        62..=79 => {
+            let plan = Plan::random(rng, true);
+            let keys = if rng.chance(70) { one.to_vec() } else { keys };
+            with_lock(rt, shared, &keys, plan).await;
+        }
+        // The whole operation under a timeout: cancelled while queued, just
+        // after the grant, or in the middle of the body.
+        _ => {
+            let limit = Duration::from_micros(rng.below(2000));
+            let whole = match rng.below(3) {
+                0 => waited(rt, shared, &one, locks.acquire(key), Wait::Plain, plan)
+                    .map(drop)
+                    .boxed(),
+                1 => {
+                    let fut = locks.acquire_many(keys.iter().copied());
+                    waited(rt, shared, &keys, fut, Wait::Plain, plan)
+                        .map(drop)
+                        .boxed()
+                }
+                _ => with_lock(rt, shared, &one, Plan::random(rng, true)).boxed(),
+            };
+            if rt.timeout(limit, whole).await.is_none() {
+                bump(&shared.tally.cancellations);
+            }
+        }
+    }
+}
+
+/// One async task: operations until the deadline. A panic other than the
+/// soak's own is a violation, and the task goes on.
+pub async fn worker(rt: Rt, shared: Arc<Shared>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    while shared.running() {
+        let op = AssertUnwindSafe(operation(rt, &shared, &mut rng));
+        if let Err(payload) = op.catch_unwind().await {
+            shared.panicked(payload, false);
+        }
+        shared.op_done(rt.driver());
+    }
+}
+
+/// One async task that probes FIFO order every few milliseconds until the
+/// deadline (see [`probe`]).
+pub async fn prober(rt: Rt, shared: Arc<Shared>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    while shared.running() {
+        rt.sleep(Duration::from_millis(2 + rng.below(10))).await;
+        let probe = AssertUnwindSafe(probe(rt, &shared, &mut rng));
+        if let Err(payload) = probe.catch_unwind().await {
+            shared.panicked(payload, false);
+        }
+        shared.op_done(rt.driver());
+    }
+}
+
+/// Checks FIFO where the order is known: holding a hot key, queues waiters
+/// of every kind on it one after another (each polled once, in turn), drops
+/// a few of them, releases the key, and checks the rest are granted in the
+/// order they queued. Other tasks' waiters may queue in between; only the
+/// probe's own order is checked.
+async fn probe(rt: Rt, shared: &Shared, rng: &mut Rng) {
+    let locks = &shared.locks;
+    let hot = [rng.below(HOT)];
+    let holder = shared.take(locks.acquire(hot[0]).await, &hot);
+    let inside = shared.enter(&hot);
+    let hot = hot[0];
+    // Each waiter records its number when granted, before it releases the
+    // key: the next cannot be granted before then, so the record is the
+    // order of the grants.
+    let order = Mutex::new(Vec::new());
+    let order = &order;
+    let mut waiters: Vec<(u64, BoxFuture<'_, ()>)> = Vec::new();
+    for number in 0..3 + rng.below(6) {
+        let plan = Plan::random(rng, false);
+        let granted = move |keys: Vec<u64>| {
+            order
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(number);
+            keys
+        };
+        let mut waiter = match rng.below(4) {
+            0 => async move {
+                let guard = shared.take(locks.acquire(hot).await, &[hot]);
+                let keys = granted(vec![hot]);
+                let _ = critical(rt, shared, &keys, guard, plan).await;
+            }
+            .boxed(),
+            1 => async move {
+                let guard = shared.take(locks.acquire_owned(hot).await, &[hot]);
+                let keys = granted(vec![hot]);
+                let _ = critical(rt, shared, &keys, guard, plan).await;
+            }
+            .boxed(),
+            // Placed by the call itself, not the first poll.
+            2 => {
+                let Ok(fut) = locks.acquire_bounded(hot, usize::MAX) else {
+                    shared.violation("acquire_bounded refused with no bound");
+                    continue;
+                };
+                async move {
+                    let guard = shared.take(fut.await, &[hot]);
+                    let keys = granted(vec![hot]);
+                    let _ = critical(rt, shared, &keys, guard, plan).await;
+                }
+                .boxed()
+            }
+            // With a cold key, listed first: the request holds the hot key
+            // from its hand-off, whether or not the cold one is free yet.
+            _ => {
+                let keys = distinct(&[HOT + rng.below(KEYS - HOT), hot]);
+                async move {
+                    let request = shared.request(keys.len());
+                    let guard = locks.acquire_many([keys[1], keys[0]]).await;
+                    request.granted();
+                    let guard = shared.take(guard, &keys);
+                    let keys = granted(keys);
+                    let _ = critical(rt, shared, &keys, guard, plan).await;
+                }
+                .boxed()
+            }
+        };
+        // The first poll joins the queue.
+        if futures::poll!(&mut waiter).is_ready() {
+            shared.violation(format_args!(
+                "probe waiter {number} granted key {hot} while the probe holds it"
+            ));
+        }
+        waiters.push((number, waiter));
+    }
+    let queued = locks.queue_len(&hot);
+    if queued < 1 + waiters.len() {
+        shared.violation(format_args!(
+            "key {hot}: queue_len {queued} with the probe holding it and {} of its waiters queued",
+            waiters.len()
+        ));
+    }
+    // Leaving from the middle of the queue keeps everyone else's order.
+    waiters.retain(|_| {
+        let keep = !rng.chance(20);
+        if !keep {
+            bump(&shared.tally.cancellations);
+        }
+        keep
+    });
+    let expected: Vec<u64> = waiters.iter().map(|&(number, _)| number).collect();
+    drop(inside);
+    drop(holder);
+    future::join_all(waiters.into_iter().map(|(_, waiter)| waiter)).await;
+    let granted = std::mem::take(&mut *order.lock().unwrap_or_else(PoisonError::into_inner));
+    if granted != expected {
+        shared.violation(format_args!(
+            "FIFO: key {hot} granted the probe's waiters in the order {granted:?}, \
+             they queued in the order {expected:?}"
+        ));
+    }
+    bump(&shared.tally.probes);
+    add(&shared.tally.probed_waiters, expected.len() as u64);
+}
+
+/// A plain thread: operations through the blocking forms (and the `try`
+/// forms) until the deadline, in the same queues as the async tasks.
+pub fn blocking_worker(shared: &Arc<Shared>, seed: u64) {
+    let mut rng = Rng::new(seed);
+    while shared.running() {
+        let op = AssertUnwindSafe(|| blocking_operation(shared, &mut rng));
+        if let Err(payload) = panic::catch_unwind(op) {
+            shared.panicked(payload, false);
+        }
+        shared.op_done(Driver::Threads);
+    }
+}
+
+fn blocking_operation(shared: &Arc<Shared>, rng: &mut Rng) {
+    let locks = &shared.locks;
+    let key = rng.key();
+    let keys = rng.keys();
+    let merged = distinct(&keys);
+    let plan = Plan::random(rng, false);
+    match rng.below(100) {
+        0..=34 => critical_blocking(shared, &[key], locks.acquire_blocking(key), plan),
+        35..=49 => critical_blocking(shared, &[key], locks.acquire_owned_blocking(key), plan),
+        50..=74 => {
+            let guard = locks.acquire_many_blocking(keys);
+            critical_blocking(shared, &merged, guard, plan);
+        }
+        75..=84 => {
+            let guard = locks.acquire_many_owned_blocking(keys);
+            critical_blocking(shared, &merged, guard, plan);
+        }
+        85..=88 => match locks.try_acquire(key) {
+            Some(guard) => critical_blocking(shared, &[key], guard, plan),
+            None => bump(&shared.tally.try_refused),
+        },
+        89..=92 => match locks.try_acquire_owned(key) {
+            Some(guard) => critical_blocking(shared, &[key], guard, plan),
+            None => bump(&shared.tally.try_refused),
+        },
+        _ => match locks.try_acquire_many(keys) {
+            Some(guard) => critical_blocking(shared, &merged, guard, plan),
+            None => bump(&shared.tally.try_refused),
+        },
+    }
+}
+
+/// [`critical`] on a plain thread, counting the guard in first.
+fn critical_blocking<G: Guard>(shared: &Shared, keys: &[u64], guard: G, plan: Plan) {
+    let guard = shared.take(guard, keys);
+    let inside = shared.enter(keys);
+    let seen = shared.read(keys);
+    for step in 0..plan.yields {
+        if plan.abandon_at == Some(step) {
+            drop(inside);
+            drop(guard);
+            bump(&shared.tally.abandoned);
+            return;
+        }
+        thread::yield_now();
+    }
+    if let Some(sleep) = plan.sleep {
+        thread::sleep(sleep);
+    }
+    shared.write(keys, &seen);
+    drop(inside);
+    drop(guard);
+}
