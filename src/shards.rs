@@ -203,6 +203,7 @@ impl Hasher for SpreadHasher {
 mod tests {
     use super::*;
     use std::collections::hash_map::RandomState;
+    use std::collections::HashSet;
 
     fn shard_of(shards: &Shards<u64, RandomState>, key: u64) -> usize {
         let shard = shards.of(&key);
@@ -301,6 +302,23 @@ mod tests {
                         "{len} bytes, byte {at} flipped by {flip:#x}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn changing_any_two_bytes_changes_the_hash() {
+        let mut bytes = Noise(13);
+        for len in [2, 9, 16, 17, 24, 33, 40] {
+            let base = bytes.take(len);
+            for (p, q) in [(0, len - 1), (0, len / 2), (len / 2 - 1, len / 2)] {
+                let mut seen = HashSet::new();
+                for pair in 0..=u16::MAX {
+                    let mut key = base.clone();
+                    [key[p], key[q]] = pair.to_le_bytes();
+                    seen.insert(spread(&key[..]));
+                }
+                assert_eq!(seen.len(), 1 << 16, "{len} bytes, bytes {p} and {q} varied");
             }
         }
     }
