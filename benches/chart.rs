@@ -310,6 +310,14 @@ impl Svg {
         );
     }
 
+    /// The left and bottom axes of a plot, and `label` centred under it.
+    fn axes(&mut self, (x0, x1): (f64, f64), (top, bottom): (f64, f64), label: &str) {
+        self.line((x0, top), (x0, bottom), AXIS, 1.0);
+        self.line((x0, bottom), (x1, bottom), AXIS, 1.0);
+        let anchor = format!(r#"text-anchor="middle" fill="{MUTED}""#);
+        self.text((x0 + x1) / 2.0, bottom + 30.0, 11.0, &anchor, label);
+    }
+
     fn polyline(&mut self, points: &[(f64, f64)], stroke: &str, width: f64) {
         let points: Vec<String> = points
             .iter()
@@ -614,16 +622,7 @@ fn queue_scaling(rows: &[Row], date: Option<&str>) -> String {
             let anchor = format!(r#"text-anchor="middle" {muted}"#);
             svg.text(x, plot_bottom + 14.0, 10.0, &anchor, &plain(q));
         }
-        svg.line((x0, plot_bottom), (x1, plot_bottom), AXIS, 1.0);
-        svg.line((x0, plot_top), (x0, plot_bottom), AXIS, 1.0);
-        let anchor = format!(r#"text-anchor="middle" {muted}"#);
-        svg.text(
-            (x0 + x1) / 2.0,
-            plot_bottom + 30.0,
-            11.0,
-            &anchor,
-            "queue length Q (log)",
-        );
+        svg.axes((x0, x1), (plot_top, plot_bottom), "queue length Q (log)");
         let (cx, cy) = (px + 10.0, (plot_top + plot_bottom) / 2.0);
         svg.text(
             cx,
@@ -792,14 +791,9 @@ fn worst_wait(rows: &[Row], date: Option<&str>) -> String {
             svg.text(xs.px(v) + 4.0, bar_y + BAR_H - 1.5, 9.5, weight, &fmt_ns(v));
         }
     }
-    svg.line((x0, plot_top), (x0, plot_bottom), AXIS, 1.0);
-    svg.line((x0, plot_bottom), (x1, plot_bottom), AXIS, 1.0);
-    let anchor = format!(r#"text-anchor="middle" {muted}"#);
-    svg.text(
-        (x0 + x1) / 2.0,
-        plot_bottom + 30.0,
-        11.0,
-        &anchor,
+    svg.axes(
+        (x0, x1),
+        (plot_top, plot_bottom),
         "wait per acquire (log scale)",
     );
     svg.finish(
