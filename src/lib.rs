@@ -100,6 +100,7 @@ mod acquire;
 mod blocking;
 mod busy;
 mod clock;
+mod contention;
 mod diagnostics;
 mod global;
 mod guard;

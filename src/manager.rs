@@ -9,6 +9,7 @@ use std::hash::{BuildHasher, Hash};
 use std::task::Waker;
 
 use crate::busy::Busy;
+use crate::contention;
 use crate::diagnostics::{HeldKey, Stats};
 use crate::shards::{self, Shards, WaiterRef};
 use crate::state::{Enqueue, WaiterPoll};
@@ -241,11 +242,14 @@ where
         self.shards.of(key).lock().queue_len(key)
     }
 
-    /// Returns memory kept from busier times: the room the manager grew for
-    /// keys and waiters that have since gone.
+    /// Returns all the memory kept from busier times: the room the manager
+    /// grew for keys and waiters that have since gone.
     ///
-    /// The manager never shrinks on its own, so that a steady load
-    /// allocates nothing; call this after a burst.
+    /// The manager already gives back most of it on its own: a shard's key
+    /// map shrinks once less than an eighth of it is in use, and its waiter
+    /// slab is freed once empty, down to room for 32 of each, which a shard
+    /// keeps so that a steady load allocates nothing. Call this to give
+    /// back that too, or a slab's vacant room below a waiter still queued.
     ///
     /// # Examples
     ///
@@ -425,18 +429,23 @@ where
     pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Option<WaiterRef> {
         let candidate = key.clone();
         let shard = self.shards.index_of(key);
-        let outcome = self.shards.get(shard).lock().lock_or_enqueue(candidate);
+        // Cloned before locking when this thread's last acquire had to
+        // wait, so that queueing then takes the mutex once, not twice.
+        let expected = contention::expected();
+        let mut early = expected.then(|| waker.clone());
+        let outcome = self
+            .shards
+            .get(shard)
+            .lock()
+            .lock_or_enqueue(candidate, &mut early);
+        contention::saw(matches!(outcome, Enqueue::Queued(_)));
         match outcome {
             Enqueue::Locked => None,
+            Enqueue::Queued(slot) if expected => Some(WaiterRef { shard, slot }),
             Enqueue::Queued(slot) => self.supply_waker(key, WaiterRef { shard, slot }, waker),
         }
     }
 
-    /// Gives a waiter just queued without a waker a clone of `waker`, made
-    /// outside the mutex; `None` if the lock was granted meanwhile.
-    ///
-    /// Out of line, as the uncontended path is a quarter faster without it
-    /// (`cargo bench --bench locks`, uncontended).
     #[inline(never)]
     fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Option<WaiterRef> {
         // Should cloning panic, the waiter must not stay queued for good.

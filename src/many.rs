@@ -261,7 +261,9 @@ fn place<K: Eq + Hash, S: BuildHasher>(
         let link = &mut placing.links[i];
         let shard = shards.index_of_spread(link.hash);
         let copy = link.copy.take().expect("cloned by prepare");
-        link.slot = match locked_state(&mut placing.locked, shard).lock_or_enqueue(copy) {
+        let state = locked_state(&mut placing.locked, shard);
+        // Queued without a waker: the first poll installs one.
+        link.slot = match state.lock_or_enqueue(copy, &mut None) {
             Enqueue::Locked => None,
             Enqueue::Queued(slot) => Some(slot),
         };

@@ -16,6 +16,12 @@ use crate::clock;
 use crate::diagnostics::{HeldKey, Stats};
 use crate::queue::{self, Slot, WaitQueue, Waiter, WaiterState};
 
+/// The capacity, in keys and in waiters, up to which a shard keeps the room
+/// it grew, so that steady traffic never reallocates; room beyond it that
+/// has emptied out is given back. With `u64` keys, what a shard may keep is
+/// about 1.3 KiB.
+const KEPT: usize = 32;
+
 /// The state behind the manager's mutex.
 #[derive(Debug)]
 pub(crate) struct State<K, S> {
@@ -187,12 +193,15 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     }
 
     /// Takes `key` if it is free; otherwise queues a waiter behind everyone
-    /// already waiting.
+    /// already waiting, woken through the waker taken from `waker`.
     ///
-    /// The waiter has no waker yet: the caller clones one outside the mutex
-    /// (cloning runs foreign code) and then installs it, so that the
-    /// uncontended path never clones and the contended one hashes once.
-    pub(crate) fn lock_or_enqueue(&mut self, key: K) -> Enqueue {
+    /// The waker is cloned by the caller, outside the mutex (cloning runs
+    /// foreign code), and only when contention is expected, so that the
+    /// uncontended path never clones. Without one the waiter is queued
+    /// without a waker, for the caller to install through
+    /// [`State::poll_waiter`]; a waker left unused stays in `waker`, for
+    /// the caller to drop once unlocked.
+    pub(crate) fn lock_or_enqueue(&mut self, key: K, waker: &mut Option<Waker>) -> Enqueue {
         match self.keys.entry(key) {
             Entry::Vacant(entry) => {
                 entry.insert(WaitQueue::new());
@@ -200,7 +209,7 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
             }
             Entry::Occupied(mut entry) => {
                 self.counts.contended += 1;
-                Enqueue::Queued(entry.get_mut().push_back(&mut self.waiters, None))
+                Enqueue::Queued(entry.get_mut().push_back(&mut self.waiters, waker.take()))
             }
         }
     }
@@ -217,7 +226,7 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         fresh: &mut Option<Waker>,
     ) -> WaiterPoll {
         let WaiterState::Queued { waker: stored } = self.waiters[slot.index()].state() else {
-            self.waiters.remove(slot.index());
+            self.remove_waiter(slot);
             return WaiterPoll::Granted;
         };
         if stored
@@ -246,35 +255,71 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         self.counts.cancellations += 1;
         if self.waiters[slot.index()].is_granted() {
             // Woken, but dropped before taking the lock: hand it on.
-            self.waiters.remove(slot.index());
+            self.remove_waiter(slot);
             return self.release(key);
         }
         let queue = self
             .keys
             .get_mut(key)
             .expect("lock-manager: a waiter's key was lost; is its `Hash` or `Eq` inconsistent?");
-        queue
-            .remove(&mut self.waiters, slot)
-            .map_or(Deferred::Nothing, Deferred::Drop)
+        let waker = queue.remove(&mut self.waiters, slot);
+        self.trim_waiters();
+        waker.map_or(Deferred::Nothing, Deferred::Drop)
+    }
+
+    /// Frees the slab entry of a waiter no longer queued.
+    fn remove_waiter(&mut self, slot: Slot) {
+        self.waiters.remove(slot.index());
+        self.trim_waiters();
+    }
+
+    /// Gives back a slab grown past [`KEPT`] once its last waiter is gone.
+    /// (A slab cannot move its entries, so it is freed only when empty.)
+    fn trim_waiters(&mut self) {
+        if self.waiters.is_empty() && self.waiters.capacity() > KEPT {
+            self.waiters = Slab::new();
+        }
+    }
+
+    /// Gives back map room grown past [`KEPT`] once less than an eighth of
+    /// it is in use, keeping twice what is: so a resize, up or down, always
+    /// follows at least as many inserts or removals as it moves entries.
+    fn trim_keys(&mut self) {
+        let capacity = self.keys.capacity();
+        if capacity > KEPT && self.keys.len() * 8 < capacity {
+            self.keys.shrink_to(self.keys.len() * 2);
+        }
     }
 
     /// Releases `key`: hands it straight to the oldest waiter, or forgets it
     /// when nobody waits.
     pub(crate) fn release(&mut self, key: &K) -> Deferred {
-        // One hash lookup when nobody waits, the common case; a hand-off
-        // puts the entry back.
-        let Some((key, mut queue)) = self.keys.remove_entry(key) else {
-            // Only reachable through an inconsistent `Hash` or `Eq`.
-            return Deferred::Nothing;
+        // One hash lookup either way in the common cases: a shard where
+        // nobody waits removes the key at once; one with waiters looks the
+        // key up, hands it on in place, and removes it only if its own
+        // queue turns out empty.
+        let handed = if self.waiters.is_empty() {
+            None
+        } else {
+            let Some(queue) = self.keys.get_mut(key) else {
+                // Only reachable through an inconsistent `Hash` or `Eq`.
+                return Deferred::Nothing;
+            };
+            queue.grant_front(&mut self.waiters)
         };
-        self.counts.releases += 1;
-        match queue.grant_front(&mut self.waiters) {
+        match handed {
             Some(waker) => {
+                self.counts.releases += 1;
                 self.counts.handoffs += 1;
-                self.keys.insert(key, queue);
                 waker.map_or(Deferred::Nothing, Deferred::Wake)
             }
-            None => Deferred::Nothing,
+            None => {
+                if self.keys.remove(key).is_some() {
+                    self.counts.releases += 1;
+                    self.trim_keys();
+                }
+                Deferred::Nothing
+            }
         }
     }
 }
@@ -288,5 +333,113 @@ impl<K: Clone, S> State<K, S> {
             held_for: clock::age(queue.held_since()),
             oldest_waiter: queue.oldest_since(&self.waiters).and_then(clock::age),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::hash_map::RandomState;
+
+    fn state() -> State<u64, RandomState> {
+        State::with_hasher(RandomState::new())
+    }
+
+    fn release(state: &mut State<u64, RandomState>, key: u64) {
+        state.release(&key).run();
+    }
+
+    /// Queues `n` waiters on key 0, which must be held.
+    fn queue(state: &mut State<u64, RandomState>, n: usize) -> Vec<Slot> {
+        (0..n)
+            .map(|_| match state.lock_or_enqueue(0, &mut None) {
+                Enqueue::Queued(slot) => slot,
+                Enqueue::Locked => panic!("key 0 is free"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn released_keys_give_their_room_back() {
+        let mut state = state();
+        for key in 0..10_000 {
+            assert!(state.try_lock(key));
+        }
+        let mut trims = 0;
+        for key in 0..10_000 {
+            let before = state.keys.capacity();
+            release(&mut state, key);
+            let (len, now) = (state.keys.len(), state.keys.capacity());
+            // Never more than eight times the room in use, once past `KEPT`.
+            assert!(now <= KEPT || len * 8 >= now, "{len} keys in {now}");
+            // (A removal that leaves a tombstone lowers the capacity by one
+            // without moving anything.)
+            if now + 1 < before {
+                trims += 1;
+                assert!(len * 8 < before, "trimmed {len} keys in {before}");
+                assert!(now >= 2 * len, "trimmed {len} keys to {now}");
+            }
+        }
+        assert!(trims > 0);
+        assert!(state.keys.capacity() <= KEPT);
+        assert_eq!(state.stats().releases, 10_000);
+    }
+
+    #[test]
+    fn waiters_give_their_room_back_once_gone() {
+        let mut state = state();
+        let waker = Waker::noop();
+        assert!(state.try_lock(0));
+        let slots = queue(&mut state, 1_000);
+        // Half leave the queue, the other half are handed the key in turn.
+        for (i, &slot) in slots.iter().enumerate() {
+            if i % 2 == 0 {
+                state.cancel(&0, slot).run();
+            }
+        }
+        assert!(state.waiters.capacity() >= 1_000, "kept while in use");
+        for &slot in slots.iter().skip(1).step_by(2) {
+            release(&mut state, 0);
+            let granted = state.poll_waiter(slot, waker, &mut None);
+            assert!(matches!(granted, WaiterPoll::Granted));
+        }
+        assert_eq!(state.waiters.capacity(), 0);
+        release(&mut state, 0);
+        assert_eq!(state.locked_count(), 0);
+    }
+
+    #[test]
+    fn a_granted_waiter_that_leaves_gives_the_room_back() {
+        let mut state = state();
+        assert!(state.try_lock(0));
+        let slots = queue(&mut state, 100);
+        for &slot in &slots[..99] {
+            state.cancel(&0, slot).run();
+        }
+        release(&mut state, 0); // hands 0 to the last waiter
+        state.cancel(&0, slots[99]).run(); // which passes it on, to nobody
+        assert_eq!(state.waiters.capacity(), 0);
+        assert_eq!(state.locked_count(), 0);
+    }
+
+    #[test]
+    fn steady_traffic_keeps_its_room() {
+        let mut state = state();
+        let mut room = None;
+        for _ in 0..3 {
+            assert!(state.try_lock(0));
+            for slot in queue(&mut state, KEPT) {
+                state.cancel(&0, slot).run();
+            }
+            for key in 1..=KEPT as u64 {
+                assert!(state.try_lock(key));
+            }
+            for key in 0..=KEPT as u64 {
+                release(&mut state, key);
+            }
+            let now = (state.keys.capacity(), state.waiters.capacity());
+            assert!(now.0 > 0 && now.1 == KEPT, "{now:?}");
+            assert_eq!(*room.get_or_insert(now), now, "reallocated");
+        }
     }
 }

@@ -235,6 +235,27 @@ fn wakers_run_outside_the_mutex() {
     });
 }
 
+/// A thread whose last acquire waited clones its waker before it locks the
+/// shard (`src/contention.rs`): its next acquire either queues with that
+/// waker in one step or finds the key free and drops the clone unused.
+/// That second acquire races the main thread's release and re-acquire, so
+/// the model explores both, and a wake-up lost by either would deadlock.
+#[test]
+fn acquire_with_an_early_waker_races_release() {
+    model(|shared| {
+        let held = shared.take_and_enter(0);
+        let waiter = spawn(shared, |shared| {
+            shared.lock_and_work(0); // waits while the main thread holds
+            shared.lock_and_work(0); // so clones its waker early
+        });
+
+        drop(held);
+        shared.lock_and_work(0);
+        join(waiter);
+        assert_eq!(shared.entered(0), 4);
+    });
+}
+
 /// No holder at first: three threads race to take a fresh key, and each
 /// release with nobody waiting removes the key while another thread may be
 /// arriving. The removal must never lose an arrival that queued, nor leave

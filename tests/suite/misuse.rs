@@ -682,6 +682,66 @@ fn a_waker_clone_may_call_back_into_the_manager() {
     });
 }
 
+/// A thread whose last acquire had to wait clones the waker of its next
+/// one before it takes the shard's mutex (`src/contention.rs`): queued with
+/// that clone in one step, or, finding the key free, dropping it unused.
+/// Either way the clone and its drop run outside the mutex, and a thread
+/// whose last acquire did not wait clones nothing for a free key.
+#[test]
+fn an_acquire_expected_to_wait_clones_its_waker_first() {
+    // A fresh thread: its guess starts at "will not wait".
+    std::thread::spawn(|| {
+        let locks = Arc::new(Locks::new());
+        let under_mutex = Arc::new(AtomicUsize::new(0));
+        let checked = || {
+            let (locks, under_mutex) = (Arc::downgrade(&locks), under_mutex.clone());
+            hooked(move |_| {
+                let locks = locks.upgrade().expect("alive");
+                if format!("{locks:?}").contains("<locked>") {
+                    under_mutex.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let task = Task::new();
+        let holder = locks.try_acquire_owned(K).unwrap();
+        let mut first = locks.acquire_owned(K);
+        assert!(task.poll(&mut first).is_pending());
+        drop(holder);
+        let guard = ready(task.poll(&mut first));
+
+        // The last acquire waited: the clone comes first, and is the one
+        // the hand-off wakes.
+        let (waker, hooks) = checked();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut second = locks.acquire_owned(K);
+        assert!(second.poll_unpin(&mut cx).is_pending());
+        assert!(second.poll_unpin(&mut cx).is_pending());
+        assert_eq!(counts(&hooks), [1, 0, 0, 0], "one clone, kept");
+        drop(guard);
+        assert_eq!(counts(&hooks), [1, 1, 0, 0], "woken through it");
+        let guard = ready(second.poll_unpin(&mut cx));
+
+        // Waited again; this time the key is free and the clone unused.
+        let (waker, hooks) = checked();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let free = ready(locks.acquire_owned(K + 1).poll_unpin(&mut cx));
+        assert_eq!(counts(&hooks), [1, 0, 0, 1], "cloned and dropped");
+
+        // That one did not wait: nothing is cloned for a free key.
+        let (waker, hooks) = checked();
+        let mut cx = std::task::Context::from_waker(&waker);
+        drop(ready(locks.acquire_owned(K + 2).poll_unpin(&mut cx)));
+        assert_eq!(counts(&hooks), [0, 0, 0, 0]);
+
+        assert_eq!(under_mutex.load(Ordering::SeqCst), 0);
+        drop((guard, free));
+        assert_eq!(locks.locked_count(), 0);
+        assert_eq!(waiters(&*locks), 0);
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn a_waker_clone_that_frees_the_contended_key_takes_it() {
     watchdog(|| {
