@@ -84,7 +84,7 @@ fn allocs() -> usize {
 }
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
-const BURST: usize = 10_000;
+const BURST: usize = 100_000;
 const CYCLES: u64 = 100_000;
 const WARM_UP: u64 = 1_000;
 
@@ -194,7 +194,7 @@ fn burst_then_shrink(out: &mut Out) {
     );
 }
 
-/// 10,000 keys held and 10,000 waiters on one more, all released again.
+/// 100,000 keys held and 100,000 waiters on one more, all released again.
 fn burst_on<P: Peer<u64>>(peer: &P) {
     {
         let guards: Vec<_> = (1..=BURST as u64).map(|key| now(peer.lock(key))).collect();
