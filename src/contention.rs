@@ -16,11 +16,13 @@ std::thread_local!(static LAST_WAITED: Cell<bool> = const { Cell::new(false) });
 loom::thread_local!(static LAST_WAITED: Cell<bool> = Cell::new(false));
 
 /// Whether this thread's last acquire of a single key had to wait.
+#[inline]
 pub(crate) fn expected() -> bool {
     LAST_WAITED.with(Cell::get)
 }
 
 /// Records whether an acquire had to wait.
+#[inline]
 pub(crate) fn saw(waited: bool) {
     LAST_WAITED.with(|last| last.set(waited));
 }

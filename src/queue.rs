@@ -150,6 +150,7 @@ impl WaitQueue {
     ///
     /// Panics if the slab would need an index past `u32::MAX - 2`.
     #[track_caller]
+    #[inline]
     pub(crate) fn push_back(&mut self, waiters: &mut Slab<Waiter>, waker: Option<Waker>) -> Slot {
         let slot = Slot::new(waiters.vacant_key());
         let (prev, next) = match self.head {
@@ -178,6 +179,7 @@ impl WaitQueue {
     /// granted and returns its waker, to wake once unlocked. `None` if the
     /// queue is empty; `Some(None)` if the waiter has no waker yet, and so
     /// will find the grant when it supplies one.
+    #[inline]
     pub(crate) fn grant_front(&mut self, waiters: &mut Slab<Waiter>) -> Option<Option<Waker>> {
         let head = self.head?;
         self.unlink(waiters, head);
@@ -189,11 +191,13 @@ impl WaitQueue {
 
     /// Unlinks the queued waiter at `slot` and frees its slab entry, in O(1),
     /// returning its waker so that it can be dropped once unlocked.
+    #[inline]
     pub(crate) fn remove(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) -> Option<Waker> {
         self.unlink(waiters, slot);
         waiters.remove(slot.index()).waker
     }
 
+    #[inline]
     fn unlink(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) {
         let Waiter { prev, next, .. } = waiters[slot.index()];
         self.len -= 1;

@@ -86,6 +86,7 @@ impl Deferred {
     }
 
     /// Wakes or drops the waker. Call only with the mutex released.
+    #[inline]
     pub(crate) fn run(self) {
         match self {
             Deferred::Nothing => {}
