@@ -908,14 +908,21 @@ fn a_panicking_waker_clone_propagates_and_leaves_no_waiter_behind() {
     assert!(b_task.poll(&mut b).is_pending());
 
     // First poll on a held key: the clone panics, and the future is left
-    // finished with nothing queued.
-    let mut a = locks.acquire(K);
-    poll_bad(&mut a);
-    assert!(a.is_terminated());
-    expect_panic("polled after completion", || Task::new().poll(&mut a));
-    drop(a);
-    assert_eq!(locks.queue_len(&K), 2);
-    assert_eq!(waiters(&locks), 1);
+    // finished with nothing queued. Both ways: cloned before queueing (this
+    // thread's last acquire waited, as `b`'s did), or after (its last
+    // acquire did not wait), when the waiter just queued is taken out.
+    for last_waited in [true, false] {
+        if !last_waited {
+            drop(locks.acquire(K + 1).now_or_never().expect("free"));
+        }
+        let mut a = locks.acquire(K);
+        poll_bad(&mut a);
+        assert!(a.is_terminated());
+        expect_panic("polled after completion", || Task::new().poll(&mut a));
+        drop(a);
+        assert_eq!(locks.queue_len(&K), 2);
+        assert_eq!(waiters(&locks), 1);
+    }
 
     // Already queued, then polled from a task whose waker's clone panics:
     // whatever becomes of the future, once it is dropped it must not hold
