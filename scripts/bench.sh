@@ -448,7 +448,8 @@ w("## Scenario 6: queue scaling (one key, Q waiters, hand polling)")
 w("")
 w("Per operation, median of up to 7 runs. `cold` is the first burst on a new peer (it pays "
   "for growing whatever holds the waiters), `warm` a second burst of the same size on the "
-  "same peer. Cancel drops every other waiter; hand-off releases and polls the rest oldest "
+  "same peer (lock-manager gives a drained burst's room back, so it grows again: its warm "
+  "equals its cold). Cancel drops every other waiter; hand-off releases and polls the rest oldest "
   "first. The floor cannot queue.")
 w("")
 w("| Peer | Q | enqueue | cancel | hand-off | warm enqueue | warm hand-off |")
