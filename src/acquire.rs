@@ -14,71 +14,117 @@ use futures_core::future::FusedFuture;
 
 use crate::busy::Busy;
 use crate::guard::{LockGuard, OwnedLockGuard};
+use crate::hashed::KeyHash;
 use crate::manager::LockManager;
 use crate::queue::Slot;
-use crate::shards::{ShardIndex, WaiterRef};
+use crate::shards::WaiterRef;
 
 /// Where an acquire future is in its life. Shared by both futures, which
 /// differ only in how they hold the manager.
-#[derive(Debug)]
 enum Progress<K> {
-    /// Not polled yet: in no queue, so dropping it does nothing.
-    Unpolled(K),
-    /// Queued on `key`, or already granted it, in `slot` of `shard`, which
-    /// belongs to this future until it is polled to completion or dropped.
-    /// (The two fields of a [`WaiterRef`], kept apart so that the enum's
-    /// tag fits beside them: the future stays at 24 bytes for `u64` keys.)
-    Waiting {
+    /// On `key`, hashed to `hash` when the future was made. In no queue
+    /// until the first poll (`slot` is `None`, and dropping the future does
+    /// nothing); from then on, queued or already granted the key in `slot`
+    /// of the shard `hash` names, which belongs to this future until it is
+    /// polled to completion or dropped. (The key hashed up front and the
+    /// slot an `Option` rather than a variant of their own: the two leave
+    /// the enum a niche for its tag, so the future stays at 24 bytes for
+    /// `u64` keys.)
+    Active {
         key: K,
-        shard: ShardIndex,
-        slot: Slot,
+        hash: KeyHash,
+        slot: Option<Slot>,
     },
     /// The guard was handed out.
     Done,
 }
 
+/// Prints the stage (`Unpolled`, `Waiting`, queued or granted, or `Done`)
+/// with the key, and the slot of a waiter.
+impl<K: fmt::Debug> fmt::Debug for Progress<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Progress::Active {
+                key, slot: None, ..
+            } => f.debug_tuple("Unpolled").field(key).finish(),
+            Progress::Active {
+                key,
+                slot: Some(slot),
+                ..
+            } => f
+                .debug_struct("Waiting")
+                .field("key", key)
+                .field("slot", slot)
+                .finish_non_exhaustive(),
+            Progress::Done => f.write_str("Done"),
+        }
+    }
+}
+
 impl<K> Progress<K> {
-    fn placed(key: K, WaiterRef { shard, slot }: WaiterRef) -> Self {
-        Progress::Waiting { key, shard, slot }
+    fn unpolled(key: K, hash: KeyHash) -> Self {
+        Progress::Active {
+            key,
+            hash,
+            slot: None,
+        }
+    }
+
+    fn placed(key: K, WaiterRef { hash, slot }: WaiterRef) -> Self {
+        Progress::Active {
+            key,
+            hash,
+            slot: Some(slot),
+        }
     }
 }
 
 impl<K: Eq + Hash> Progress<K> {
-    /// Advances the future; yields the key once the lock is held.
+    /// Advances the future; yields the key and its hash once the lock is
+    /// held.
     #[track_caller]
-    fn poll<S: BuildHasher>(&mut self, manager: &LockManager<K, S>, cx: &mut Context<'_>) -> Poll<K>
+    fn poll<S: BuildHasher>(
+        &mut self,
+        manager: &LockManager<K, S>,
+        cx: &mut Context<'_>,
+    ) -> Poll<(K, KeyHash)>
     where
         K: Clone,
     {
         match self {
-            Progress::Unpolled(_) => {
+            Progress::Active { slot: None, .. } => {
                 // Left `Done` if anything below panics: nothing is queued
                 // then (`lock_or_enqueue` undoes its own queueing).
-                let Progress::Unpolled(key) = std::mem::replace(self, Progress::Done) else {
+                let Progress::Active { key, hash, .. } = std::mem::replace(self, Progress::Done)
+                else {
                     unreachable!("matched above");
                 };
-                match manager.lock_or_enqueue(&key, cx.waker()) {
-                    None => Poll::Ready(key),
-                    Some(WaiterRef { shard, slot }) => {
-                        *self = Progress::Waiting { key, shard, slot };
+                match manager.lock_or_enqueue(&key, hash, cx.waker()) {
+                    None => Poll::Ready((key, hash)),
+                    Some(slot) => {
+                        *self = Progress::placed(key, WaiterRef { hash, slot });
                         Poll::Pending
                     }
                 }
             }
-            // Stays `Waiting` until granted, so that dropping the future
+            // Stays `Active` until granted, so that dropping the future
             // after a panic here (a waker's clone or drop) still removes
             // the waiter.
-            Progress::Waiting { shard, slot, .. } => {
+            Progress::Active {
+                hash,
+                slot: Some(slot),
+                ..
+            } => {
                 let waiter = WaiterRef {
-                    shard: *shard,
+                    hash: *hash,
                     slot: *slot,
                 };
                 if !manager.poll_waiter(waiter, cx.waker(), None) {
                     return Poll::Pending;
                 }
                 match std::mem::replace(self, Progress::Done) {
-                    Progress::Waiting { key, .. } => Poll::Ready(key),
-                    _ => unreachable!("matched above"),
+                    Progress::Active { key, hash, .. } => Poll::Ready((key, hash)),
+                    Progress::Done => unreachable!("matched above"),
                 }
             }
             Progress::Done => panic!("lock-manager: acquire future polled after completion"),
@@ -87,8 +133,13 @@ impl<K: Eq + Hash> Progress<K> {
 
     /// Gives up the future's place; runs when it is dropped.
     fn cancel<S: BuildHasher>(&mut self, manager: &LockManager<K, S>) {
-        if let Progress::Waiting { key, shard, slot } = std::mem::replace(self, Progress::Done) {
-            manager.cancel(&key, WaiterRef { shard, slot });
+        if let Progress::Active {
+            key,
+            hash,
+            slot: Some(slot),
+        } = std::mem::replace(self, Progress::Done)
+        {
+            manager.cancel(&key, WaiterRef { hash, slot });
         }
     }
 
@@ -179,7 +230,8 @@ where
     /// assert!(locks.try_acquire("a").is_some());
     /// ```
     pub fn try_acquire(&self, key: K) -> Option<LockGuard<'_, K, S>> {
-        self.try_lock(&key).then(|| LockGuard::new(self, key))
+        self.try_lock(&key)
+            .map(|hash| LockGuard::new(self, key, hash))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), returning a guard that holds
@@ -199,7 +251,7 @@ where
     /// ```
     pub fn try_acquire_owned(self: &Arc<Self>, key: K) -> Option<OwnedLockGuard<K, S>> {
         self.try_lock(&key)
-            .then(|| OwnedLockGuard::new(Arc::clone(self), key))
+            .map(|hash| OwnedLockGuard::new(Arc::clone(self), key, hash))
     }
 
     /// Takes a place in `key`'s queue now, unless `max_waiters` callers
@@ -364,9 +416,10 @@ where
 
 impl<'a, K: Eq + Hash, S: BuildHasher> Acquire<'a, K, S> {
     pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self {
+        let hash = manager.hash(&key);
         Self {
             manager,
-            progress: Progress::Unpolled(key),
+            progress: Progress::unpolled(key, hash),
         }
     }
 
@@ -387,7 +440,7 @@ impl<'a, K: Eq + Hash + Clone, S: BuildHasher> Future for Acquire<'a, K, S> {
         let manager = self.manager;
         self.progress
             .poll(manager, cx)
-            .map(|key| LockGuard::new(manager, key))
+            .map(|(key, hash)| LockGuard::new(manager, key, hash))
     }
 }
 
@@ -457,9 +510,10 @@ where
 
 impl<K: Eq + Hash, S: BuildHasher> AcquireOwned<K, S> {
     pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self {
+        let hash = manager.hash(&key);
         Self {
             manager,
-            progress: Progress::Unpolled(key),
+            progress: Progress::unpolled(key, hash),
         }
     }
 
@@ -480,7 +534,7 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireOwned<K, S> {
         let this = &mut *self;
         this.progress
             .poll(&this.manager, cx)
-            .map(|key| OwnedLockGuard::new(Arc::clone(&this.manager), key))
+            .map(|(key, hash)| OwnedLockGuard::new(Arc::clone(&this.manager), key, hash))
     }
 }
 

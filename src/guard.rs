@@ -5,6 +5,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
+use crate::hashed::KeyHash;
 use crate::manager::LockManager;
 
 /// Holds the lock on one key of a [`LockManager`]; dropping it releases the
@@ -47,11 +48,13 @@ where
 {
     manager: &'a LockManager<K, S>,
     key: K,
+    /// Finds the key's shard and entry again at release, without hashing.
+    hash: KeyHash,
 }
 
 impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
-    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self {
-        Self { manager, key }
+    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K, hash: KeyHash) -> Self {
+        Self { manager, key, hash }
     }
 
     /// The key this guard holds.
@@ -87,7 +90,7 @@ impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for LockGuard<'_, K, S> {
     fn drop(&mut self) {
-        self.manager.release(&self.key);
+        self.manager.release(&self.key, self.hash);
     }
 }
 
@@ -138,11 +141,13 @@ where
 {
     manager: Arc<LockManager<K, S>>,
     key: K,
+    /// Finds the key's shard and entry again at release, without hashing.
+    hash: KeyHash,
 }
 
 impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
-    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self {
-        Self { manager, key }
+    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K, hash: KeyHash) -> Self {
+        Self { manager, key, hash }
     }
 
     /// The key this guard holds.
@@ -180,7 +185,7 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedLockGuard<K, S> {
     fn drop(&mut self) {
-        self.manager.release(&self.key);
+        self.manager.release(&self.key, self.hash);
     }
 }
 

@@ -81,9 +81,10 @@
 //! `HashMap` from every held key to its wait queue and a [`slab`] of that
 //! shard's waiters. A queue is a circular doubly linked list threaded
 //! through slab indices, so joining, leaving and handing over are O(1)
-//! whatever its length. An uncontended acquire and release is one hash
-//! lookup each under one shard's mutex and allocates nothing beyond the
-//! map's own growth (and a clone of the key). Wakers are cloned, woken and
+//! whatever its length. A key is hashed once per acquire, outside the
+//! mutexes, and its hash is kept with it: an uncontended acquire and
+//! release is one map lookup each under one shard's mutex and allocates
+//! nothing beyond the map's own growth (and a clone of the key). Wakers are cloned, woken and
 //! dropped only after the mutex is released, so a waker that calls back
 //! into the manager cannot deadlock it.
 #![forbid(unsafe_code)]
@@ -104,6 +105,7 @@ mod contention;
 mod diagnostics;
 mod global;
 mod guard;
+mod hashed;
 mod manager;
 mod many;
 mod queue;

@@ -11,6 +11,8 @@ use std::task::Waker;
 use crate::busy::Busy;
 use crate::contention;
 use crate::diagnostics::{HeldKey, Stats};
+use crate::hashed::KeyHash;
+use crate::queue::Slot;
 use crate::shards::{self, Shards, WaiterRef};
 use crate::state::{Enqueue, WaiterPoll};
 
@@ -29,13 +31,16 @@ use crate::state::{Enqueue, WaiterPoll};
 ///
 /// # Key requirements
 ///
-/// `K`'s `Hash`, `Eq` and `Drop` run while one of the manager's internal
-/// mutexes is held, so they must not call back into the same manager (that
-/// deadlocks). `Clone` runs outside them, except in
-/// [`snapshot`](Self::snapshot). If `Hash`, `Eq` or `Clone` panics,
-/// the panic reaches the caller and the manager stays consistent. If `Hash`
-/// and `Eq` are inconsistent (equal keys with different hashes, or a hash
-/// that changes), that key may stay locked for good and dropping one of its
+/// `K`'s `Eq` and `Drop` run while one of the manager's internal mutexes
+/// is held, so they must not call back into the same manager (that
+/// deadlocks). `Hash` (with the manager's hasher) runs outside them, once
+/// per acquire: the hash is kept with the key, so releasing it, handing it
+/// on or giving up a place in its queue never hashes again. `Clone` runs
+/// outside them too, except in [`snapshot`](Self::snapshot). If `Hash`,
+/// `Eq` or `Clone` panics, the panic reaches the caller and the manager
+/// stays consistent. If `Hash` and `Eq` are inconsistent (equal keys with
+/// different hashes, or a key unequal to its own clone), such keys may be
+/// locked twice at once or stay locked for good, and dropping one of their
 /// queued futures may panic, as a `HashMap` would misbehave; other keys are
 /// never affected.
 ///
@@ -104,7 +109,7 @@ impl<K> LockManager<K> {
     }
 }
 
-impl<K, S: Clone> LockManager<K, S> {
+impl<K, S> LockManager<K, S> {
     /// Creates an empty manager that hashes keys with `hasher`.
     ///
     /// # Examples
@@ -206,7 +211,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards.of(key).lock().is_locked(key)
+        let hash = self.shards.hash(key);
+        self.shards.of(hash).lock().is_locked(key, hash)
     }
 
     /// The number of lock entries for `key`: its holder plus its waiters, or
@@ -239,7 +245,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shards.of(key).lock().queue_len(key)
+        let hash = self.shards.hash(key);
+        self.shards.of(hash).lock().queue_len(key, hash)
     }
 
     /// Returns all the memory kept from busier times: the room the manager
@@ -367,13 +374,21 @@ where
     K: Eq + Hash,
     S: BuildHasher,
 {
-    /// Releases `key`, handing it to the oldest waiter if there is one.
+    /// Hashes `key` with the manager's hasher: once per acquire, outside
+    /// the mutexes.
+    #[inline]
+    pub(crate) fn hash(&self, key: &K) -> KeyHash {
+        self.shards.hash(key)
+    }
+
+    /// Releases `key`, whose hash is `hash`, handing it to the oldest
+    /// waiter if there is one.
     ///
     /// Out of line, like [`lock_or_enqueue`](Self::lock_or_enqueue): see
     /// there.
     #[inline(never)]
-    pub(crate) fn release(&self, key: &K) {
-        let deferred = self.shards.of(key).lock().release(key);
+    pub(crate) fn release(&self, key: &K, hash: KeyHash) {
+        let deferred = self.shards.of(hash).lock().release(key, hash);
         deferred.run();
     }
 
@@ -381,9 +396,9 @@ where
     pub(crate) fn cancel(&self, key: &K, waiter: WaiterRef) {
         let deferred = self
             .shards
-            .get(waiter.shard)
+            .of(waiter.hash)
             .lock()
-            .cancel(key, waiter.slot);
+            .cancel(key, waiter.hash, waiter.slot);
         deferred.run();
     }
 
@@ -396,7 +411,7 @@ where
         waker: &Waker,
         mut fresh: Option<Waker>,
     ) -> bool {
-        let shard = self.shards.get(waiter.shard);
+        let shard = self.shards.of(waiter.hash);
         // Cloned only when the stored waker is missing or another task's,
         // and outside the mutex: cloning and dropping wakers runs foreign
         // code. Whatever is left here (an unused clone, or the replaced
@@ -417,8 +432,8 @@ where
     K: Eq + Hash + Clone,
     S: BuildHasher,
 {
-    /// Locks `key` at once (`None`), or queues a waiter woken through
-    /// `waker` (`Some`).
+    /// Locks `key`, whose hash is `hash`, at once (`None`), or queues a
+    /// waiter woken through `waker` (`Some`).
     ///
     /// Out of line: once `acquire_many` also calls it (and `release`), the
     /// compiler inlined both into the single-key future and guard, and an
@@ -426,23 +441,22 @@ where
     /// (`cargo bench --bench locks -- uncontended`, in one binary with the
     /// pairs scenario).
     #[inline(never)]
-    pub(crate) fn lock_or_enqueue(&self, key: &K, waker: &Waker) -> Option<WaiterRef> {
+    pub(crate) fn lock_or_enqueue(&self, key: &K, hash: KeyHash, waker: &Waker) -> Option<Slot> {
         let candidate = key.clone();
-        let shard = self.shards.index_of(key);
         // Cloned before locking when this thread's last acquire had to
         // wait, so that queueing then takes the mutex once, not twice.
         let expected = contention::expected();
         let mut early = expected.then(|| waker.clone());
         let outcome = self
             .shards
-            .get(shard)
+            .of(hash)
             .lock()
-            .lock_or_enqueue(candidate, &mut early);
+            .lock_or_enqueue(candidate, hash, &mut early);
         contention::saw(matches!(outcome, Enqueue::Queued(_)));
         match outcome {
             Enqueue::Locked => None,
-            Enqueue::Queued(slot) if expected => Some(WaiterRef { shard, slot }),
-            Enqueue::Queued(slot) => self.supply_waker(key, WaiterRef { shard, slot }, waker),
+            Enqueue::Queued(slot) if expected => Some(slot),
+            Enqueue::Queued(slot) => self.supply_waker(key, WaiterRef { hash, slot }, waker),
         }
     }
 
@@ -452,7 +466,7 @@ where
     /// Out of line, as the uncontended path is a quarter faster without it
     /// (`cargo bench --bench locks`, uncontended).
     #[inline(never)]
-    fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Option<WaiterRef> {
+    fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Option<Slot> {
         // Should cloning panic, the waiter must not stay queued for good.
         let cancel = CancelOnUnwind {
             manager: self,
@@ -461,28 +475,35 @@ where
         };
         let fresh = waker.clone();
         std::mem::forget(cancel);
-        (!self.poll_waiter(waiter, waker, Some(fresh))).then_some(waiter)
+        (!self.poll_waiter(waiter, waker, Some(fresh))).then_some(waiter.slot)
     }
 
     /// Places a waiter for `key` (granted at once if the key is free, else
     /// queued without a waker), unless `max_waiters` already wait.
     pub(crate) fn place(&self, key: &K, max_waiters: usize) -> Result<WaiterRef, Busy> {
         let candidate = key.clone();
-        let shard = self.shards.index_of(key);
-        let outcome = self.shards.get(shard).lock().place(candidate, max_waiters);
+        let hash = self.shards.hash(key);
+        let outcome = self
+            .shards
+            .of(hash)
+            .lock()
+            .place(candidate, hash, max_waiters);
         match outcome {
-            Ok(slot) => Ok(WaiterRef { shard, slot }),
+            Ok(slot) => Ok(WaiterRef { hash, slot }),
             Err(waiters) => Err(Busy { waiters }),
         }
     }
 
-    pub(crate) fn try_lock(&self, key: &K) -> bool {
+    /// Takes `key` if it is free, returning its hash.
+    pub(crate) fn try_lock(&self, key: &K) -> Option<KeyHash> {
         let candidate = key.clone();
-        self.shards.of(key).lock().try_lock(candidate)
+        let hash = self.shards.hash(key);
+        let locked = self.shards.of(hash).lock().try_lock(candidate, hash);
+        locked.then_some(hash)
     }
 }
 
-impl<K, S: Default + Clone> Default for LockManager<K, S> {
+impl<K, S: Default> Default for LockManager<K, S> {
     fn default() -> Self {
         Self::with_hasher(S::default())
     }

@@ -24,9 +24,10 @@ use std::task::{Context, Poll};
 use futures_core::future::FusedFuture;
 
 use crate::busy::Busy;
+use crate::hashed::KeyHash;
 use crate::manager::LockManager;
 use crate::queue::Slot;
-use crate::shards::{self, ShardIndex, Shards, WaiterRef};
+use crate::shards::{ShardIndex, Shards, WaiterRef};
 use crate::state::{Enqueue, State};
 use crate::sync::MutexGuard;
 
@@ -36,20 +37,20 @@ struct Link<K> {
     /// The manager's copy of `key`, cloned outside the mutexes and moved
     /// into its map when the request is placed.
     copy: Option<K>,
-    /// The key's spread hash, which orders the links and names the shard;
-    /// computed on the first poll.
-    hash: u64,
+    /// The key's hash, which orders the links and names the shard;
+    /// computed when the request is made.
+    hash: KeyHash,
     /// The request's waiter on `key` (queued, or granted but not yet
     /// taken), or `None` once the request holds the key.
     slot: Option<Slot>,
 }
 
 impl<K> Link<K> {
-    fn new(key: K) -> Self {
+    fn new(key: K, hash: KeyHash) -> Self {
         Self {
             key,
             copy: None,
-            hash: 0,
+            hash,
             slot: None,
         }
     }
@@ -145,7 +146,7 @@ impl<K: Eq + Hash + Clone> Progress<K> {
         while let Some(link) = links.get_mut(*next) {
             if let Some(slot) = link.slot {
                 let waiter = WaiterRef {
-                    shard: manager.shards().index_of_spread(link.hash),
+                    hash: link.hash,
                     slot,
                 };
                 if !manager.poll_waiter(waiter, cx.waker(), None) {
@@ -170,11 +171,14 @@ impl<K: Eq + Hash> Progress<K> {
     fn cancel<S: BuildHasher>(&mut self, manager: &LockManager<K, S>) {
         if let Progress::Waiting { links, .. } = std::mem::replace(self, Progress::Done) {
             for_each_to_the_end(links, |link| match link.slot {
-                None => manager.release(&link.key),
-                Some(slot) => {
-                    let shard = manager.shards().index_of_spread(link.hash);
-                    manager.cancel(&link.key, WaiterRef { shard, slot });
-                }
+                None => manager.release(&link.key, link.hash),
+                Some(slot) => manager.cancel(
+                    &link.key,
+                    WaiterRef {
+                        hash: link.hash,
+                        slot,
+                    },
+                ),
             });
         }
     }
@@ -184,17 +188,22 @@ impl<K: Eq + Hash> Progress<K> {
     }
 }
 
-/// One link per key, in the caller's order.
-fn links_of<K>(keys: impl IntoIterator<Item = K>) -> Vec<Link<K>> {
-    keys.into_iter().map(Link::new).collect()
+/// One link per key, in the caller's order, each key hashed.
+fn links_of<K: Eq + Hash, S: BuildHasher>(
+    manager: &LockManager<K, S>,
+    keys: impl IntoIterator<Item = K>,
+) -> Vec<Link<K>> {
+    keys.into_iter()
+        .map(|key| {
+            let hash = manager.hash(&key);
+            Link::new(key, hash)
+        })
+        .collect()
 }
 
 /// Sorts the links by shard, merges duplicate keys, and clones the
 /// manager's copy of each key, all outside the mutexes.
-fn prepare<K: Eq + Hash + Clone>(links: &mut Vec<Link<K>>) {
-    for link in links.iter_mut() {
-        link.hash = shards::spread(&link.key);
-    }
+fn prepare<K: Eq + Clone>(links: &mut Vec<Link<K>>) {
     links.sort_unstable_by_key(|link| link.hash);
     // Equal keys have equal hashes, so a duplicate sits in its hash's run.
     let mut kept = 0;
@@ -235,7 +244,7 @@ fn place<K: Eq + Hash, S: BuildHasher>(
     };
     // In increasing index order, as the links are sorted by hash.
     for link in placing.links.iter() {
-        let shard = shards.index_of_spread(link.hash);
+        let shard = shards.index_of(link.hash);
         if placing
             .locked
             .last()
@@ -248,9 +257,9 @@ fn place<K: Eq + Hash, S: BuildHasher>(
         // Checked before anything changes, so that a refusal leaves no
         // trace, not even in the counters.
         for link in placing.links.iter() {
-            let shard = shards.index_of_spread(link.hash);
+            let shard = shards.index_of(link.hash);
             let waiters = locked_state(&mut placing.locked, shard)
-                .queue_len(&link.key)
+                .queue_len(&link.key, link.hash)
                 .checked_sub(1);
             if let Some(waiters) = waiters.filter(|&waiters| waiters >= max_waiters) {
                 return Err(Busy { waiters });
@@ -259,11 +268,11 @@ fn place<K: Eq + Hash, S: BuildHasher>(
     }
     for i in 0..placing.links.len() {
         let link = &mut placing.links[i];
-        let shard = shards.index_of_spread(link.hash);
+        let shard = shards.index_of(link.hash);
         let copy = link.copy.take().expect("cloned by prepare");
         let state = locked_state(&mut placing.locked, shard);
         // Queued without a waker: the first poll installs one.
-        link.slot = match state.lock_or_enqueue(copy, &mut None) {
+        link.slot = match state.lock_or_enqueue(copy, link.hash, &mut None) {
             Enqueue::Locked => None,
             Enqueue::Queued(slot) => Some(slot),
         };
@@ -274,19 +283,19 @@ fn place<K: Eq + Hash, S: BuildHasher>(
 }
 
 /// The shards locked by [`place`], and the links placed so far: removed
-/// again if a key's `Hash` or `Eq` panics halfway.
+/// again if a key's `Eq` panics halfway.
 struct Placing<'a, K: Eq + Hash, S: BuildHasher> {
     shards: &'a Shards<K, S>,
-    locked: Vec<(ShardIndex, MutexGuard<'a, State<K, S>>)>,
+    locked: Vec<(ShardIndex, MutexGuard<'a, State<K>>)>,
     links: &'a mut [Link<K>],
     to_undo: usize,
 }
 
 /// The state of `shard`, among the shards `locked` by [`place`].
-fn locked_state<'s, K, S>(
-    locked: &'s mut [(ShardIndex, MutexGuard<'_, State<K, S>>)],
+fn locked_state<'s, K>(
+    locked: &'s mut [(ShardIndex, MutexGuard<'_, State<K>>)],
     shard: ShardIndex,
-) -> &'s mut State<K, S> {
+) -> &'s mut State<K> {
     let (_, state) = locked
         .iter_mut()
         .find(|(locked, _)| *locked == shard)
@@ -297,12 +306,12 @@ fn locked_state<'s, K, S>(
 impl<K: Eq + Hash, S: BuildHasher> Drop for Placing<'_, K, S> {
     fn drop(&mut self) {
         for link in &self.links[..self.to_undo] {
-            let shard = self.shards.index_of_spread(link.hash);
+            let shard = self.shards.index_of(link.hash);
             let state = locked_state(&mut self.locked, shard);
             // Nobody else reached these keys meanwhile: no waker to run.
             let deferred = match link.slot {
-                None => state.release(&link.key),
-                Some(slot) => state.cancel(&link.key, slot),
+                None => state.release(&link.key, link.hash),
+                Some(slot) => state.cancel(&link.key, link.hash, slot),
             };
             debug_assert!(deferred.is_nothing());
         }
@@ -326,7 +335,7 @@ fn for_each_to_the_end<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(
 
 /// Releases every key in `keys`, handing each to its oldest waiter.
 fn release_all<K: Eq + Hash, S: BuildHasher>(manager: &LockManager<K, S>, keys: &[K]) {
-    for_each_to_the_end(keys, |key| manager.release(key));
+    for_each_to_the_end(keys, |key| manager.release(key, manager.hash(key)));
 }
 
 impl<K, S> LockManager<K, S>
@@ -360,7 +369,8 @@ where
     /// # Panics
     ///
     /// Polling the future again after it returned its guard panics. If a
-    /// key's `Hash` or `Eq` panics while the request is placed, the panic
+    /// key's `Hash` panics, the panic leaves this call, which hashes every
+    /// key; if its `Eq` panics while the request is placed, the panic
     /// reaches the poller and the keys placed so far are given up (a second
     /// panic while undoing aborts, as any panic during unwinding does).
     ///
@@ -384,7 +394,7 @@ where
     {
         AcquireMany {
             manager: self,
-            progress: Progress::Unpolled(links_of(keys)),
+            progress: Progress::Unpolled(links_of(self, keys)),
         }
     }
 
@@ -420,7 +430,7 @@ where
     {
         AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::Unpolled(links_of(keys)),
+            progress: Progress::Unpolled(links_of(self, keys)),
         }
     }
 
@@ -550,7 +560,7 @@ where
     {
         Ok(AcquireMany {
             manager: self,
-            progress: Progress::placed(self, links_of(keys), Some(max_waiters))?,
+            progress: Progress::placed(self, links_of(self, keys), Some(max_waiters))?,
         })
     }
 
@@ -593,7 +603,7 @@ where
     {
         Ok(AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::placed(self, links_of(keys), Some(max_waiters))?,
+            progress: Progress::placed(self, links_of(self, keys), Some(max_waiters))?,
         })
     }
 
@@ -662,7 +672,7 @@ where
         // then `request` is dropped, and gives it up.
         let mut request = AcquireMany {
             manager: self,
-            progress: Progress::placed(self, links_of(keys), Some(0)).ok()?,
+            progress: Progress::placed(self, links_of(self, keys), Some(0)).ok()?,
         };
         request.progress.take_if_held()
     }

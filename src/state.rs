@@ -7,13 +7,13 @@
 
 use std::borrow::Borrow;
 use std::collections::hash_map::{Entry, HashMap};
-use std::hash::{BuildHasher, Hash};
 use std::task::Waker;
 
 use slab::Slab;
 
 use crate::clock;
 use crate::diagnostics::{HeldKey, Stats};
+use crate::hashed::{BuildStoredHash, Hashed, KeyHash, Lookup, Probe};
 use crate::queue::{self, Slot, WaitQueue, Waiter, WaiterState};
 
 /// The capacity, in keys and in waiters, up to which a shard keeps the room
@@ -24,10 +24,12 @@ const KEPT: usize = 32;
 
 /// The state behind the manager's mutex.
 #[derive(Debug)]
-pub(crate) struct State<K, S> {
+pub(crate) struct State<K> {
     /// Every held key, with the waiters queued behind its holder. A key is
     /// in the map exactly as long as it is held, so idle keys cost nothing.
-    keys: HashMap<K, WaitQueue, S>,
+    /// Keys are stored and looked up with their hash, computed once outside
+    /// the mutex.
+    keys: HashMap<Hashed<K>, WaitQueue, BuildStoredHash>,
     /// The waiters of every key; a [`Slot`] indexes here.
     waiters: Slab<Waiter>,
     /// Counted under the mutex held anyway: no atomic operation.
@@ -96,10 +98,10 @@ impl Deferred {
     }
 }
 
-impl<K, S> State<K, S> {
-    pub(crate) fn with_hasher(hasher: S) -> Self {
+impl<K> State<K> {
+    pub(crate) fn new() -> Self {
         Self {
-            keys: HashMap::with_hasher(hasher),
+            keys: HashMap::default(),
             waiters: Slab::new(),
             counts: Counts::default(),
         }
@@ -132,7 +134,7 @@ impl<K, S> State<K, S> {
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
+impl<K: Eq> State<K> {
     /// Gives back the capacity that keys and waiters no longer use.
     pub(crate) fn shrink_to_fit(&mut self) {
         self.keys.shrink_to_fit();
@@ -145,25 +147,28 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     }
 
     /// The holder and waiters of `key`: 0 when it is free.
-    pub(crate) fn queue_len<Q>(&self, key: &Q) -> usize
+    pub(crate) fn queue_len<Q>(&self, key: &Q, hash: KeyHash) -> usize
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Eq + ?Sized,
     {
-        self.keys.get(key).map_or(0, |queue| 1 + queue.len())
+        self.keys
+            .get(&Lookup { key, hash } as &dyn Probe<Q>)
+            .map_or(0, |queue| 1 + queue.len())
     }
 
-    pub(crate) fn is_locked<Q>(&self, key: &Q) -> bool
+    pub(crate) fn is_locked<Q>(&self, key: &Q, hash: KeyHash) -> bool
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Eq + ?Sized,
     {
-        self.keys.contains_key(key)
+        self.keys
+            .contains_key(&Lookup { key, hash } as &dyn Probe<Q>)
     }
 
     /// Takes `key` if it is free. Never queues.
-    pub(crate) fn try_lock(&mut self, key: K) -> bool {
-        match self.keys.entry(key) {
+    pub(crate) fn try_lock(&mut self, key: K, hash: KeyHash) -> bool {
+        match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
                 entry.insert(WaitQueue::new());
                 true
@@ -176,8 +181,13 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     /// (then returns their number and changes nothing): a waiter that
     /// already holds the key if it is free, or one queued, without a waker
     /// yet, behind everyone waiting.
-    pub(crate) fn place(&mut self, key: K, max_waiters: usize) -> Result<Slot, usize> {
-        match self.keys.entry(key) {
+    pub(crate) fn place(
+        &mut self,
+        key: K,
+        hash: KeyHash,
+        max_waiters: usize,
+    ) -> Result<Slot, usize> {
+        match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
                 entry.insert(WaitQueue::new());
                 Ok(queue::insert_granted(&mut self.waiters))
@@ -202,8 +212,13 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     /// without a waker, for the caller to install through
     /// [`State::poll_waiter`]; a waker left unused stays in `waker`, for
     /// the caller to drop once unlocked.
-    pub(crate) fn lock_or_enqueue(&mut self, key: K, waker: &mut Option<Waker>) -> Enqueue {
-        match self.keys.entry(key) {
+    pub(crate) fn lock_or_enqueue(
+        &mut self,
+        key: K,
+        hash: KeyHash,
+        waker: &mut Option<Waker>,
+    ) -> Enqueue {
+        match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
                 entry.insert(WaitQueue::new());
                 Enqueue::Locked
@@ -245,23 +260,23 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         }
     }
 
-    /// Removes the waiter in `slot`, queued on `key`, whose future was
-    /// dropped. If the lock had already been handed to it, it passes on.
+    /// Removes the waiter in `slot`, queued on `key` (whose hash is
+    /// `hash`), whose future was dropped. If the lock had already been handed to it, it passes on.
     ///
     /// # Panics
     ///
     /// Panics if `key` is not held, which happens only when `K`'s `Hash` or
     /// `Eq` is inconsistent.
-    pub(crate) fn cancel(&mut self, key: &K, slot: Slot) -> Deferred {
+    pub(crate) fn cancel(&mut self, key: &K, hash: KeyHash, slot: Slot) -> Deferred {
         self.counts.cancellations += 1;
         if self.waiters[slot.index()].is_granted() {
             // Woken, but dropped before taking the lock: hand it on.
             self.remove_waiter(slot);
-            return self.release(key);
+            return self.release(key, hash);
         }
         let queue = self
             .keys
-            .get_mut(key)
+            .get_mut(&Lookup { key, hash } as &dyn Probe<K>)
             .expect("lock-manager: a waiter's key was lost; is its `Hash` or `Eq` inconsistent?");
         let waker = queue.remove(&mut self.waiters, slot);
         self.trim_waiters();
@@ -292,9 +307,9 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         }
     }
 
-    /// Releases `key`: hands it straight to the oldest waiter, or forgets it
-    /// when nobody waits.
-    pub(crate) fn release(&mut self, key: &K) -> Deferred {
+    /// Releases `key`, whose hash is `hash`: hands it straight to the
+    /// oldest waiter, or forgets it when nobody waits.
+    pub(crate) fn release(&mut self, key: &K, hash: KeyHash) -> Deferred {
         // One hash lookup either way in the common cases: a shard where
         // nobody waits removes the key at once; one with waiters looks the
         // key up, hands it on in place, and removes it only if its own
@@ -302,7 +317,7 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
         let handed = if self.waiters.is_empty() {
             None
         } else {
-            let Some(queue) = self.keys.get_mut(key) else {
+            let Some(queue) = self.keys.get_mut(&Lookup { key, hash } as &dyn Probe<K>) else {
                 // Only reachable through an inconsistent `Hash` or `Eq`.
                 return Deferred::Nothing;
             };
@@ -315,7 +330,11 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
                 waker.map_or(Deferred::Nothing, Deferred::Wake)
             }
             None => {
-                if self.keys.remove(key).is_some() {
+                if self
+                    .keys
+                    .remove(&Lookup { key, hash } as &dyn Probe<K>)
+                    .is_some()
+                {
                     self.counts.releases += 1;
                     self.trim_keys();
                 }
@@ -325,11 +344,11 @@ impl<K: Eq + Hash, S: BuildHasher> State<K, S> {
     }
 }
 
-impl<K: Clone, S> State<K, S> {
+impl<K: Clone> State<K> {
     /// Appends every key held in this shard to `held`.
     pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>) {
         held.extend(self.keys.iter().map(|(key, queue)| HeldKey {
-            key: key.clone(),
+            key: key.key.clone(),
             waiters: queue.len(),
             held_for: clock::age(queue.held_since()),
             oldest_waiter: queue.oldest_since(&self.waiters).and_then(clock::age),
@@ -340,20 +359,34 @@ impl<K: Clone, S> State<K, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::hash_map::RandomState;
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::BuildHasherDefault;
 
-    fn state() -> State<u64, RandomState> {
-        State::with_hasher(RandomState::new())
+    fn state() -> State<u64> {
+        State::new()
     }
 
-    fn release(state: &mut State<u64, RandomState>, key: u64) {
-        state.release(&key).run();
+    /// The hash of `key`, as the manager computes it.
+    fn hash(key: u64) -> KeyHash {
+        KeyHash::of(&BuildHasherDefault::<DefaultHasher>::default(), &key)
+    }
+
+    fn try_lock(state: &mut State<u64>, key: u64) -> bool {
+        state.try_lock(key, hash(key))
+    }
+
+    fn release(state: &mut State<u64>, key: u64) {
+        state.release(&key, hash(key)).run();
+    }
+
+    fn cancel(state: &mut State<u64>, key: u64, slot: Slot) {
+        state.cancel(&key, hash(key), slot).run();
     }
 
     /// Queues `n` waiters on key 0, which must be held.
-    fn queue(state: &mut State<u64, RandomState>, n: usize) -> Vec<Slot> {
+    fn queue(state: &mut State<u64>, n: usize) -> Vec<Slot> {
         (0..n)
-            .map(|_| match state.lock_or_enqueue(0, &mut None) {
+            .map(|_| match state.lock_or_enqueue(0, hash(0), &mut None) {
                 Enqueue::Queued(slot) => slot,
                 Enqueue::Locked => panic!("key 0 is free"),
             })
@@ -364,7 +397,7 @@ mod tests {
     fn released_keys_give_their_room_back() {
         let mut state = state();
         for key in 0..2_000 {
-            assert!(state.try_lock(key));
+            assert!(try_lock(&mut state, key));
         }
         let mut trims = 0;
         for key in 0..2_000 {
@@ -390,12 +423,12 @@ mod tests {
     fn waiters_give_their_room_back_once_gone() {
         let mut state = state();
         let waker = Waker::noop();
-        assert!(state.try_lock(0));
+        assert!(try_lock(&mut state, 0));
         let slots = queue(&mut state, 1_000);
         // Half leave the queue, the other half are handed the key in turn.
         for (i, &slot) in slots.iter().enumerate() {
             if i % 2 == 0 {
-                state.cancel(&0, slot).run();
+                cancel(&mut state, 0, slot);
             }
         }
         assert!(state.waiters.capacity() >= 1_000, "kept while in use");
@@ -412,13 +445,13 @@ mod tests {
     #[test]
     fn a_granted_waiter_that_leaves_gives_the_room_back() {
         let mut state = state();
-        assert!(state.try_lock(0));
+        assert!(try_lock(&mut state, 0));
         let slots = queue(&mut state, 100);
         for &slot in &slots[..99] {
-            state.cancel(&0, slot).run();
+            cancel(&mut state, 0, slot);
         }
         release(&mut state, 0); // hands 0 to the last waiter
-        state.cancel(&0, slots[99]).run(); // which passes it on, to nobody
+        cancel(&mut state, 0, slots[99]); // which passes it on, to nobody
         assert_eq!(state.waiters.capacity(), 0);
         assert_eq!(state.locked_count(), 0);
     }
@@ -428,12 +461,12 @@ mod tests {
         let mut state = state();
         let mut room = None;
         for _ in 0..3 {
-            assert!(state.try_lock(0));
+            assert!(try_lock(&mut state, 0));
             for slot in queue(&mut state, KEPT) {
-                state.cancel(&0, slot).run();
+                cancel(&mut state, 0, slot);
             }
             for key in 1..=KEPT as u64 {
-                assert!(state.try_lock(key));
+                assert!(try_lock(&mut state, key));
             }
             for key in 0..=KEPT as u64 {
                 release(&mut state, key);

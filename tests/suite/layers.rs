@@ -81,6 +81,7 @@ fn the_state_layers_never_reach_the_manager() {
         "clock",
         "contention",
         "diagnostics",
+        "hashed",
         "queue",
         "state",
         "shards",

@@ -128,5 +128,6 @@ fn a_burst_gives_its_memory_back() {
 fn futures_and_guards_stay_small() {
     use lock_manager::{Acquire, LockGuard};
     assert_eq!(std::mem::size_of::<Acquire<'static, u64>>(), 24);
-    assert_eq!(std::mem::size_of::<LockGuard<'static, u64>>(), 16);
+    // The guard keeps the key's 32-bit hash, so that releasing never hashes.
+    assert_eq!(std::mem::size_of::<LockGuard<'static, u64>>(), 24);
 }

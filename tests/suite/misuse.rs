@@ -196,13 +196,11 @@ fn a_panicking_hash_reaches_the_caller_and_changes_nothing() {
     expect_panic("hash exploded", || locks.try_acquire(bomb(2, Bomb::Hash)));
     expect_panic("hash exploded", || locks.is_locked(&bomb(2, Bomb::Hash)));
     expect_panic("hash exploded", || locks.queue_len(&bomb(1, Bomb::Hash)));
-    let mut acquire = locks.acquire(bomb(1, Bomb::Hash));
-    expect_panic("hash exploded", || Task::new().poll(&mut acquire));
-    // The failed future is finished: nothing queued, dropping it is a no-op,
-    // and polling it again panics clearly.
-    assert!(acquire.is_terminated());
-    expect_panic("polled after completion", || Task::new().poll(&mut acquire));
-    drop(acquire);
+    // A key is hashed when its future is made.
+    expect_panic("hash exploded", || locks.acquire(bomb(1, Bomb::Hash)));
+    expect_panic("hash exploded", || {
+        locks.acquire_bounded(bomb(1, Bomb::Hash), 9)
+    });
 
     // Nothing changed, and the mutex still works (no poisoning).
     assert_eq!(locks.locked_count(), 1);
@@ -1332,9 +1330,11 @@ fn multi_managers<K: Eq + Hash>() -> [LockManager<K>; 2] {
     [LockManager::with_shards(1), LockManager::with_shards(64)]
 }
 
-/// A fuse shared by the keys of one request: their `Hash` calls are counted
+/// A fuse shared by the keys of one request: their `Eq` calls are counted
 /// together, and the call numbered `blow_at` panics, so a sweep over
-/// `blow_at` strikes every step of a placement in turn.
+/// `blow_at` strikes every comparison of a placement in turn. (`Hash` runs
+/// once per key, before any mutex is taken; `Eq` runs inside the shards'
+/// mutexes, where a panic may find keys already taken or queued on.)
 struct Fuse {
     calls: AtomicUsize,
     /// 0: never.
@@ -1378,33 +1378,50 @@ impl Debug for Fused {
 
 impl Hash for Fused {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let call = self.fuse.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if call == self.fuse.blow_at.load(Ordering::SeqCst) {
-            let manager = self.fuse.manager.get().and_then(Weak::upgrade);
-            let debug = manager.map(|locks| format!("{locks:?}"));
-            let locked = debug.is_some_and(|debug| debug.contains("<locked>"));
-            *self.fuse.under_mutex.lock().unwrap() = Some(locked);
-            panic!("hash exploded");
-        }
         self.id.hash(state);
     }
 }
 
+impl Fuse {
+    /// Counts a call, and blows if it is the call numbered `blow_at`.
+    fn tick(&self) {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if call == self.blow_at.load(Ordering::SeqCst) {
+            let manager = self.manager.get().and_then(Weak::upgrade);
+            let debug = manager.map(|locks| format!("{locks:?}"));
+            let locked = debug.is_some_and(|debug| debug.contains("<locked>"));
+            *self.under_mutex.lock().unwrap() = Some(locked);
+            panic!("eq exploded");
+        }
+    }
+}
+
 impl PartialEq for Fused {
+    /// Ticks the fuse of each side once (the map may put its own copy of
+    /// a key on either side).
     fn eq(&self, other: &Self) -> bool {
+        self.fuse.tick();
+        if !Arc::ptr_eq(&self.fuse, &other.fuse) {
+            other.fuse.tick();
+        }
         self.id == other.id
     }
 }
 
 impl Eq for Fused {}
 
-/// Sweeps a `Hash` panic over every call a four-key request makes, with
-/// two keys free, one held with a waiter and one held: wherever it
-/// strikes (picking shards, or inside the shard mutexes after some keys
-/// were already taken or queued on), the panic reaches the poller and every
-/// key placed so far is given back.
+/// The keys of the sweeps' requests: 3 and 4 are held. With eight keys
+/// placed in hash order, a held key is almost never placed first, so a
+/// panic comparing it strikes with free keys already taken.
+const SWEPT: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+
+/// Sweeps an `Eq` panic over every comparison an eight-key request makes
+/// with the keys it finds held (3, with a waiter, and 4): wherever it
+/// strikes, inside the shards' mutexes after other keys were already taken
+/// or queued on, the panic reaches the poller and every key placed so far
+/// is given back.
 #[test]
-fn a_hash_panicking_midway_through_a_multi_key_placement_undoes_it() {
+fn an_eq_panicking_midway_through_a_multi_key_placement_undoes_it() {
     for shards in [1, 64] {
         let mut under_mutex = 0;
         for blow_at in 1.. {
@@ -1418,19 +1435,19 @@ fn a_hash_panicking_midway_through_a_multi_key_placement_undoes_it() {
 
             let armed = Fuse::new(blow_at);
             armed.manager.set(Arc::downgrade(&locks)).unwrap();
-            let mut request = locks.acquire_many([1, 2, 3, 4].map(|id| fused(id, &armed)));
+            let mut request = locks.acquire_many(SWEPT.map(|id| fused(id, &armed)));
             let outcome = catch_unwind(AssertUnwindSafe(|| Task::new().poll(&mut request)));
             let Err(panic) = outcome else {
                 // Past the last call: nothing blew, the request just waits.
                 assert!(outcome.unwrap().is_pending());
                 assert!(armed.under_mutex.lock().unwrap().is_none());
-                armed.blow_at.store(0, Ordering::SeqCst); // dropping hashes too
+                armed.blow_at.store(0, Ordering::SeqCst); // dropping compares too
                 drop(request);
-                assert_eq!(locks.locked_count(), 2, "the request gave back 1 and 2");
-                assert!(blow_at > 8, "every key is hashed at least twice");
+                assert_eq!(locks.locked_count(), 2, "the request gave its keys back");
+                assert!(blow_at > 2, "3 and 4 are compared when placed");
                 break;
             };
-            assert_eq!(message(panic), "hash exploded", "blow_at {blow_at}");
+            assert_eq!(message(panic), "eq exploded", "blow_at {blow_at}");
             if armed.under_mutex.lock().unwrap().expect("the fuse blew") {
                 under_mutex += 1;
             }
@@ -1442,8 +1459,9 @@ fn a_hash_panicking_midway_through_a_multi_key_placement_undoes_it() {
             // Exactly as before the request, mutexes unpoisoned.
             let ctx = format!("{shards} shards, blow_at {blow_at}");
             assert_eq!(locks.locked_count(), 2, "{ctx}");
-            assert!(!locks.is_locked(&fused(1, &quiet)), "{ctx}");
-            assert!(!locks.is_locked(&fused(2, &quiet)), "{ctx}");
+            for id in [1, 2, 5, 6, 7, 8] {
+                assert!(!locks.is_locked(&fused(id, &quiet)), "{ctx}: {id}");
+            }
             assert_eq!(locks.queue_len(&fused(3, &quiet)), 2, "{ctx}");
             assert_eq!(locks.queue_len(&fused(4, &quiet)), 1, "{ctx}");
             assert_eq!(waiters(&*locks), 1, "{ctx}");
@@ -1453,27 +1471,26 @@ fn a_hash_panicking_midway_through_a_multi_key_placement_undoes_it() {
             drop(other);
             assert_eq!(locks.locked_count(), 0, "{ctx}");
             assert_eq!(waiters(&*locks), 0, "{ctx}");
-            for id in 1..=5 {
+            for id in 1..=9 {
                 assert_key_works(&*locks, fused(id, &quiet));
             }
-            let all = locks.acquire_many((1..=5).map(|id| fused(id, &quiet)));
+            let all = locks.acquire_many((1..=9).map(|id| fused(id, &quiet)));
             let all = all.now_or_never().expect("every key is free");
-            assert_eq!(locks.locked_count(), 5);
+            assert_eq!(locks.locked_count(), 9);
             drop(all);
             assert_eq!(locks.locked_count(), 0, "{ctx}");
         }
-        // One panic per key placed under the mutexes: the later ones struck
-        // with keys already taken or queued on.
-        assert!(under_mutex >= 4, "{shards} shards: {under_mutex}");
+        // Each held key's placement was struck, under the mutexes.
+        assert_eq!(under_mutex, 2, "{shards} shards");
     }
 }
 
 /// The same sweep over `try_acquire_many` and `acquire_many_bounded`, which
-/// also hash every key once more, under the mutexes, to check it before
-/// anything changes: wherever the panic strikes, it reaches the caller and
-/// the manager is as before (for `try`, its counters too).
+/// first look every key up under the mutexes, to check it before anything
+/// changes (comparing the held 4): wherever the panic strikes, it reaches
+/// the caller and the manager is as before (for `try`, its counters too).
 #[test]
-fn a_hash_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
+fn an_eq_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
     for shards in [1, 64] {
         for bounded in [false, true] {
             let mut under_mutex = 0;
@@ -1488,12 +1505,12 @@ fn a_hash_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
 
                 let armed = Fuse::new(blow_at);
                 armed.manager.set(Arc::downgrade(&locks)).unwrap();
-                let keys = [1, 2, 3, 4].map(|id| fused(id, &armed));
+                let keys = SWEPT.map(|id| fused(id, &armed));
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     if bounded {
                         let request = locks.acquire_many_bounded(keys, 8).expect("room");
-                        assert_eq!(locks.locked_count(), 4, "1 to 3 taken by the call");
-                        armed.blow_at.store(0, Ordering::SeqCst); // dropping hashes too
+                        assert_eq!(locks.locked_count(), 8, "7 keys taken by the call");
+                        armed.blow_at.store(0, Ordering::SeqCst); // dropping compares too
                         drop(request);
                     } else {
                         assert!(locks.try_acquire_many(keys).is_none(), "4 is held");
@@ -1503,7 +1520,7 @@ fn a_hash_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
                 let blew = match outcome {
                     Ok(()) => false,
                     Err(panic) => {
-                        assert_eq!(message(panic), "hash exploded", "{ctx}");
+                        assert_eq!(message(panic), "eq exploded", "{ctx}");
                         true
                     }
                 };
@@ -1521,20 +1538,17 @@ fn a_hash_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
                 assert_eq!(w4_task.wakes(), 1, "{ctx}: 4 passes to its old waiter");
                 drop(ready(w4_task.poll(&mut w4)));
                 assert_eq!(locks.locked_count(), 0, "{ctx}");
-                for id in 1..=4 {
+                for id in SWEPT {
                     assert_key_works(&*locks, fused(id, &quiet));
                 }
                 if !blew {
-                    // Each key hashed to sort it, then the held one (at
-                    // least) under the mutexes to check it.
-                    assert!(blow_at > 5, "{ctx}");
                     break;
                 }
             }
             // The check of the held key was struck, and for a bounded
-            // request every placement too.
-            let expected = if bounded { 5 } else { 1 };
-            assert!(under_mutex >= expected, "{shards} shards: {under_mutex}");
+            // request its placement too.
+            let expected = if bounded { 2 } else { 1 };
+            assert_eq!(under_mutex, expected, "{shards} shards, bounded {bounded}");
         }
     }
 }
@@ -1564,10 +1578,20 @@ fn a_multi_key_request_whose_key_panics_changes_nothing() {
             let mut waiter = locks.acquire(key(1));
             assert!(task.poll(&mut waiter).is_pending());
 
-            let mut request = locks.acquire_many(keys.iter().map(|&(id, b)| bomb(id, b)));
-            expect_panic(expected, || Task::new().poll(&mut request));
-            assert!(request.is_terminated(), "{expected}");
-            drop(request);
+            // Keys are hashed when the request is made, and placed when
+            // it is first polled.
+            let made = catch_unwind(AssertUnwindSafe(|| {
+                locks.acquire_many(keys.iter().map(|&(id, b)| bomb(id, b)))
+            }));
+            match made {
+                Err(panic) => assert_eq!(message(panic), expected),
+                Ok(mut request) => {
+                    assert_ne!(expected, "hash exploded");
+                    expect_panic(expected, || Task::new().poll(&mut request));
+                    assert!(request.is_terminated(), "{expected}");
+                    drop(request);
+                }
+            }
 
             assert_eq!(locks.locked_count(), 1, "{expected}");
             assert_eq!(locks.queue_len(&key(1)), 2, "{expected}");
