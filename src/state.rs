@@ -261,12 +261,14 @@ impl<K: Eq> State<K> {
     }
 
     /// Removes the waiter in `slot`, queued on `key` (whose hash is
-    /// `hash`), whose future was dropped. If the lock had already been handed to it, it passes on.
+    /// `hash`), whose future was dropped. If the lock had already been
+    /// handed to it, it passes on.
     ///
     /// # Panics
     ///
-    /// Panics if `key` is not held, which happens only when `K`'s `Hash` or
-    /// `Eq` is inconsistent.
+    /// Panics if `key` is not held, which happens only when `K`'s `Eq` is
+    /// inconsistent: the map's copy of the key, found by the same hash, is
+    /// not equal to it.
     pub(crate) fn cancel(&mut self, key: &K, hash: KeyHash, slot: Slot) -> Deferred {
         self.counts.cancellations += 1;
         if self.waiters[slot.index()].is_granted() {
@@ -277,7 +279,7 @@ impl<K: Eq> State<K> {
         let queue = self
             .keys
             .get_mut(&Lookup { key, hash } as &dyn Probe<K>)
-            .expect("lock-manager: a waiter's key was lost; is its `Hash` or `Eq` inconsistent?");
+            .expect("lock-manager: a waiter's key was lost; is its `Eq` inconsistent?");
         let waker = queue.remove(&mut self.waiters, slot);
         self.trim_waiters();
         waker.map_or(Deferred::Nothing, Deferred::Drop)
@@ -318,7 +320,7 @@ impl<K: Eq> State<K> {
             None
         } else {
             let Some(queue) = self.keys.get_mut(&Lookup { key, hash } as &dyn Probe<K>) else {
-                // Only reachable through an inconsistent `Hash` or `Eq`.
+                // Only reachable through an inconsistent `Eq`.
                 return Deferred::Nothing;
             };
             queue.grant_front(&mut self.waiters)

@@ -314,14 +314,16 @@ fn a_key_whose_hash_changes_strands_only_its_own_entry() {
     let locks = LockManager::with_shards(1);
     let salt = Arc::new(AtomicU64::new(0));
 
-    // Release with a changed hash finds nothing: the key stays locked.
+    // The key changes, and the manager's copy (a clone, which keeps the
+    // old salt) no longer equals it: release finds nothing, though it
+    // looks with the hash kept from the acquire. The key stays locked.
     let guard = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
     salt.store(1, Ordering::SeqCst);
     drop(guard);
     assert_eq!(locks.locked_count(), 1, "the stale entry stays");
 
-    // Cancelling a queued waiter whose key's hash changed panics clearly;
-    // the waiter stays queued on the stale entry.
+    // Cancelling a queued waiter whose key changed panics clearly; the
+    // waiter stays queued on the stale entry.
     salt.store(2, Ordering::SeqCst);
     let holder = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
     let mut waiter = locks.acquire(Shifty::new(1, &salt));
@@ -338,10 +340,11 @@ fn a_key_whose_hash_changes_strands_only_its_own_entry() {
     assert_key_works(&locks, Shifty::new(1, &fresh));
 }
 
-/// With several shards, a key whose hash changed may point at another
-/// shard, where its waiter's slot index belongs to some other key's waiter.
-/// Whatever the misbehaving key's own fate, that other waiter must keep its
-/// waker, its grant and its place.
+/// With several shards, a key whose hash changed would point at another
+/// shard, where its waiter's slot index belongs to some other key's waiter,
+/// if the hash were computed again. Whatever the misbehaving key's own
+/// fate, that other waiter must keep its waker, its grant and its place.
+/// (A waiter is found by the hash recorded when its future was made.)
 #[test]
 fn a_key_whose_hash_changes_never_touches_another_keys_waiter() {
     for innocent_granted in [false, true] {
