@@ -205,6 +205,12 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_hash_counts_as_one() {
+        assert_eq!(KeyHash::new(0), KeyHash::new(1));
+        assert_ne!(KeyHash::new(2), KeyHash::new(1));
+    }
+
+    #[test]
     fn top_takes_the_high_bits() {
         assert_eq!(KeyHash::new(0xabcd_1234).top(16), 0xabcd);
         assert_eq!(KeyHash::new(0xabcd_1234).top(4), 0xa);
