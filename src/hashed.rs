@@ -22,14 +22,17 @@ impl KeyHash {
     /// Hashes `key` with `hasher`, then mixes the result so that every
     /// one of the 32 bits depends on every bit of it: a hasher that leaves
     /// bits unused (an identity hash of small integers leaves the high
-    /// ones at zero) still spreads keys over shards and map buckets.
+    /// ones at zero, of multiples of a power of two the low ones) still
+    /// spreads keys over shards and map buckets.
     #[inline]
     pub(crate) fn of<Q: Hash + ?Sized, S: BuildHasher>(hasher: &S, key: &Q) -> Self {
-        // Fibonacci hashing, with both halves of the product folded in.
+        // Fibonacci hashing, with the product's two halves folded together:
+        // the low half alone leaves its low bits blind to the hash's high
+        // bits.
         let product = u128::from(hasher.hash_one(key)) * u128::from(GOLDEN);
-        // Lossless: each part fits.
+        // Lossless: each half fits, and the shift leaves 32 bits.
         let folded = (product as u64) ^ ((product >> 64) as u64);
-        Self::new((folded >> 32) as u32 ^ folded as u32)
+        Self::new((folded >> 32) as u32)
     }
 
     fn new(hash: u32) -> Self {
@@ -189,14 +192,17 @@ mod tests {
     #[test]
     fn an_identity_hash_still_reaches_every_bit() {
         let hasher = BuildHasherDefault::<Identity>::default();
-        let mut ones = 0;
-        let mut zeros = 0;
-        for n in 0..1024_u64 {
-            let hash = KeyHash::of(&hasher, &n).0.get();
-            ones |= hash;
-            zeros |= !hash;
+        // Small integers, and integers that differ in their top bits only.
+        for shift in [0, 40, 54] {
+            let mut ones = 0;
+            let mut zeros = 0;
+            for n in 0..1024_u64 {
+                let hash = KeyHash::of(&hasher, &(n << shift)).0.get();
+                ones |= hash;
+                zeros |= !hash;
+            }
+            assert_eq!((ones, zeros), (u32::MAX, u32::MAX), "<< {shift}");
         }
-        assert_eq!((ones, zeros), (u32::MAX, u32::MAX));
         // And the top bits, which choose the shard, are not all alike.
         let tops: std::collections::HashSet<_> = (0..1024_u64)
             .map(|n| KeyHash::of(&hasher, &n).top(4))
