@@ -152,17 +152,17 @@ impl Hasher for StoredHash {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::hash_map::DefaultHasher;
     use std::collections::HashMap;
 
     /// SipHash with fixed keys: the same hashes on every run.
-    type Fixed = BuildHasherDefault<DefaultHasher>;
+    pub(crate) type Fixed = BuildHasherDefault<DefaultHasher>;
 
     /// Hashes an integer to itself, as `nohash`-style hashers do.
     #[derive(Default)]
-    struct Identity(u64);
+    pub(crate) struct Identity(u64);
 
     impl Hasher for Identity {
         fn write(&mut self, _: &[u8]) {

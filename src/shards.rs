@@ -115,12 +115,10 @@ pub(crate) const MAX_SHARDS: usize = 1 << 16;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::hash_map::{DefaultHasher, RandomState};
+    use crate::hashed::tests::{Fixed, Identity};
+    use std::collections::hash_map::RandomState;
     use std::collections::HashSet;
-    use std::hash::{BuildHasherDefault, Hasher};
-
-    /// SipHash with fixed keys: the same shards on every run.
-    type Fixed = BuildHasherDefault<DefaultHasher>;
+    use std::hash::BuildHasherDefault;
 
     fn shard_of<S: BuildHasher>(shards: &Shards<u64, S>, key: u64) -> usize {
         usize::from(shards.index_of(shards.hash(&key)))
@@ -189,24 +187,6 @@ mod tests {
         assert_spread::<_, Fixed>("(u32, u32)", (0..1024_u32).map(|n| (n % 7, n)));
         assert_spread::<_, Fixed>("one byte", (0..=u8::MAX).map(|b| vec![b]));
         assert_spread::<_, Fixed>("stories", (0..1024).map(|n| format!("story-{n}")));
-    }
-
-    /// Hashes an integer to itself, as `nohash`-style hashers do.
-    #[derive(Default)]
-    struct Identity(u64);
-
-    impl Hasher for Identity {
-        fn write(&mut self, _: &[u8]) {
-            unimplemented!("integers only")
-        }
-
-        fn write_u64(&mut self, n: u64) {
-            self.0 = n;
-        }
-
-        fn finish(&self) -> u64 {
-            self.0
-        }
     }
 
     #[test]
