@@ -119,7 +119,7 @@ impl<K: Eq + Hash> Progress<K> {
                     hash: *hash,
                     slot: *slot,
                 };
-                if !manager.poll_waiter(waiter, cx.waker(), None) {
+                if !manager.take_grant(waiter, cx.waker()) {
                     return Poll::Pending;
                 }
                 match std::mem::replace(self, Progress::Done) {

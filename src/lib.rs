@@ -108,6 +108,7 @@ mod guard;
 mod hashed;
 mod manager;
 mod many;
+mod notice;
 mod queue;
 mod shards;
 mod state;

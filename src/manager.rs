@@ -271,7 +271,7 @@ where
     /// ```
     pub fn shrink_to_fit(&self) {
         for shard in self.shards.iter() {
-            shard.lock().shrink_to_fit();
+            shard.lock().shrink_to_fit(shard.notice());
         }
     }
 }
@@ -388,18 +388,31 @@ where
     /// there.
     #[inline(never)]
     pub(crate) fn release(&self, key: &K, hash: KeyHash) {
-        let deferred = self.shards.of(hash).lock().release(key, hash);
+        let shard = self.shards.of(hash);
+        let deferred = shard.lock().release(key, hash, shard.notice());
         deferred.run();
     }
 
     /// Removes a waiter on `key` whose future was dropped.
     pub(crate) fn cancel(&self, key: &K, waiter: WaiterRef) {
-        let deferred = self
-            .shards
-            .of(waiter.hash)
+        let shard = self.shards.of(waiter.hash);
+        let deferred = shard
             .lock()
-            .cancel(key, waiter.hash, waiter.slot);
+            .cancel(key, waiter.hash, waiter.slot, shard.notice());
         deferred.run();
+    }
+
+    /// Takes the grant of `waiter` (`true`), or makes sure it is woken
+    /// through `waker` (`false`): without locking when the shard's notice
+    /// still posts the grant.
+    ///
+    /// Out of line, so that the acquire future's poll stays small enough
+    /// to be inlined where it is awaited: see
+    /// [`lock_or_enqueue`](Self::lock_or_enqueue).
+    #[inline(never)]
+    pub(crate) fn take_grant(&self, waiter: WaiterRef, waker: &Waker) -> bool {
+        self.shards.of(waiter.hash).notice().take(waiter.slot)
+            || self.poll_waiter(waiter, waker, None)
     }
 
     /// Takes the grant of `waiter` (`true`), or makes sure it is woken
@@ -417,7 +430,9 @@ where
         // code. Whatever is left here (an unused clone, or the replaced
         // waker) is dropped on return, after the mutex.
         loop {
-            let outcome = shard.lock().poll_waiter(waiter.slot, waker, &mut fresh);
+            let outcome = shard
+                .lock()
+                .poll_waiter(waiter.slot, waker, &mut fresh, shard.notice());
             match outcome {
                 WaiterPoll::Granted => return true,
                 WaiterPoll::Waiting => return false,
@@ -521,7 +536,7 @@ impl<K, S> fmt::Debug for LockManager<K, S> {
                 let state = shard.try_lock()?;
                 Some((
                     locked + state.locked_count(),
-                    waiters + state.waiter_count(),
+                    waiters + state.waiter_count(shard.notice()),
                 ))
             });
         match counts {

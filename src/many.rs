@@ -308,10 +308,11 @@ impl<K: Eq + Hash, S: BuildHasher> Drop for Placing<'_, K, S> {
         for link in &self.links[..self.to_undo] {
             let shard = self.shards.index_of(link.hash);
             let state = locked_state(&mut self.locked, shard);
+            let notice = self.shards.get(shard).notice();
             // Nobody else reached these keys meanwhile: no waker to run.
             let deferred = match link.slot {
-                None => state.release(&link.key, link.hash),
-                Some(slot) => state.cancel(&link.key, link.hash, slot),
+                None => state.release(&link.key, link.hash, notice),
+                Some(slot) => state.cancel(&link.key, link.hash, slot, notice),
             };
             debug_assert!(deferred.is_nothing());
         }

@@ -32,6 +32,17 @@ impl Slot {
             .expect("lock-manager supports at most u32::MAX - 2 waiters per shard")
     }
 
+    /// The index plus one, as stored.
+    pub(crate) fn stored(self) -> NonZeroU32 {
+        self.0
+    }
+
+    /// The slot whose [`stored`](Self::stored) value is `stored`; `None`
+    /// for 0.
+    pub(crate) fn from_stored(stored: u32) -> Option<Self> {
+        NonZeroU32::new(stored).map(Slot)
+    }
+
     pub(crate) fn index(self) -> usize {
         // Lossless: `usize` is at least 32 bits on every target std supports.
         (self.0.get() - 1) as usize
@@ -66,7 +77,8 @@ pub(crate) enum WaiterState<'a> {
     Queued { waker: &'a mut Option<Waker> },
     /// Unlinked from its queue: the key is held on the waiter's behalf
     /// until its future is polled (and takes the guard) or dropped (and
-    /// hands the key on).
+    /// hands the key on). A future that takes its grant off the shard's
+    /// notice leaves the entry for the next release to free.
     Granted,
 }
 
@@ -176,17 +188,20 @@ impl WaitQueue {
     }
 
     /// Hands the lock to the oldest waiter, in O(1): unlinks it, marks it
-    /// granted and returns its waker, to wake once unlocked. `None` if the
-    /// queue is empty; `Some(None)` if the waiter has no waker yet, and so
-    /// will find the grant when it supplies one.
+    /// granted and returns its slot and its waker, to wake once unlocked.
+    /// `None` if the queue is empty; no waker if the waiter has none yet,
+    /// and so will find the grant when it supplies one.
     #[inline]
-    pub(crate) fn grant_front(&mut self, waiters: &mut Slab<Waiter>) -> Option<Option<Waker>> {
+    pub(crate) fn grant_front(
+        &mut self,
+        waiters: &mut Slab<Waiter>,
+    ) -> Option<(Slot, Option<Waker>)> {
         let head = self.head?;
         self.unlink(waiters, head);
         self.since = clock::now();
         let waiter = &mut waiters[head.index()];
         waiter.next = Slot::GRANTED;
-        Some(waiter.waker.take())
+        Some((head, waiter.waker.take()))
     }
 
     /// Unlinks the queued waiter at `slot` and frees its slab entry, in O(1),
@@ -309,7 +324,9 @@ mod tests {
         let mut queue = WaitQueue::new();
         let slot = queue.push_back(&mut waiters, None);
         assert!(!waiters[slot.index()].is_granted());
-        assert!(matches!(queue.grant_front(&mut waiters), Some(None)));
+        assert!(
+            matches!(queue.grant_front(&mut waiters), Some((granted, None)) if granted == slot)
+        );
         assert!(waiters[slot.index()].is_granted());
         assert_eq!(queue.len(), 0);
     }
@@ -325,8 +342,9 @@ mod tests {
             .collect();
         assert_eq!(order(&queue, &waiters), slots);
         for (tag, slot) in slots.iter().enumerate() {
-            let woken = queue.grant_front(&mut waiters).unwrap().unwrap();
-            assert_eq!(tag_of(&log, woken), tag);
+            let (granted, woken) = queue.grant_front(&mut waiters).unwrap();
+            assert_eq!(granted, *slot);
+            assert_eq!(tag_of(&log, woken.unwrap()), tag);
             assert!(waiters[slot.index()].is_granted());
         }
         assert!(queue.grant_front(&mut waiters).is_none());

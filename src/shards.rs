@@ -8,18 +8,41 @@ use std::num::NonZeroUsize;
 use std::sync::OnceLock;
 
 use crate::hashed::KeyHash;
+use crate::notice::Notice;
 use crate::queue::Slot;
 use crate::state::State;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, MutexGuard};
 
-/// One shard's mutex, alone on its cache lines so that threads working on
+/// One shard: its state behind its own mutex, and the notice of its latest
+/// hand-off. Alone on its cache lines, so that threads working on
 /// neighbouring shards do not slow each other down.
 #[derive(Debug)]
 #[repr(align(128))]
-struct Padded<T>(T);
+pub(crate) struct Shard<K> {
+    state: Mutex<State<K>>,
+    notice: Notice,
+}
 
-/// One shard: its state behind its own mutex.
-type Shard<K> = Padded<Mutex<State<K>>>;
+impl<K> Shard<K> {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(State::new()),
+            notice: Notice::default(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<K>> {
+        self.state.lock()
+    }
+
+    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, State<K>>> {
+        self.state.try_lock()
+    }
+
+    pub(crate) fn notice(&self) -> &Notice {
+        &self.notice
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Shards<K, S> {
@@ -36,9 +59,7 @@ impl<K, S> Shards<K, S> {
     pub(crate) fn new(count: usize, hasher: S) -> Self {
         debug_assert!(count.is_power_of_two());
         Self {
-            shards: (0..count)
-                .map(|_| Padded(Mutex::new(State::new())))
-                .collect(),
+            shards: (0..count).map(|_| Shard::new()).collect(),
             bits: count.trailing_zeros(),
             hasher,
         }
@@ -55,16 +76,16 @@ impl<K, S> Shards<K, S> {
     }
 
     /// The shard that holds a key whose hash is `hash`.
-    pub(crate) fn of(&self, hash: KeyHash) -> &Mutex<State<K>> {
+    pub(crate) fn of(&self, hash: KeyHash) -> &Shard<K> {
         self.get(self.index_of(hash))
     }
 
-    pub(crate) fn get(&self, index: ShardIndex) -> &Mutex<State<K>> {
-        &self.shards[index as usize].0
+    pub(crate) fn get(&self, index: ShardIndex) -> &Shard<K> {
+        &self.shards[index as usize]
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Mutex<State<K>>> {
-        self.shards.iter().map(|padded| &padded.0)
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Shard<K>> {
+        self.shards.iter()
     }
 }
 

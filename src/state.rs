@@ -14,6 +14,7 @@ use slab::Slab;
 use crate::clock;
 use crate::diagnostics::{HeldKey, Stats};
 use crate::hashed::{BuildStoredHash, Hashed, KeyHash, Lookup, Probe};
+use crate::notice::Notice;
 use crate::queue::{self, Slot, WaitQueue, Waiter, WaiterState};
 
 /// The capacity, in keys and in waiters, up to which a shard keeps the room
@@ -128,15 +129,18 @@ impl<K> State<K> {
         self.keys.len()
     }
 
-    /// The number of waiters queued, plus those granted but not yet polled.
-    pub(crate) fn waiter_count(&self) -> usize {
-        self.waiters.len()
+    /// The number of waiters queued, plus those granted but not yet polled:
+    /// the slab's entries, less one taken off the shard's `notice` and not
+    /// yet collected.
+    pub(crate) fn waiter_count(&self, notice: &Notice) -> usize {
+        self.waiters.len() - usize::from(notice.holds_taken())
     }
 }
 
 impl<K: Eq> State<K> {
     /// Gives back the capacity that keys and waiters no longer use.
-    pub(crate) fn shrink_to_fit(&mut self) {
+    pub(crate) fn shrink_to_fit(&mut self, notice: &Notice) {
+        self.collect_taken(notice);
         self.keys.shrink_to_fit();
         if self.waiters.is_empty() {
             // A slab keeps vacant entries below the highest one in use.
@@ -235,13 +239,16 @@ impl<K: Eq> State<K> {
     ///
     /// When the stored waker must change, the new one is taken from `fresh`
     /// and the old one is left there, so that the caller drops it unlocked.
+    /// `notice` is the shard's, which may still post a grant.
     pub(crate) fn poll_waiter(
         &mut self,
         slot: Slot,
         waker: &Waker,
         fresh: &mut Option<Waker>,
+        notice: &Notice,
     ) -> WaiterPoll {
         let WaiterState::Queued { waker: stored } = self.waiters[slot.index()].state() else {
+            notice.withdraw(slot);
             self.remove_waiter(slot);
             return WaiterPoll::Granted;
         };
@@ -269,12 +276,19 @@ impl<K: Eq> State<K> {
     /// Panics if `key` is not held, which happens only when `K`'s `Eq` is
     /// inconsistent: the map's copy of the key, found by the same hash, is
     /// not equal to it.
-    pub(crate) fn cancel(&mut self, key: &K, hash: KeyHash, slot: Slot) -> Deferred {
+    pub(crate) fn cancel(
+        &mut self,
+        key: &K,
+        hash: KeyHash,
+        slot: Slot,
+        notice: &Notice,
+    ) -> Deferred {
         self.counts.cancellations += 1;
         if self.waiters[slot.index()].is_granted() {
             // Woken, but dropped before taking the lock: hand it on.
+            notice.withdraw(slot);
             self.remove_waiter(slot);
-            return self.release(key, hash);
+            return self.release(key, hash, notice);
         }
         let queue = self
             .keys
@@ -283,6 +297,14 @@ impl<K: Eq> State<K> {
         let waker = queue.remove(&mut self.waiters, slot);
         self.trim_waiters();
         waker.map_or(Deferred::Nothing, Deferred::Drop)
+    }
+
+    /// Frees the slot of a waiter that took its grant off the shard's
+    /// `notice`, if one did since the last collection.
+    fn collect_taken(&mut self, notice: &Notice) {
+        if let Some(slot) = notice.collect() {
+            self.remove_waiter(slot);
+        }
     }
 
     /// Frees the slab entry of a waiter no longer queued.
@@ -310,8 +332,11 @@ impl<K: Eq> State<K> {
     }
 
     /// Releases `key`, whose hash is `hash`: hands it straight to the
-    /// oldest waiter, or forgets it when nobody waits.
-    pub(crate) fn release(&mut self, key: &K, hash: KeyHash) -> Deferred {
+    /// oldest waiter, posting its slot on the shard's `notice`, or forgets
+    /// the key when nobody waits.
+    pub(crate) fn release(&mut self, key: &K, hash: KeyHash, notice: &Notice) -> Deferred {
+        // Most often the slot of the holder itself, handed the key.
+        self.collect_taken(notice);
         // One hash lookup either way in the common cases: a shard where
         // nobody waits removes the key at once; one with waiters looks the
         // key up, hands it on in place, and removes it only if its own
@@ -326,7 +351,11 @@ impl<K: Eq> State<K> {
             queue.grant_front(&mut self.waiters)
         };
         match handed {
-            Some(waker) => {
+            Some((slot, waker)) => {
+                if let Some(taken) = notice.post(slot) {
+                    // Taken since collected above, under another key.
+                    self.remove_waiter(taken);
+                }
                 self.counts.releases += 1;
                 self.counts.handoffs += 1;
                 waker.map_or(Deferred::Nothing, Deferred::Wake)
@@ -377,12 +406,15 @@ mod tests {
         state.try_lock(key, hash(key))
     }
 
+    /// Releases `key`, posting a hand-off on a notice nobody reads.
     fn release(state: &mut State<u64>, key: u64) {
-        state.release(&key, hash(key)).run();
+        state.release(&key, hash(key), &Notice::default()).run();
     }
 
     fn cancel(state: &mut State<u64>, key: u64, slot: Slot) {
-        state.cancel(&key, hash(key), slot).run();
+        state
+            .cancel(&key, hash(key), slot, &Notice::default())
+            .run();
     }
 
     /// Queues `n` waiters on key 0, which must be held.
@@ -434,13 +466,22 @@ mod tests {
             }
         }
         assert!(state.waiters.capacity() >= 1_000, "kept while in use");
-        for &slot in slots.iter().skip(1).step_by(2) {
-            release(&mut state, 0);
-            let granted = state.poll_waiter(slot, waker, &mut None);
-            assert!(matches!(granted, WaiterPoll::Granted));
+        // Every other one takes its grant off the notice, which its release
+        // collects; the others lock to take it.
+        let notice = Notice::default();
+        for (i, &slot) in slots.iter().skip(1).step_by(2).enumerate() {
+            state.release(&0, hash(0), &notice).run();
+            if i % 2 == 1 {
+                assert!(notice.take(slot));
+            } else {
+                let granted = state.poll_waiter(slot, waker, &mut None, &notice);
+                assert!(matches!(granted, WaiterPoll::Granted));
+            }
         }
+        assert!(state.waiters.capacity() >= 1_000, "a taken slot in use");
+        assert_eq!(state.waiter_count(&notice), 0);
+        state.release(&0, hash(0), &notice).run();
         assert_eq!(state.waiters.capacity(), 0);
-        release(&mut state, 0);
         assert_eq!(state.locked_count(), 0);
     }
 
@@ -477,5 +518,106 @@ mod tests {
             assert!(now.0 > 0 && now.1 == KEPT, "{now:?}");
             assert_eq!(*room.get_or_insert(now), now, "reallocated");
         }
+    }
+
+    #[test]
+    fn a_taken_grant_is_collected_by_the_next_release() {
+        let mut state = state();
+        let notice = Notice::default();
+        assert!(try_lock(&mut state, 0));
+        let slots = queue(&mut state, 2);
+        state.release(&0, hash(0), &notice).run();
+        assert!(notice.names(slots[0]) && !notice.holds_taken());
+        assert_eq!(state.waiter_count(&notice), 2, "granted, not yet taken");
+        assert!(notice.take(slots[0]));
+        assert!(!notice.take(slots[0]), "taken once");
+        assert!(notice.holds_taken());
+        assert_eq!(state.waiter_count(&notice), 1, "taken: the holder now");
+        assert_eq!(state.waiters.len(), 2, "not yet collected");
+        // Its release frees the slot and hands the key on.
+        state.release(&0, hash(0), &notice).run();
+        assert!(notice.names(slots[1]) && !notice.holds_taken());
+        assert_eq!(state.waiters.len(), 1);
+        assert!(notice.take(slots[1]));
+        // Another key's release collects it too.
+        assert!(try_lock(&mut state, 1));
+        state.release(&1, hash(1), &notice).run();
+        assert_eq!((state.waiters.len(), notice.holds_taken()), (0, false));
+        release(&mut state, 0);
+        assert_eq!(state.locked_count(), 0);
+    }
+
+    #[test]
+    fn a_post_replacing_a_taken_grant_frees_its_slot() {
+        let mut state = state();
+        let notice = Notice::default();
+        for key in [0, 1] {
+            assert!(try_lock(&mut state, key));
+        }
+        let first = queue(&mut state, 1)[0];
+        let second = match state.lock_or_enqueue(1, hash(1), &mut None) {
+            Enqueue::Queued(slot) => slot,
+            Enqueue::Locked => panic!("key 1 is held"),
+        };
+        state.release(&0, hash(0), &notice).run();
+        assert!(notice.take(first));
+        // Key 1's release replaces the taken post.
+        state.release(&1, hash(1), &notice).run();
+        assert!(notice.names(second) && !notice.holds_taken());
+        assert_eq!(state.waiters.len(), 1);
+        assert_eq!(notice.post(second), None, "nothing taken to free");
+    }
+
+    #[test]
+    fn shrinking_collects_a_taken_grant() {
+        let mut state = state();
+        let notice = Notice::default();
+        assert!(try_lock(&mut state, 0));
+        let slot = queue(&mut state, 1)[0];
+        state.release(&0, hash(0), &notice).run();
+        assert!(notice.take(slot));
+        state.shrink_to_fit(&notice);
+        assert_eq!(state.waiters.capacity(), 0);
+        assert!(!notice.holds_taken());
+        release(&mut state, 0);
+    }
+
+    #[test]
+    fn freeing_a_slot_not_taken_withdraws_its_post() {
+        let waker = Waker::noop();
+        for by_cancel in [false, true] {
+            let mut state = state();
+            let notice = Notice::default();
+            assert!(try_lock(&mut state, 0));
+            let first = queue(&mut state, 1)[0];
+            state.release(&0, hash(0), &notice).run();
+            assert!(notice.names(first));
+            if by_cancel {
+                // Dropped before taking the key: hands it on, to nobody.
+                state.cancel(&0, hash(0), first, &notice).run();
+                assert_eq!(state.locked_count(), 0);
+                assert!(try_lock(&mut state, 0));
+            } else {
+                let granted = state.poll_waiter(first, waker, &mut None, &notice);
+                assert!(matches!(granted, WaiterPoll::Granted));
+            }
+            assert!(!notice.names(first));
+            // The freed slot goes to the next waiter, which must not find
+            // the old grant.
+            let reused = queue(&mut state, 1)[0];
+            assert_eq!(reused, first);
+            assert!(!notice.take(reused));
+        }
+    }
+
+    #[test]
+    fn withdrawing_leaves_another_slot_posted() {
+        let mut state = state();
+        let notice = Notice::default();
+        assert!(try_lock(&mut state, 0));
+        let slots = queue(&mut state, 2);
+        state.release(&0, hash(0), &notice).run();
+        notice.withdraw(slots[1]);
+        assert!(notice.names(slots[0]));
     }
 }

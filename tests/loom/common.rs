@@ -36,7 +36,7 @@ pub const KEYS: usize = 3;
 
 /// The multi-key models run on a manager with one shard, where every key
 /// shares one mutex, and on one with sixteen, where keys 0, 1 and 2 fall in
-/// different shards (11, 10 and 9 with today's spread hash), so that
+/// different shards (10, 2 and 4 with today's hash), so that
 /// `acquire_many` places its request under several shard mutexes held
 /// together.
 pub const SHARD_COUNTS: [usize; 2] = [1, 16];

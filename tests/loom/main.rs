@@ -271,6 +271,24 @@ fn cleanup_races_new_arrival() {
     });
 }
 
+/// Keys 0 and 1 are handed over at once. In one shard they share its
+/// notice, so either hand-off's post may replace the other's, before or
+/// after its waiter took it: each waiter still gets its key (by the notice,
+/// or by locking when its post is gone), and every slot is freed.
+#[test]
+fn hand_offs_on_two_keys_of_one_shard_share_its_notice() {
+    model_sharded(|shared| {
+        let zero = shared.take_and_enter(0);
+        let one = shared.take_and_enter(1);
+        let threads = [spawn_lock(shared, 0), spawn_lock(shared, 1)];
+
+        drop(zero);
+        drop(one);
+        join_all(threads);
+        assert_eq!((shared.entered(0), shared.entered(1)), (2, 2));
+    });
+}
+
 /// Key 1 is contended by two threads while the main thread holds key 0
 /// for the whole time: if key 1 waited for key 0, they would deadlock.
 #[test]

@@ -82,6 +82,7 @@ fn the_state_layers_never_reach_the_manager() {
         "contention",
         "diagnostics",
         "hashed",
+        "notice",
         "queue",
         "state",
         "shards",
