@@ -19,14 +19,17 @@
 # references, not peers: one plain tokio and one async-lock mutex, `ref-*`),
 # `queue` (scenario 6), `memory` (scenario 7, counting allocator), `scaling`
 # (threads on distinct keys) and `fairness` (waits per acquire on one hot
-# key; FAIRNESS_OPS acquires per task, default 10,000, 1,000 with --quick).
+# key, then the same key without an await inside, every lock in alternating
+# rounds, the judge of the targets against one tokio mutex; FAIRNESS_OPS
+# acquires per task, default 10,000, 1,000 with --quick).
 # One by hand: cargo bench -p lock-manager-benches --bench locks
-# About 6 minutes on 2 cores. Needs cargo and python3 (standard library
+# About 9 minutes on 2 cores. Needs cargo and python3 (standard library
 # only).
 #
 # Results come from the criterion estimates under <target>/criterion and
 # the files the other benches write to <target>/bench-results, tab-separated
-# but fairness.csv (<target>: the workspace's target folder); the script
+# but fairness.csv and fairness-tight.csv (<target>: the workspace's target
+# folder); the script
 # adds locks.tsv there, criterion's medians per operation. Every ratio in
 # the table is computed from numbers measured in this one run. Timings on a
 # shared or busy machine are noisy: the table records the load average
@@ -51,7 +54,7 @@ while [ $# -gt 0 ]; do
         --table-only) table_only=1 ;;
         --charts-only) table_only=1; charts_only=1 ;;
         -o) shift; out="$1"; charts="$(dirname "$1")/charts"; readme=0 ;;
-        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -210,11 +213,16 @@ with open(os.path.join(results, "locks.tsv"), "w") as f:
 queue = tsv("queue.tsv")
 memory = {(r["peer"], r["metric"]): float(r["value"]) for r in tsv("memory.tsv")}
 scaling = tsv("scaling.tsv")
-try:
-    with open(os.path.join(results, "fairness.csv"), newline="") as f:
-        fairness = list(csv.DictReader(f))
-except OSError:
-    fairness = []
+def read_csv(name):
+    try:
+        with open(os.path.join(results, name), newline="") as f:
+            return list(csv.DictReader(f))
+    except OSError:
+        return []
+
+
+fairness = read_csv("fairness.csv")
+tight = read_csv("fairness-tight.csv")
 
 lines = []
 w = lines.append
@@ -298,25 +306,43 @@ if ours and fut:
            f"{ours / fut:.2f}x its time per acquire ({fmt_ns(ours)} vs {fmt_ns(fut)})",
            ours / fut <= 1.5)
 # The FIFO floor: one plain tokio mutex, a reference rather than a peer.
+# Judged on the fairness bench's tight section, which runs both in
+# alternating rounds (the median of the per-round ratios); criterion's
+# contended group, which runs one after the other, is quoted beside it.
 ref_tokio = ns.get(("contended", REF_TOKIO))
 contended_line = None
+criterion_ratio = ""
 if ours and ref_tokio:
     contended_line = (f"contended: lock-manager {ours:.1f} ns/op, ref tokio Mutex "
                       f"{ref_tokio:.1f} ns/op, ratio {ours / ref_tokio:.2f}")
     print(contended_line)
+    criterion_ratio = (f"; criterion's `contended`, one after the other: {ours / ref_tokio:.2f}x "
+                       f"({fmt_ns(ours)} vs {fmt_ns(ref_tokio)})")
+hot = {r["name"]: r for r in tight}
+if OURS in hot and hot[OURS]["vs_ref_tokio"]:
+    o, t = hot[OURS], hot[REF_TOKIO]
+    ratio = float(o["vs_ref_tokio"])
     target("3. contended: at most 1.05x the time of one `tokio::sync::Mutex<()>` (a reference)",
-           f"{ours / ref_tokio:.2f}x its time per acquire "
-           f"({fmt_ns(ours)} vs {fmt_ns(ref_tokio)})", ours / ref_tokio <= 1.05)
+           f"{ratio:.2f}x, median of {o['rounds']} interleaved rounds "
+           f"({fmt_ns(float(o['ns_per_op']))} vs {fmt_ns(float(t['ns_per_op']))}){criterion_ratio}",
+           ratio <= 1.05)
+elif ours and ref_tokio:
+    target("3. contended: at most 1.05x the time of one `tokio::sync::Mutex<()>` (a reference)",
+           criterion_ratio.removeprefix("; "), ours / ref_tokio <= 1.05)
 # Issue 8: the fairness scenario against the same tokio mutex.
 fair = {r["name"]: r for r in fairness}
 if OURS in fair and REF_TOKIO in fair:
     o, t = fair[OURS], fair[REF_TOKIO]
     on, tn = float(o["ns_per_op"]), float(t["ns_per_op"])
+    ratio = float(o["vs_ref_tokio"])
     target("fairness: at most 1.05x the time per acquire of one `tokio::sync::Mutex<()>`",
-           f"{on / tn:.2f}x ({fmt_ns(on)} vs {fmt_ns(tn)})", on / tn <= 1.05)
+           f"{ratio:.2f}x, median of {o['rounds']} interleaved rounds "
+           f"({fmt_ns(on)} vs {fmt_ns(tn)})", ratio <= 1.05)
     om, tm = float(o["wait_max_ns"]), float(t["wait_max_ns"])
+    orm, trm = float(o["wait_max_round_median_ns"]), float(t["wait_max_round_median_ns"])
     target("fairness: a worst wait no longer than that tokio mutex's",
-           f"{fmt_wait(om)} vs {fmt_wait(tm)}", om <= tm)
+           f"{fmt_wait(om)} vs {fmt_wait(tm)} over all rounds; a round's worst, median of "
+           f"{o['rounds']}: {fmt_wait(orm)} vs {fmt_wait(trm)}", om <= tm)
 # Pairs (two keys per operation, next to spread: the same keys one at a
 # time) has no target in the issue: its row is measured only.
 for group, title, factor in [("spread", "4. spread", 1.5),
@@ -511,23 +537,32 @@ w("")
 if fairness:
     first = fairness[0]
     w(f"`benches/fairness.rs`: {first['tasks']} tasks x {int(first['ops_per_task']):,} acquires "
-      "each on a 2-worker tokio runtime, one key; holding it, a task reads a counter, "
-      "`yield_now().await`s and writes it back plus one (checked at the end: no update lost). "
-      "ns / op is wall time over all acquires; a wait runs from asking for the lock to getting "
-      "it, over every acquire of the run. A FIFO lock bounds each wait by the queue ahead of "
-      "it; a barging one (`futures::lock`) shows a tiny p50 and p99, the holder taking it back "
-      "again and again, and a max that is a large part of the whole run: the starved waiter. "
-      "The floor is left out: it is not a lock.")
+      f"each, in {first['rounds']} rounds, on a 2-worker tokio runtime, one key; holding it, a "
+      "task reads a counter, `yield_now().await`s and writes it back plus one (checked at the "
+      "end: no update lost). Each round runs every lock once, one lock further along the list "
+      "each time. ns / op is wall time over a round's acquires, the median over the rounds; "
+      "vs tokio is the median over the rounds of the ratio to the tokio mutex in the same "
+      "round. A wait runs from asking for the lock to getting it, over every acquire of every "
+      "round; round max is the median over the rounds of each round's longest wait. A FIFO "
+      "lock bounds each wait by the queue ahead of it; a barging one (`futures::lock`) shows a "
+      "tiny p50 and p99, the holder taking it back again and again, and a max that is a large "
+      "part of a whole round: the starved waiter. The floor is left out: it is not a lock.")
     w("")
-    header = ("| {} | FIFO | ns / op | wait mean | wait p50 | wait p99 | wait max |")
-    rule = "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    header = ("| {} | FIFO | ns / op | vs tokio | wait mean | wait p50 | wait p99 | wait max "
+              "| round max |")
+    rule = "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+
+    def vs_tokio(r):
+        return f"{float(r['vs_ref_tokio']):.2f}x" if r.get("vs_ref_tokio") else ""
 
     def fair_row(r):
         name = f"**{r['name']}**" if r["name"] == OURS else r["name"]
         return (f"| {name} | {'yes' if r['fifo'] == 'true' else 'no'} "
-                f"| {fmt_ns(float(r['ns_per_op']))} | {fmt_wait(float(r['wait_mean_ns']))} "
+                f"| {fmt_ns(float(r['ns_per_op']))} | {vs_tokio(r)} "
+                f"| {fmt_wait(float(r['wait_mean_ns']))} "
                 f"| {fmt_wait(float(r['wait_p50_ns']))} | {fmt_wait(float(r['wait_p99_ns']))} "
-                f"| {fmt_wait(float(r['wait_max_ns']))} |")
+                f"| {fmt_wait(float(r['wait_max_ns']))} "
+                f"| {fmt_wait(float(r['wait_max_round_median_ns']))} |")
 
     for kind, title in [("peer", "Keyed peer"), ("reference", "Reference (not a peer)")]:
         rows = [r for r in fairness if r["kind"] == kind]
@@ -541,6 +576,19 @@ if fairness:
     refs = [r["name"] for r in fairness if r["kind"] == "reference"]
     if refs:
         w("References: " + "; ".join(f"`{r}`: {REF_NOTES.get(r, '?')}" for r in refs) + ".")
+        w("")
+    if tight:
+        t0 = tight[0]
+        w(f"The same without the `yield_now` and without timing each wait (the `contended` "
+          f"scenario, {t0['tasks']} tasks x {int(t0['ops_per_task']):,} acquires in "
+          f"{t0['rounds']} rounds), the judge of target 1:")
+        w("")
+        w("| Lock | Kind | FIFO | ns / op | vs tokio |")
+        w("| --- | --- | --- | ---: | ---: |")
+        for r in tight:
+            name = f"**{r['name']}**" if r["name"] == OURS else r["name"]
+            w(f"| {name} | {r['kind']} | {'yes' if r['fifo'] == 'true' else 'no'} "
+              f"| {fmt_ns(float(r['ns_per_op']))} | {vs_tokio(r)} |")
         w("")
 else:
     w("Not run.")
