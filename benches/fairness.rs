@@ -249,7 +249,7 @@ fn run<P: Peer<u64>>(rt: &tokio::runtime::Runtime, ops_per_task: u64, section: S
 
 /// `P` as an entry, unless `LOCK_MANAGER_BENCH_PEERS` leaves it out.
 fn entry<P: Peer<u64>>(kind: &'static str) -> Option<Entry> {
-    common::selected(P::NAME).then(|| Entry {
+    common::selected(P::NAME).then_some(Entry {
         name: P::NAME,
         kind,
         fifo: P::FIFO,
