@@ -23,7 +23,7 @@
 # rounds, the judge of the targets against one tokio mutex; FAIRNESS_OPS
 # acquires per task, default 10,000, 1,000 with --quick).
 # One by hand: cargo bench -p lock-manager-benches --bench locks
-# About 9 minutes on 2 cores. Needs cargo and python3 (standard library
+# About 10 minutes on 2 cores. Needs cargo and python3 (standard library
 # only).
 #
 # Results come from the criterion estimates under <target>/criterion and
