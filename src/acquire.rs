@@ -385,7 +385,7 @@ where
 /// # Panics
 ///
 /// Polling it again after it returned its guard panics, and so does
-/// queueing it behind `u32::MAX - 2` other waiters of its shard.
+/// queueing it behind `2^31 - 1` other waiters of its shard.
 ///
 /// # Examples
 ///
@@ -481,7 +481,7 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for Acquire<'_, K, S>
 /// # Panics
 ///
 /// Polling it again after it returned its guard panics, and so does
-/// queueing it behind `u32::MAX - 2` other waiters of its shard.
+/// queueing it behind `2^31 - 1` other waiters of its shard.
 ///
 /// # Examples
 ///

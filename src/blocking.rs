@@ -31,7 +31,7 @@ where
     /// # Panics
     ///
     /// As for [`Acquire`](crate::Acquire): only if the key's shard already
-    /// has `u32::MAX - 2` waiters.
+    /// has `2^31 - 1` waiters.
     ///
     /// # Examples
     ///

@@ -15,17 +15,19 @@
 //! every path that frees a slot posted but not taken withdraws it.
 
 use crate::queue::Slot;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 
 /// Nothing posted.
-const EMPTY: u64 = 0;
-/// Set beside a posted slot once its waiter has taken the grant.
-const TAKEN: u64 = 1 << 32;
+const EMPTY: u32 = 0;
+/// Set beside a posted slot once its waiter has taken the grant: the bit
+/// above every stored slot.
+const TAKEN: u32 = 1 << 31;
+const _: () = assert!(Slot::MAX_STORED < TAKEN);
 
 /// The latest hand-off of a shard: empty, or a slot (its stored value, in
-/// the low 32 bits), with [`TAKEN`] once its waiter took it.
+/// the low 31 bits), with [`TAKEN`] once its waiter took it.
 #[derive(Debug, Default)]
-pub(crate) struct Notice(AtomicU64);
+pub(crate) struct Notice(AtomicU32);
 
 impl Notice {
     /// Posts the slot of a waiter just granted a key, replacing the latest
@@ -88,17 +90,16 @@ impl Notice {
     }
 }
 
-fn stored(slot: Slot) -> u64 {
-    u64::from(slot.stored().get())
+fn stored(slot: Slot) -> u32 {
+    slot.stored().get()
 }
 
 /// The slot of `post` if it was taken.
-fn taken(post: u64) -> Option<Slot> {
+fn taken(post: u32) -> Option<Slot> {
     if post & TAKEN == 0 {
         return None;
     }
-    // Lossless: the slot is the low 32 bits.
-    Slot::from_stored(post as u32)
+    Slot::from_stored(post & !TAKEN)
 }
 
 #[cfg(test)]
@@ -157,7 +158,7 @@ mod tests {
     #[test]
     fn the_largest_slot_keeps_its_taken_mark_apart() {
         let notice = Notice::default();
-        let last = slot(u32::MAX - 1);
+        let last = slot(Slot::MAX_STORED);
         assert_eq!(notice.post(last), None);
         assert!(!notice.holds_taken());
         assert!(notice.take(last));

@@ -17,6 +17,11 @@ use crate::clock::{self, Stamp};
 pub(crate) struct Slot(NonZeroU32);
 
 impl Slot {
+    /// The largest value stored for an index: 31 bits, so that the shard's
+    /// notice has the top bit of a `u32` to mark a slot taken (and needs no
+    /// 64-bit atomics, which some targets lack).
+    pub(crate) const MAX_STORED: u32 = (1 << 31) - 1;
+
     /// Marks a granted waiter in place of its `next` link; no index maps to
     /// it.
     const GRANTED: Slot = Slot(NonZeroU32::MAX);
@@ -26,10 +31,10 @@ impl Slot {
         u32::try_from(index)
             .ok()
             .and_then(|index| index.checked_add(1))
-            .filter(|&stored| stored != u32::MAX)
+            .filter(|&stored| stored <= Self::MAX_STORED)
             .and_then(NonZeroU32::new)
             .map(Slot)
-            .expect("lock-manager supports at most u32::MAX - 2 waiters per shard")
+            .expect("lock-manager supports at most 2^31 - 1 waiters per shard")
     }
 
     /// The index plus one, as stored.
@@ -103,7 +108,7 @@ impl Waiter {
 ///
 /// # Panics
 ///
-/// Panics if the slab would need an index past `u32::MAX - 2`.
+/// Panics if the slab would need an index past `2^31 - 2`.
 #[track_caller]
 pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>) -> Slot {
     let slot = Slot::new(waiters.vacant_key());
@@ -160,7 +165,7 @@ impl WaitQueue {
     ///
     /// # Panics
     ///
-    /// Panics if the slab would need an index past `u32::MAX - 2`.
+    /// Panics if the slab would need an index past `2^31 - 2`.
     #[track_caller]
     #[inline]
     pub(crate) fn push_back(&mut self, waiters: &mut Slab<Waiter>, waker: Option<Waker>) -> Slot {
@@ -308,14 +313,19 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "at most u32::MAX - 2 waiters")]
-    fn slot_past_u32_panics_clearly() {
-        Slot::new(u32::MAX as usize - 1);
+    #[should_panic(expected = "at most 2^31 - 1 waiters")]
+    fn slot_past_31_bits_panics_clearly() {
+        Slot::new(1 << 31);
     }
 
     #[test]
-    fn no_index_maps_to_the_granted_mark() {
-        assert_ne!(Slot::new(u32::MAX as usize - 2), Slot::GRANTED);
+    fn the_last_index_is_stored_in_31_bits_apart_from_the_granted_mark() {
+        let last = Slot::new((1 << 31) - 2);
+        assert_eq!(last.stored().get(), Slot::MAX_STORED);
+        assert_eq!(last.index(), (1 << 31) - 2);
+        assert_ne!(last, Slot::GRANTED);
+        let past = std::panic::catch_unwind(|| Slot::new((1 << 31) - 1));
+        assert!(past.is_err(), "its stored value would need the 32nd bit");
     }
 
     #[test]
