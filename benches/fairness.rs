@@ -58,7 +58,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{Peer, RefAsyncLockMutex, RefFuturesMutex, RefTokioMutex};
+use common::{median, Peer, RefAsyncLockMutex, RefFuturesMutex, RefTokioMutex};
 
 /// Tasks, all on one key.
 const TASKS: usize = 64;
@@ -180,18 +180,6 @@ impl Row {
     fn typical_max_wait(&self) -> Option<u64> {
         (!self.round_maxima.is_empty())
             .then(|| median(self.round_maxima.iter().map(|&m| m as f64).collect()) as u64)
-    }
-}
-
-/// The median of `values` (the mean of the middle two for an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    assert!(!values.is_empty(), "the median of nothing");
-    values.sort_unstable_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
     }
 }
 

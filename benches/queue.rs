@@ -28,7 +28,7 @@ mod common;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use common::{now, Peer, Slots};
+use common::{median, now, Peer, Slots};
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const KEY: u64 = 42;
@@ -79,16 +79,6 @@ fn burst<P: Peer<u64>>(peer: &P, q: usize) -> Phases {
         enqueue,
         cancel,
         handoff,
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
     }
 }
 

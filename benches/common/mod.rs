@@ -401,6 +401,22 @@ pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut cx)
 }
 
+/// The median of `values` (the mean of the middle two for an even count).
+///
+/// # Panics
+///
+/// Panics if `values` is empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    assert!(!values.is_empty(), "the median of nothing");
+    values.sort_unstable_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
 /// Runs a future that must complete on its first poll (an uncontended
 /// acquire), without any runtime.
 ///
