@@ -520,13 +520,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_taken_grant_is_collected_by_the_next_release() {
+    /// Key 0 taken, `n` waiters queued on it, and the key released: the
+    /// first of them is granted, and posted on the notice.
+    fn handed_to_the_first_of(n: usize) -> (State<u64>, Notice, Vec<Slot>) {
         let mut state = state();
         let notice = Notice::default();
         assert!(try_lock(&mut state, 0));
-        let slots = queue(&mut state, 2);
+        let slots = queue(&mut state, n);
         state.release(&0, hash(0), &notice).run();
+        (state, notice, slots)
+    }
+
+    #[test]
+    fn a_taken_grant_is_collected_by_the_next_release() {
+        let (mut state, notice, slots) = handed_to_the_first_of(2);
         assert!(notice.names(slots[0]) && !notice.holds_taken());
         assert_eq!(state.waiter_count(&notice), 2, "granted, not yet taken");
         assert!(notice.take(slots[0]));
@@ -570,12 +577,8 @@ mod tests {
 
     #[test]
     fn shrinking_collects_a_taken_grant() {
-        let mut state = state();
-        let notice = Notice::default();
-        assert!(try_lock(&mut state, 0));
-        let slot = queue(&mut state, 1)[0];
-        state.release(&0, hash(0), &notice).run();
-        assert!(notice.take(slot));
+        let (mut state, notice, slots) = handed_to_the_first_of(1);
+        assert!(notice.take(slots[0]));
         state.shrink_to_fit(&notice);
         assert_eq!(state.waiters.capacity(), 0);
         assert!(!notice.holds_taken());
@@ -586,11 +589,8 @@ mod tests {
     fn freeing_a_slot_not_taken_withdraws_its_post() {
         let waker = Waker::noop();
         for by_cancel in [false, true] {
-            let mut state = state();
-            let notice = Notice::default();
-            assert!(try_lock(&mut state, 0));
-            let first = queue(&mut state, 1)[0];
-            state.release(&0, hash(0), &notice).run();
+            let (mut state, notice, slots) = handed_to_the_first_of(1);
+            let first = slots[0];
             assert!(notice.names(first));
             if by_cancel {
                 // Dropped before taking the key: hands it on, to nobody.
@@ -612,11 +612,7 @@ mod tests {
 
     #[test]
     fn withdrawing_leaves_another_slot_posted() {
-        let mut state = state();
-        let notice = Notice::default();
-        assert!(try_lock(&mut state, 0));
-        let slots = queue(&mut state, 2);
-        state.release(&0, hash(0), &notice).run();
+        let (_state, notice, slots) = handed_to_the_first_of(2);
         notice.withdraw(slots[1]);
         assert!(notice.names(slots[0]));
     }
