@@ -1047,8 +1047,8 @@ fn cases() -> u32 {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(),
-        // Failing cases are saved to tests/model.proptest-regressions and
-        // replayed first on the next run.
+        // Failing cases are saved to tests/suite/model.proptest-regressions
+        // and replayed first on the next run.
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
         ..ProptestConfig::default()
     })]
