@@ -1,12 +1,15 @@
 //! Many-core scaling: acquire-and-release throughput on distinct keys at 1,
 //! 2, 4, 8 and 16 threads, for this crate (sharded, as by default, and with
-//! a single shard) and the floor (`parking_lot::Mutex<HashMap>`, not a lock).
+//! a single shard), the floor (`parking_lot::Mutex<HashMap>`, not a lock)
+//! and the sharded floor (as many such maps as this crate has shards, each
+//! behind its own mutex): issue 8's target 6 is at least 0.8x the sharded
+//! floor at 16 threads, which only a machine with 16 cores can judge.
 //!
 //! Plain std threads; every acquire completes on its first poll (each
 //! thread cycles over 1,024 keys of its own, so no key is ever contended
 //! and nothing waits on a key), so futures are polled by hand with a no-op
 //! waker. What is shared is the structure's own mutex. Each point is the
-//! median of a few short runs; the whole bench takes about 15 seconds.
+//! median of a few short runs; the whole bench takes about 20 seconds.
 //!
 //! No criterion: one run prints a table and writes `scaling.tsv` for
 //! `scripts/bench.sh`.
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{now, Floor, Ours, OursOneShard, Peer};
+use common::{now, Floor, Ours, OursOneShard, Peer, ShardedFloor};
 
 const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 const RUN: Duration = Duration::from_millis(300);
@@ -76,41 +79,44 @@ fn main() {
         return;
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    println!("distinct keys per thread, {cores} hardware threads available; Mops/s (speed-up over 1 thread)");
     println!(
-        "{:>7}  {:>20}  {:>22}  {:>20}  {:>12}",
+        "distinct keys per thread, {cores} hardware threads available, {} shards; \
+         Mops/s (speed-up over 1 thread)",
+        common::default_shards()
+    );
+    println!(
+        "{:>7}  {:>20}  {:>22}  {:>20}  {:>20}  {:>12}",
         "threads",
         Ours::<u64>::NAME,
         OursOneShard::<u64>::NAME,
         Floor::<u64>::NAME,
-        "ours/floor"
+        ShardedFloor::<u64>::NAME,
+        "ours/sharded"
     );
     let mut rows = Vec::new();
-    let (mut ours_1, mut single_1, mut floor_1) = (0.0, 0.0, 0.0);
+    let mut first = None;
     for threads in THREADS {
-        let ours = median_throughput::<Ours<u64>>(threads);
-        let single = median_throughput::<OursOneShard<u64>>(threads);
-        let floor = median_throughput::<Floor<u64>>(threads);
-        if threads == 1 {
-            (ours_1, single_1, floor_1) = (ours, single, floor);
+        let ops = [
+            median_throughput::<Ours<u64>>(threads),
+            median_throughput::<OursOneShard<u64>>(threads),
+            median_throughput::<Floor<u64>>(threads),
+            median_throughput::<ShardedFloor<u64>>(threads),
+        ];
+        let one_thread = *first.get_or_insert(ops);
+        let mut line = format!("{threads:>7}");
+        for (i, (ops, ops_1)) in ops.iter().zip(one_thread).enumerate() {
+            let width = if i == 1 { 13 } else { 11 };
+            line += &format!("  {:>width$.2} ({:>5.2}x)", ops / 1e6, ops / ops_1);
         }
-        println!(
-            "{threads:>7}  {:>11.2} ({:>5.2}x)  {:>13.2} ({:>5.2}x)  {:>11.2} ({:>5.2}x)  {:>12.2}",
-            ours / 1e6,
-            ours / ours_1,
-            single / 1e6,
-            single / single_1,
-            floor / 1e6,
-            floor / floor_1,
-            ours / floor,
-        );
+        println!("{line}  {:>12.2}", ops[0] / ops[3]);
+        let [ours, single, floor, sharded] = ops;
         rows.push(format!(
-            "{threads}\t{cores}\t{ours:.0}\t{single:.0}\t{floor:.0}"
+            "{threads}\t{cores}\t{ours:.0}\t{single:.0}\t{floor:.0}\t{sharded:.0}"
         ));
     }
     common::write_results(
         "scaling.tsv",
-        "threads\tcores\tours_ops_per_s\tours_one_shard_ops_per_s\tfloor_ops_per_s",
+        "threads\tcores\tours_ops_per_s\tours_one_shard_ops_per_s\tfloor_ops_per_s\tsharded_floor_ops_per_s",
         &rows,
     );
 }

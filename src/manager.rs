@@ -85,9 +85,10 @@ impl<K> LockManager<K> {
     ///
     /// Keys are spread over the shards by hash, each shard behind its own
     /// mutex, so that threads locking unrelated keys seldom contend. The
-    /// default, used by [`new`](Self::new), is sixteen shards per core; one
-    /// shard saves a little memory and time where a single thread uses the
-    /// manager. Every guarantee holds whatever the count.
+    /// default, used by [`new`](Self::new), is sixteen shards per core,
+    /// rounded up to a power of two, at most 1,024; one shard saves a little
+    /// memory and time where a single thread uses the manager. Every
+    /// guarantee holds whatever the count.
     ///
     /// # Panics
     ///

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -139,6 +139,70 @@ impl<K: Key> Peer<K> for Floor<K> {
             Poll::Ready(FloorGuard { floor: self, key })
         })
     }
+}
+
+/// The floor split as this crate splits its state: [`default_shards`]
+/// `parking_lot::Mutex<HashMap<K, ()>>` shards, the key's shard chosen by
+/// one hash of it, then insert on lock and remove on unlock in that shard.
+/// The guard keeps its shard, so a cycle hashes three times (to choose, to
+/// insert, to remove) where this crate hashes once. Each shard has cache
+/// lines of its own, as this crate's do, so that neighbours never contend.
+pub struct ShardedFloor<K> {
+    shards: Box<[FloorShard<K>]>,
+    hasher: RandomState,
+}
+
+#[repr(align(128))]
+struct FloorShard<K>(parking_lot::Mutex<HashMap<K, ()>>);
+
+pub struct ShardedFloorGuard<'a, K: Key> {
+    shard: &'a parking_lot::Mutex<HashMap<K, ()>>,
+    key: K,
+}
+
+impl<K: Key> Drop for ShardedFloorGuard<'_, K> {
+    fn drop(&mut self) {
+        self.shard.lock().remove(&self.key);
+    }
+}
+
+impl<K: Key> Peer<K> for ShardedFloor<K> {
+    const NAME: &'static str = "sharded floor";
+    const FIFO: bool = false;
+    const IS_LOCK: bool = false;
+
+    fn create() -> Self {
+        ShardedFloor {
+            shards: (0..default_shards())
+                .map(|_| FloorShard(Default::default()))
+                .collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
+        let mut key = Some(key);
+        std::future::poll_fn(move |_| {
+            let key = key.take().expect("floor future polled after completion");
+            // The shard count is a power of two: the top bits choose.
+            let bits = self.shards.len().trailing_zeros();
+            let index = self
+                .hasher
+                .hash_one(&key)
+                .checked_shr(64 - bits)
+                .unwrap_or(0);
+            let shard = &self.shards[index as usize].0;
+            shard.lock().insert(key.clone(), ());
+            Poll::Ready(ShardedFloorGuard { shard, key })
+        })
+    }
+}
+
+/// How many shards `LockManager::new` makes, as its docs give it: sixteen
+/// per core, rounded up to a power of two, at most 1,024.
+pub fn default_shards() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (cores * 16).next_power_of_two().min(1024)
 }
 
 // ---------------------------------------------------------------------------
