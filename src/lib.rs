@@ -79,9 +79,9 @@
 //! The state is split into shards by key hash (sixteen per core by
 //! default, see [`LockManager::with_shards`]), each a mutex over a
 //! `HashMap` from every held key to its wait queue and a [`slab`] of that
-//! shard's waiters. A queue is a circular doubly linked list threaded
-//! through slab indices, so joining, leaving and handing over are O(1)
-//! whatever its length. A key is hashed once per acquire, outside the
+//! shard's waiters. A queue is a doubly linked list threaded through slab
+//! indices, its two ends kept in the map, so joining, leaving and handing
+//! over are O(1) whatever its length. A key is hashed once per acquire, outside the
 //! mutexes, and its hash is kept with it: an uncontended acquire and
 //! release is one map lookup each under one shard's mutex and allocates
 //! nothing beyond the map's own growth (and a clone of the key). Wakers are cloned, woken and

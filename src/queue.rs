@@ -4,6 +4,7 @@
 //! caller holds the manager's mutex and decides what to do with the wakers
 //! handed back, once that mutex is released.
 
+use std::cell::Cell;
 use std::num::NonZeroU32;
 use std::task::Waker;
 
@@ -67,7 +68,7 @@ pub(crate) struct Waiter {
     /// the first poll supplies a clone (made outside the mutex), and once
     /// granted.
     waker: Option<Waker>,
-    /// The neighbours in the key's circular queue, while queued.
+    /// The neighbours in the key's queue, while queued.
     prev: Slot,
     next: Slot,
     /// When it joined the queue (zero-sized without the `timing` feature).
@@ -104,91 +105,104 @@ impl Waiter {
 }
 
 /// Allocates a waiter that holds its key already, in no queue: for a
-/// request placed while the key was free.
+/// request placed at `now` while the key was free.
 ///
 /// # Panics
 ///
 /// Panics if the slab would need an index past `2^31 - 2`.
 #[track_caller]
-pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>) -> Slot {
+pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>, now: Stamp) -> Slot {
     let slot = Slot::new(waiters.vacant_key());
     waiters.insert(Waiter {
         waker: None,
         prev: Slot::GRANTED,
         next: Slot::GRANTED,
-        since: clock::now(),
+        since: now,
     });
     slot
 }
 
-/// The waiters queued on one held key, oldest first: a circular doubly
-/// linked list through the slab, so the oldest's `prev` is the newest.
+/// The waiters queued on one held key, oldest first: a doubly linked list
+/// through the slab, whose two ends are kept here.
+///
+/// A hand-off reads and writes the head's slab entry and no other, an
+/// enqueue the tail's and its own: the ends of a queue are not linked to
+/// each other, so a waiter joining at one end and a waiter leaving at the
+/// other touch no common cache line. The head's `prev` and the tail's
+/// `next` are never read.
 ///
 /// The holder of the key is not in the queue: a key's queue exists exactly
-/// as long as the key is held. Eight bytes (without the `timing` feature),
-/// which keeps a held `u64` key at 16 bytes of map entry.
+/// as long as the key is held. It is kept in its shard's map beside the
+/// key, which the map never lends mutably: hence the cells, which cost
+/// nothing, as the shard's mutex is held around every use.
 #[derive(Debug)]
 pub(crate) struct WaitQueue {
-    head: Option<Slot>,
-    len: u32,
+    head: Cell<Option<Slot>>,
+    tail: Cell<Option<Slot>>,
+    len: Cell<u32>,
     /// When the current holder took the key.
-    since: Stamp,
+    since: Cell<Stamp>,
 }
 
 impl WaitQueue {
-    /// The queue of a key taken just now, with nobody waiting.
-    pub(crate) fn new() -> Self {
+    /// The queue of a key taken at `now`, with nobody waiting.
+    pub(crate) fn new(now: Stamp) -> Self {
         Self {
-            head: None,
-            len: 0,
-            since: clock::now(),
+            head: Cell::new(None),
+            tail: Cell::new(None),
+            len: Cell::new(0),
+            since: Cell::new(now),
         }
     }
 
     /// When the current holder took the key.
     pub(crate) fn held_since(&self) -> Stamp {
-        self.since
+        self.since.get()
     }
 
     /// When the oldest waiter joined, if anyone waits.
     pub(crate) fn oldest_since(&self, waiters: &Slab<Waiter>) -> Option<Stamp> {
-        self.head.map(|head| waiters[head.index()].since)
+        self.head.get().map(|head| waiters[head.index()].since)
     }
 
     /// The number of waiters, the holder not counted.
     pub(crate) fn len(&self) -> usize {
-        self.len as usize
+        self.len.get() as usize
     }
 
-    /// Appends a waiter woken through `waker` (which may come later), in
-    /// O(1).
+    /// Appends a waiter that joined at `now`, woken through `waker` (which
+    /// may come later), in O(1).
     ///
     /// # Panics
     ///
     /// Panics if the slab would need an index past `2^31 - 2`.
     #[track_caller]
     #[inline]
-    pub(crate) fn push_back(&mut self, waiters: &mut Slab<Waiter>, waker: Option<Waker>) -> Slot {
+    pub(crate) fn push_back(
+        &self,
+        waiters: &mut Slab<Waiter>,
+        waker: Option<Waker>,
+        now: Stamp,
+    ) -> Slot {
         let slot = Slot::new(waiters.vacant_key());
-        let (prev, next) = match self.head {
+        let prev = match self.tail.replace(Some(slot)) {
             None => {
-                self.head = Some(slot);
-                (slot, slot)
+                self.head.set(Some(slot));
+                slot
             }
-            Some(head) => {
-                let tail = waiters[head.index()].prev;
+            Some(tail) => {
                 waiters[tail.index()].next = slot;
-                waiters[head.index()].prev = slot;
-                (tail, head)
+                tail
             }
         };
         waiters.insert(Waiter {
             waker,
             prev,
-            next,
-            since: clock::now(),
+            // Never read while it is the tail.
+            next: slot,
+            since: now,
         });
-        self.len += 1;
+        self.len.set(self.len.get() + 1);
         slot
     }
 
@@ -197,13 +211,10 @@ impl WaitQueue {
     /// `None` if the queue is empty; no waker if the waiter has none yet,
     /// and so will find the grant when it supplies one.
     #[inline]
-    pub(crate) fn grant_front(
-        &mut self,
-        waiters: &mut Slab<Waiter>,
-    ) -> Option<(Slot, Option<Waker>)> {
-        let head = self.head?;
+    pub(crate) fn grant_front(&self, waiters: &mut Slab<Waiter>) -> Option<(Slot, Option<Waker>)> {
+        let head = self.head.get()?;
         self.unlink(waiters, head);
-        self.since = clock::now();
+        self.since.set(clock::now());
         let waiter = &mut waiters[head.index()];
         waiter.next = Slot::GRANTED;
         Some((head, waiter.waker.take()))
@@ -212,23 +223,28 @@ impl WaitQueue {
     /// Unlinks the queued waiter at `slot` and frees its slab entry, in O(1),
     /// returning its waker so that it can be dropped once unlocked.
     #[inline]
-    pub(crate) fn remove(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) -> Option<Waker> {
+    pub(crate) fn remove(&self, waiters: &mut Slab<Waiter>, slot: Slot) -> Option<Waker> {
         self.unlink(waiters, slot);
         waiters.remove(slot.index()).waker
     }
 
     #[inline]
-    fn unlink(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) {
+    fn unlink(&self, waiters: &mut Slab<Waiter>, slot: Slot) {
         let Waiter { prev, next, .. } = waiters[slot.index()];
-        self.len -= 1;
-        if self.len == 0 {
-            self.head = None;
-            return;
-        }
-        waiters[prev.index()].next = next;
-        waiters[next.index()].prev = prev;
-        if self.head == Some(slot) {
-            self.head = Some(next);
+        let len = self.len.get() - 1;
+        self.len.set(len);
+        if len == 0 {
+            self.head.set(None);
+            self.tail.set(None);
+        } else if self.head.get() == Some(slot) {
+            // The new head's `prev`, now stale, is never read.
+            self.head.set(Some(next));
+        } else if self.tail.get() == Some(slot) {
+            // Nor the new tail's `next`.
+            self.tail.set(Some(prev));
+        } else {
+            waiters[prev.index()].next = next;
+            waiters[next.index()].prev = prev;
         }
     }
 }
@@ -276,21 +292,24 @@ mod tests {
 
     /// Walks the queue front to back, checking the links on the way.
     fn order(queue: &WaitQueue, waiters: &Slab<Waiter>) -> Vec<Slot> {
-        let Some(head) = queue.head else {
+        let Some(head) = queue.head.get() else {
+            assert_eq!(queue.tail.get(), None);
             assert_eq!(queue.len(), 0);
             return Vec::new();
         };
+        let tail = queue.tail.get().expect("a queue with a head has a tail");
         let mut out = vec![head];
         loop {
             let last = *out.last().unwrap();
             let waiter = &waiters[last.index()];
             assert!(!waiter.is_granted(), "granted waiter in queue");
             assert!(waiter.waker.is_some(), "queued waiter without a waker");
-            assert_eq!(waiters[waiter.next.index()].prev, last, "broken back link");
-            if waiter.next == head {
+            if last == tail {
                 break;
             }
+            assert_eq!(waiters[waiter.next.index()].prev, last, "broken back link");
             out.push(waiter.next);
+            assert!(out.len() <= waiters.len(), "the tail is not in the queue");
         }
         assert_eq!(queue.len(), out.len());
         out
@@ -306,9 +325,9 @@ mod tests {
     #[test]
     #[cfg(not(feature = "timing"))]
     fn records_stay_small() {
-        // What the memory targets rest on: a held `u64` key's map entry and
-        // a waiter's slab entry.
-        assert_eq!(std::mem::size_of::<(u64, WaitQueue)>(), 16);
+        // What the memory target per waiter rests on (the map entry of a
+        // held key is pinned in `state`).
+        assert_eq!(std::mem::size_of::<WaitQueue>(), 12);
         assert_eq!(std::mem::size_of::<Waiter>(), 24);
     }
 
@@ -330,8 +349,8 @@ mod tests {
     #[test]
     fn a_waiter_without_a_waker_is_granted_silently() {
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::new();
-        let slot = queue.push_back(&mut waiters, None);
+        let queue = WaitQueue::new(clock::now());
+        let slot = queue.push_back(&mut waiters, None, clock::now());
         assert!(!waiters[slot.index()].is_granted());
         assert!(
             matches!(queue.grant_front(&mut waiters), Some((granted, None)) if granted == slot)
@@ -344,10 +363,10 @@ mod tests {
     fn grants_in_push_order() {
         let (tags, log) = wakers(3);
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::new();
+        let queue = WaitQueue::new(clock::now());
         let slots: Vec<_> = tags
             .iter()
-            .map(|w| queue.push_back(&mut waiters, Some(w.clone())))
+            .map(|w| queue.push_back(&mut waiters, Some(w.clone()), clock::now()))
             .collect();
         assert_eq!(order(&queue, &waiters), slots);
         for (tag, slot) in slots.iter().enumerate() {
@@ -365,15 +384,23 @@ mod tests {
         let (tags, log) = wakers(4);
         for victim in 0..4 {
             let mut waiters = Slab::new();
-            let mut queue = WaitQueue::new();
+            let queue = WaitQueue::new(clock::now());
             let mut slots: Vec<_> = tags
                 .iter()
-                .map(|w| queue.push_back(&mut waiters, Some(w.clone())))
+                .map(|w| queue.push_back(&mut waiters, Some(w.clone()), clock::now()))
                 .collect();
             let removed = queue.remove(&mut waiters, slots.remove(victim)).unwrap();
             assert_eq!(tag_of(&log, removed), victim);
             assert_eq!(order(&queue, &waiters), slots);
             assert_eq!(waiters.len(), 3);
+            // Whichever end moved, a newcomer joins at the back and the
+            // rest are served in order.
+            slots.push(queue.push_back(&mut waiters, Some(tags[victim].clone()), clock::now()));
+            assert_eq!(order(&queue, &waiters), slots);
+            for slot in slots {
+                assert_eq!(queue.grant_front(&mut waiters).unwrap().0, slot);
+            }
+            assert_eq!(order(&queue, &waiters), []);
         }
     }
 
@@ -381,11 +408,11 @@ mod tests {
     fn reused_slot_joins_at_the_back() {
         let (tags, _) = wakers(3);
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::new();
-        let a = queue.push_back(&mut waiters, Some(tags[0].clone()));
-        let b = queue.push_back(&mut waiters, Some(tags[1].clone()));
+        let queue = WaitQueue::new(clock::now());
+        let a = queue.push_back(&mut waiters, Some(tags[0].clone()), clock::now());
+        let b = queue.push_back(&mut waiters, Some(tags[1].clone()), clock::now());
         queue.remove(&mut waiters, a);
-        let c = queue.push_back(&mut waiters, Some(tags[2].clone()));
+        let c = queue.push_back(&mut waiters, Some(tags[2].clone()), clock::now());
         assert_eq!(c, a, "the slab reuses the freed index");
         assert_eq!(order(&queue, &waiters), [b, c]);
     }

@@ -11,7 +11,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::clock;
+use crate::clock::{self, Stamp};
 use crate::diagnostics::{HeldKey, Stats};
 use crate::hashed::{BuildStoredHash, Hashed, KeyHash, Lookup, Probe};
 use crate::notice::Notice;
@@ -26,11 +26,11 @@ const KEPT: usize = 32;
 /// The state behind the manager's mutex.
 #[derive(Debug)]
 pub(crate) struct State<K> {
-    /// Every held key, with the waiters queued behind its holder. A key is
-    /// in the map exactly as long as it is held, so idle keys cost nothing.
-    /// Keys are stored and looked up with their hash, computed once outside
-    /// the mutex.
-    keys: HashMap<Hashed<K>, WaitQueue, BuildStoredHash>,
+    /// Every held key, with the queue of waiters behind its holder kept in
+    /// the map's key (see [`Hashed`]). A key is in the map exactly as long
+    /// as it is held, so idle keys cost nothing. Keys are stored and looked
+    /// up with their hash, computed once outside the mutex.
+    keys: HashMap<Hashed<K, WaitQueue>, (), BuildStoredHash>,
     /// The waiters of every key; a [`Slot`] indexes here.
     waiters: Slab<Waiter>,
     /// Counted under the mutex held anyway: no atomic operation.
@@ -99,6 +99,15 @@ impl Deferred {
     }
 }
 
+/// The map key of `key`, whose hash is `hash`, were it taken at `now`.
+fn held<K>(key: K, hash: KeyHash, now: Stamp) -> Hashed<K, WaitQueue> {
+    Hashed {
+        key,
+        hash,
+        value: WaitQueue::new(now),
+    }
+}
+
 impl<K> State<K> {
     pub(crate) fn new() -> Self {
         Self {
@@ -157,8 +166,8 @@ impl<K: Eq> State<K> {
         Q: Eq + ?Sized,
     {
         self.keys
-            .get(&Lookup { key, hash } as &dyn Probe<Q>)
-            .map_or(0, |queue| 1 + queue.len())
+            .get_key_value(&Lookup { key, hash } as &dyn Probe<Q>)
+            .map_or(0, |(held, ())| 1 + held.value.len())
     }
 
     pub(crate) fn is_locked<Q>(&self, key: &Q, hash: KeyHash) -> bool
@@ -172,9 +181,9 @@ impl<K: Eq> State<K> {
 
     /// Takes `key` if it is free. Never queues.
     pub(crate) fn try_lock(&mut self, key: K, hash: KeyHash) -> bool {
-        match self.keys.entry(Hashed { key, hash }) {
+        match self.keys.entry(held(key, hash, clock::now())) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::new());
+                entry.insert(());
                 true
             }
             Entry::Occupied(_) => false,
@@ -191,18 +200,19 @@ impl<K: Eq> State<K> {
         hash: KeyHash,
         max_waiters: usize,
     ) -> Result<Slot, usize> {
-        match self.keys.entry(Hashed { key, hash }) {
+        let now = clock::now();
+        match self.keys.entry(held(key, hash, now)) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::new());
-                Ok(queue::insert_granted(&mut self.waiters))
+                entry.insert(());
+                Ok(queue::insert_granted(&mut self.waiters, now))
             }
-            Entry::Occupied(mut entry) => {
-                let queue = entry.get_mut();
+            Entry::Occupied(entry) => {
+                let queue = &entry.key().value;
                 if queue.len() >= max_waiters {
                     return Err(queue.len());
                 }
                 self.counts.contended += 1;
-                Ok(queue.push_back(&mut self.waiters, None))
+                Ok(queue.push_back(&mut self.waiters, None, now))
             }
         }
     }
@@ -222,14 +232,16 @@ impl<K: Eq> State<K> {
         hash: KeyHash,
         waker: &mut Option<Waker>,
     ) -> Enqueue {
-        match self.keys.entry(Hashed { key, hash }) {
+        let now = clock::now();
+        match self.keys.entry(held(key, hash, now)) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::new());
+                entry.insert(());
                 Enqueue::Locked
             }
-            Entry::Occupied(mut entry) => {
+            Entry::Occupied(entry) => {
                 self.counts.contended += 1;
-                Enqueue::Queued(entry.get_mut().push_back(&mut self.waiters, waker.take()))
+                let queue = &entry.key().value;
+                Enqueue::Queued(queue.push_back(&mut self.waiters, waker.take(), now))
             }
         }
     }
@@ -290,11 +302,11 @@ impl<K: Eq> State<K> {
             self.remove_waiter(slot);
             return self.release(key, hash, notice);
         }
-        let queue = self
+        let (held, ()) = self
             .keys
-            .get_mut(&Lookup { key, hash } as &dyn Probe<K>)
+            .get_key_value(&Lookup { key, hash } as &dyn Probe<K>)
             .expect("lock-manager: a waiter's key was lost; is its `Eq` inconsistent?");
-        let waker = queue.remove(&mut self.waiters, slot);
+        let waker = held.value.remove(&mut self.waiters, slot);
         self.trim_waiters();
         waker.map_or(Deferred::Nothing, Deferred::Drop)
     }
@@ -344,11 +356,14 @@ impl<K: Eq> State<K> {
         let handed = if self.waiters.is_empty() {
             None
         } else {
-            let Some(queue) = self.keys.get_mut(&Lookup { key, hash } as &dyn Probe<K>) else {
+            let Some((held, ())) = self
+                .keys
+                .get_key_value(&Lookup { key, hash } as &dyn Probe<K>)
+            else {
                 // Only reachable through an inconsistent `Eq`.
                 return Deferred::Nothing;
             };
-            queue.grant_front(&mut self.waiters)
+            held.value.grant_front(&mut self.waiters)
         };
         match handed {
             Some((slot, waker)) => {
@@ -378,12 +393,16 @@ impl<K: Eq> State<K> {
 impl<K: Clone> State<K> {
     /// Appends every key held in this shard to `held`.
     pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>) {
-        held.extend(self.keys.iter().map(|(key, queue)| HeldKey {
-            key: key.key.clone(),
-            waiters: queue.len(),
-            held_for: clock::age(queue.held_since()),
-            oldest_waiter: queue.oldest_since(&self.waiters).and_then(clock::age),
-        }));
+        held.extend(self.keys.keys().map(
+            |Hashed {
+                 key, value: queue, ..
+             }| HeldKey {
+                key: key.clone(),
+                waiters: queue.len(),
+                held_for: clock::age(queue.held_since()),
+                oldest_waiter: queue.oldest_since(&self.waiters).and_then(clock::age),
+            },
+        ));
     }
 }
 
@@ -395,6 +414,14 @@ mod tests {
 
     fn state() -> State<u64> {
         State::new()
+    }
+
+    #[test]
+    #[cfg(not(feature = "timing"))]
+    fn a_held_u64_key_takes_24_bytes_of_map_entry() {
+        // What the memory target per held key rests on: the key, its hash
+        // and its queue's three words, packed into one struct.
+        assert_eq!(std::mem::size_of::<(Hashed<u64, WaitQueue>, ())>(), 24);
     }
 
     /// The hash of `key`, as the manager computes it.
