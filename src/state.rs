@@ -30,7 +30,7 @@ pub(crate) struct State<K> {
     /// the map's key (see [`Hashed`]). A key is in the map exactly as long
     /// as it is held, so idle keys cost nothing. Keys are stored and looked
     /// up with their hash, computed once outside the mutex.
-    keys: HashMap<Hashed<K, WaitQueue>, (), BuildStoredHash>,
+    keys: Keys<K>,
     /// The waiters of every key; a [`Slot`] indexes here.
     waiters: Slab<Waiter>,
     /// Counted under the mutex held anyway: no atomic operation.
@@ -99,6 +99,9 @@ impl Deferred {
     }
 }
 
+/// A shard's held keys, each with the queue of its waiters.
+type Keys<K> = HashMap<Hashed<K, WaitQueue>, (), BuildStoredHash>;
+
 /// The map key of `key`, whose hash is `hash`, were it taken at `now`.
 fn held<K>(key: K, hash: KeyHash, now: Stamp) -> Hashed<K, WaitQueue> {
     Hashed {
@@ -106,6 +109,18 @@ fn held<K>(key: K, hash: KeyHash, now: Stamp) -> Hashed<K, WaitQueue> {
         hash,
         value: WaitQueue::new(now),
     }
+}
+
+/// The queue of `key`, whose hash is `hash`, if `key` is held.
+// The queue's cells are no part of the map key's `Hash` or `Eq`.
+#[allow(clippy::mutable_key_type)]
+fn queue_of<'a, K, Q>(keys: &'a Keys<K>, key: &Q, hash: KeyHash) -> Option<&'a WaitQueue>
+where
+    K: Borrow<Q> + Eq,
+    Q: Eq + ?Sized,
+{
+    let (held, ()) = keys.get_key_value(&Lookup { key, hash } as &dyn Probe<Q>)?;
+    Some(&held.value)
 }
 
 impl<K> State<K> {
@@ -165,9 +180,7 @@ impl<K: Eq> State<K> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.keys
-            .get_key_value(&Lookup { key, hash } as &dyn Probe<Q>)
-            .map_or(0, |(held, ())| 1 + held.value.len())
+        queue_of(&self.keys, key, hash).map_or(0, |queue| 1 + queue.len())
     }
 
     pub(crate) fn is_locked<Q>(&self, key: &Q, hash: KeyHash) -> bool
@@ -302,11 +315,9 @@ impl<K: Eq> State<K> {
             self.remove_waiter(slot);
             return self.release(key, hash, notice);
         }
-        let (held, ()) = self
-            .keys
-            .get_key_value(&Lookup { key, hash } as &dyn Probe<K>)
+        let queue = queue_of(&self.keys, key, hash)
             .expect("lock-manager: a waiter's key was lost; is its `Eq` inconsistent?");
-        let waker = held.value.remove(&mut self.waiters, slot);
+        let waker = queue.remove(&mut self.waiters, slot);
         self.trim_waiters();
         waker.map_or(Deferred::Nothing, Deferred::Drop)
     }
@@ -356,14 +367,11 @@ impl<K: Eq> State<K> {
         let handed = if self.waiters.is_empty() {
             None
         } else {
-            let Some((held, ())) = self
-                .keys
-                .get_key_value(&Lookup { key, hash } as &dyn Probe<K>)
-            else {
+            let Some(queue) = queue_of(&self.keys, key, hash) else {
                 // Only reachable through an inconsistent `Eq`.
                 return Deferred::Nothing;
             };
-            held.value.grant_front(&mut self.waiters)
+            queue.grant_front(&mut self.waiters)
         };
         match handed {
             Some((slot, waker)) => {
