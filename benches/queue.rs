@@ -17,6 +17,10 @@
 //! allocation or free of a future itself. Each (peer, Q) is rebuilt and
 //! measured several times and the median per phase is kept; a peer whose
 //! costs grow with Q gets fewer repetitions at large Q to bound the run.
+//! The repetitions alternate between the peers, one peer further along the
+//! list each time, so that a slow spell of this shared machine (which can
+//! last seconds and cost half again) falls on every peer alike, not on
+//! whichever ran during it.
 //!
 //! A custom harness rather than criterion: every phase needs a fresh queue
 //! built outside the timing, and one peer's drain is quadratic (seconds at
@@ -82,53 +86,90 @@ fn burst<P: Peer<u64>>(peer: &P, q: usize) -> Phases {
     }
 }
 
-fn measure<P: Peer<u64>>(rows: &mut Vec<String>) {
+/// The six medians of one cold and one warm burst of `q` waiters, each in
+/// ns per operation: enqueue, cancel and hand-off, cold then warm.
+type Sample = [f64; 6];
+
+/// A peer to measure, once per repetition.
+struct Entry {
+    name: &'static str,
+    bursts: fn(usize) -> Sample,
+}
+
+fn entry<P: Peer<u64>>() -> Option<Entry> {
     if !common::selected(P::NAME) {
-        return;
+        return None;
     }
     if !P::IS_LOCK {
         println!("{:<20} (not a lock: nothing ever queues)", P::NAME);
-        return;
+        return None;
     }
-    for q in SIZES {
-        // Per op, in ns: cold enqueue, cancel, hand-off, then the same warm.
-        let mut samples: [Vec<f64>; 6] = Default::default();
-        let started = Instant::now();
-        while samples[0].len() < REPS && (samples[0].is_empty() || started.elapsed() < BUDGET) {
-            let peer = P::create();
-            let cold = burst(&peer, q);
-            let warm = burst(&peer, q);
-            for (i, phases) in [cold, warm].iter().enumerate() {
-                samples[3 * i].push(phases.enqueue.as_nanos() as f64 / q as f64);
-                samples[3 * i + 1].push(phases.cancel.as_nanos() as f64 / (q / 2) as f64);
-                samples[3 * i + 2].push(phases.handoff.as_nanos() as f64 / (q - q / 2) as f64);
+    Some(Entry {
+        name: P::NAME,
+        bursts: bursts::<P>,
+    })
+}
+
+/// A cold and a warm burst of `q` waiters on one new peer.
+fn bursts<P: Peer<u64>>(q: usize) -> Sample {
+    let peer = P::create();
+    let cold = burst(&peer, q);
+    let warm = burst(&peer, q);
+    let per_op = |d: Duration, ops: usize| d.as_nanos() as f64 / ops as f64;
+    let phases = |p: &Phases| {
+        [
+            per_op(p.enqueue, q),
+            per_op(p.cancel, q / 2),
+            per_op(p.handoff, q - q / 2),
+        ]
+    };
+    let (cold, warm) = (phases(&cold), phases(&warm));
+    [cold[0], cold[1], cold[2], warm[0], warm[1], warm[2]]
+}
+
+/// Runs every entry's bursts of `q` waiters up to [`REPS`] times each,
+/// alternating between entries and rotating their order; an entry stops
+/// early once it has spent [`BUDGET`]. Returns each entry's samples.
+fn measure(entries: &[Entry], q: usize) -> Vec<Vec<Sample>> {
+    let mut samples = vec![Vec::new(); entries.len()];
+    let mut spent = vec![Duration::ZERO; entries.len()];
+    for rep in 0..REPS {
+        for offset in 0..entries.len() {
+            let i = (rep + offset) % entries.len();
+            if rep > 0 && spent[i] >= BUDGET {
+                continue;
             }
+            let start = Instant::now();
+            samples[i].push((entries[i].bursts)(q));
+            spent[i] += start.elapsed();
         }
-        let runs = samples[0].len();
-        let m: Vec<f64> = samples.into_iter().map(median).collect();
-        println!(
-            "{:<20} Q={q:<7} cold: enqueue {:>8.1} cancel {:>6.1} hand-off {:>8.1} | warm: enqueue {:>8.1} cancel {:>6.1} hand-off {:>8.1} ns ({runs} runs)",
-            P::NAME, m[0], m[1], m[2], m[3], m[4], m[5]
-        );
-        rows.push(format!(
-            "{}\t{q}\t{:.2}\t{:.2}\t{:.2}\t{:.2}\t{:.2}\t{:.2}\t{runs}",
-            P::NAME,
-            m[0],
-            m[1],
-            m[2],
-            m[3],
-            m[4],
-            m[5]
-        ));
     }
+    samples
 }
 
 fn main() {
     if !common::started_by_cargo_bench() {
         return;
     }
+    let mut entries = Vec::new();
+    for_each_peer!(u64, P => { entries.extend(entry::<P>()); });
     let mut rows = Vec::new();
-    for_each_peer!(u64, P => { measure::<P>(&mut rows); });
+    for q in SIZES {
+        for (entry, samples) in entries.iter().zip(measure(&entries, q)) {
+            let runs = samples.len();
+            let m: Vec<f64> = (0..6)
+                .map(|phase| median(samples.iter().map(|s| s[phase]).collect()))
+                .collect();
+            println!(
+                "{:<20} Q={q:<7} cold: enqueue {:>8.1} cancel {:>6.1} hand-off {:>8.1} | warm: enqueue {:>8.1} cancel {:>6.1} hand-off {:>8.1} ns ({runs} runs)",
+                entry.name, m[0], m[1], m[2], m[3], m[4], m[5]
+            );
+            rows.push(format!(
+                "{}\t{q}\t{:.2}\t{:.2}\t{:.2}\t{:.2}\t{:.2}\t{:.2}\t{runs}",
+                entry.name, m[0], m[1], m[2], m[3], m[4], m[5]
+            ));
+        }
+    }
     common::write_results(
         "queue.tsv",
         "peer\tq\tenqueue_ns\tcancel_ns\thandoff_ns\twarm_enqueue_ns\twarm_cancel_ns\twarm_handoff_ns\truns",
