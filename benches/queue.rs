@@ -20,7 +20,11 @@
 //! The repetitions alternate between the peers, one peer further along the
 //! list each time, so that a slow spell of this shared machine (which can
 //! last seconds and cost half again) falls on every peer alike, not on
-//! whichever ran during it.
+//! whichever ran during it. A burst may then reuse memory that another
+//! peer's burst just freed: allocated in a fresh process, lock-manager's
+//! slab faults in new pages as it grows, and its enqueue at Q = 100,000
+//! costs about 1.4x its cost at 1,000 (run it alone with
+//! `LOCK_MANAGER_BENCH_PEERS=lock-manager`); interleaved, about the same.
 //!
 //! A custom harness rather than criterion: every phase needs a fresh queue
 //! built outside the timing, and one peer's drain is quadratic (seconds at
