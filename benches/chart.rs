@@ -45,7 +45,7 @@ const PALETTE: [&str; 8] = [
 
 /// Scenario ids as `benches/locks.rs` names its criterion groups, with the
 /// titles of the results table and what each one runs.
-const SCENARIOS: [(&str, &str, &str); 7] = [
+const SCENARIOS: [(&str, &str, &str); 8] = [
     ("uncontended", "1. uncontended", "one task, one key"),
     ("churn-u64", "2. churn u64", "a new key every cycle"),
     (
@@ -56,6 +56,11 @@ const SCENARIOS: [(&str, &str, &str); 7] = [
     ("contended", "3. contended", "64 tasks, one key"),
     ("spread", "4. spread", "64 tasks, keys over 1,024"),
     ("pairs", "pairs", "64 tasks, 2 keys per operation"),
+    (
+        "pairs-16",
+        "pairs, 16 keys",
+        "64 tasks, 2 of 16 keys per operation",
+    ),
     ("hot", "5. hot", "64 tasks, Zipf keys over 10,000"),
 ];
 
@@ -369,7 +374,8 @@ impl Svg {
     }
 }
 
-/// What a bar or line stands for: this crate, a keyed peer, or a reference
+/// What a bar or line stands for: this crate (in the pairs also taking the
+/// keys one by one, `lock-manager, 1 by 1`), a keyed peer, or a reference
 /// that is no peer (the floor, which is not a lock; a `ref-*` mutex with no
 /// key; `key-only`, building the key alone).
 enum Kind {
@@ -380,7 +386,7 @@ enum Kind {
 
 fn kind(name: &str) -> Kind {
     match name {
-        OURS => Kind::Ours,
+        _ if name.starts_with(OURS) => Kind::Ours,
         "floor" | "key-only" => Kind::Reference,
         _ if name.starts_with("ref-") => Kind::Reference,
         _ => Kind::Peer,

@@ -1,5 +1,5 @@
 //! Throughput of every peer in the same process (issue 4, scenarios 1-5,
-//! and `pairs`).
+//! and `pairs` and `pairs-16`).
 //!
 //! 1. `uncontended`: one task, one key, acquire and release in a loop.
 //! 2. `churn-u64` / `churn-string`: a new key every cycle (`u64`, or an owned
@@ -15,13 +15,19 @@
 //!    over 1,024 (no target of its own in the issue; multi-key locking came
 //!    later). This crate asks for both at once with `acquire_many`; every
 //!    other peer locks the smaller key, then the larger (`Peer::lock_pair`).
+//!    So does this crate in a row of its own, `lock-manager, 1 by 1` (two
+//!    plain `acquire`s, `common::OursOneByOne`): the gap between its two
+//!    rows is what asking for both keys atomically costs or saves.
+//!    `pairs-16`: the same as `pairs`, but the two keys drawn from 16, so
+//!    that any two operations share a key about a quarter of the time
+//!    (1 - C(14,2)/C(16,2) = 0.24; over 1,024 keys, 0.004).
 //! 5. `hot`: the same, keys Zipf(1.0) over 10,000.
 //!
 //! Scenarios 1 and 2 poll by hand with a no-op waker (every acquire
-//! completes on its first poll); 3 to 5 and `pairs` run on tokio. Every
-//! result is per acquire-and-release (for `pairs`, per operation: both keys
-//! acquired and released); `scripts/bench.sh` turns them into the results
-//! table. The floor is not a lock (see `common::Floor`).
+//! completes on its first poll); 3 to 5 and the pairs run on tokio. Every
+//! result is per acquire-and-release (for the pairs, per operation: both
+//! keys acquired and released); `scripts/bench.sh` turns them into the
+//! results table. The floor is not a lock (see `common::Floor`).
 
 #[macro_use]
 mod common;
@@ -36,7 +42,9 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 
-use common::{key_sequences, now, string_key, Peer, RefAsyncLockMutex, RefTokioMutex, Zipf};
+use common::{
+    key_sequences, now, string_key, OursOneByOne, Peer, RefAsyncLockMutex, RefTokioMutex, Zipf,
+};
 
 /// Tasks in the multi-task scenarios.
 const TASKS: usize = 64;
@@ -46,6 +54,8 @@ const OPS_PER_TASK: u64 = 256;
 const KEYS_PER_TASK: usize = 4096;
 /// Keys the `spread` and `pairs` scenarios draw from.
 const SPREAD_KEYS: u64 = 1024;
+/// Keys the `pairs-16` scenario draws from: few, so that pairs overlap.
+const PAIRS_16_KEYS: u64 = 16;
 
 fn uncontended<P: Peer<u64>>(group: &mut BenchmarkGroup<'_, WallTime>) {
     let peer = P::create();
@@ -102,6 +112,9 @@ fn single_task(c: &mut Criterion) {
 /// What one operation of a multi-task scenario locks: one key, or a pair of
 /// distinct keys. One harness runs both, so the scenarios differ only here.
 trait Op: Copy + Send + Sync + 'static {
+    /// Whether an operation locks a pair of keys: then this crate runs a
+    /// second time, taking them one by one (`common::OursOneByOne`).
+    const PAIR: bool;
     /// Locks every key of the operation; dropping the guard releases them.
     fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_;
     /// What the critical section reads.
@@ -109,6 +122,8 @@ trait Op: Copy + Send + Sync + 'static {
 }
 
 impl Op for u64 {
+    const PAIR: bool = false;
+
     fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
         peer.lock(self)
     }
@@ -119,6 +134,8 @@ impl Op for u64 {
 }
 
 impl Op for (u64, u64) {
+    const PAIR: bool = true;
+
     fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
         peer.lock_pair(self.0, self.1)
     }
@@ -175,8 +192,10 @@ fn multi_task<P: Peer<u64>, T: Op>(
 }
 
 /// Runs one multi-task scenario for every peer, one element per operation,
-/// and then for the single-mutex references if `references` (they ignore
-/// the key, so they only mean something where every task locks one key).
+/// then, where operations lock pairs, for this crate taking the keys one by
+/// one, and then for the single-mutex references if `references` (they
+/// ignore the key, so they only mean something where every task locks one
+/// key).
 fn scenario<T: Op>(
     c: &mut Criterion,
     rt: &tokio::runtime::Runtime,
@@ -192,6 +211,9 @@ fn scenario<T: Op>(
         .sample_size(10)
         .measurement_time(Duration::from_secs(3));
     for_each_peer!(u64, P => { multi_task::<P, T>(&mut group, rt, &keys); });
+    if T::PAIR {
+        multi_task::<OursOneByOne<u64>, T>(&mut group, rt, &keys);
+    }
     if references {
         multi_task::<RefTokioMutex, T>(&mut group, rt, &keys);
         multi_task::<RefAsyncLockMutex, T>(&mut group, rt, &keys);
@@ -211,6 +233,8 @@ fn many_tasks(c: &mut Criterion) {
     scenario(c, &rt, "spread", spread, false);
     let pairs = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.distinct_pair(SPREAD_KEYS));
     scenario(c, &rt, "pairs", pairs, false);
+    let pairs_16 = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.distinct_pair(PAIRS_16_KEYS));
+    scenario(c, &rt, "pairs-16", pairs_16, false);
     let hot = key_sequences(TASKS, KEYS_PER_TASK, |rng| zipf.sample(rng));
     scenario(c, &rt, "hot", hot, false);
 }

@@ -14,8 +14,8 @@
 #
 # The benches are their own crate, `lock-manager-benches` in benches/ (a
 # workspace member, so the library's tests and examples build without
-# criterion and the peers): `locks` (criterion; scenarios 1-5 and `pairs`,
-# two keys per operation, for every peer; `contended` also runs two
+# criterion and the peers): `locks` (criterion; scenarios 1-5, `pairs` and
+# `pairs-16`, two keys per operation, for every peer; `contended` also runs two
 # references, not peers: one plain tokio and one async-lock mutex, `ref-*`),
 # `queue` (scenario 6), `memory` (scenario 7, counting allocator), `scaling`
 # (threads on distinct keys) and `fairness` (waits per acquire on one hot
@@ -63,7 +63,7 @@ done
 target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 results="$target_dir/bench-results"
-groups="uncontended churn-u64 churn-string contended spread pairs hot"
+groups="uncontended churn-u64 churn-string contended spread pairs pairs-16 hot"
 
 if [ "$table_only" = 0 ]; then
     rm -rf "$results"
@@ -114,6 +114,11 @@ update_readme = sys.argv[4] == "1"
 PEERS = ["lock-manager", "tokio-recipe", "async-lock-recipe", "futures-lock-recipe",
          "lockable", "keyed-lock", "key-mutex", "floor"]
 OURS, FLOOR = "lock-manager", "floor"
+# This crate again, taking a pair's keys with two `acquire`s instead of one
+# `acquire_many`: only the pairs scenarios run it, and no "fastest peer"
+# counts it. Its table row follows lock-manager's.
+OURS_ONE_BY_ONE = "lock-manager, 1 by 1"
+ROWS = [OURS, OURS_ONE_BY_ONE] + [p for p in PEERS if p != OURS]
 # References, not peers: one mutex every task locks, the key ignored. Only
 # the contended scenario runs them, and no "fastest peer" counts them.
 REFS = ["ref-tokio-mutex", "ref-async-lock-mutex"]
@@ -126,6 +131,8 @@ REF_NOTES = {
 FIFO = {"tokio-recipe", "lockable", "keyed-lock", "key-mutex"}
 NOTES = {
     "lock-manager": "this crate",
+    "lock-manager, 1 by 1": "this crate, a pair's keys with two `acquire`s, smaller key first "
+                            "(pairs only)",
     "tokio-recipe": "map of `Arc<tokio::sync::Mutex<()>>`, entry removed on last drop (FIFO)",
     "async-lock-recipe": "same with `async_lock::Mutex` (not strictly FIFO)",
     "futures-lock-recipe": "same with `futures::lock::Mutex` (no FIFO, barging)",
@@ -141,6 +148,7 @@ SCENARIOS = [
     ("contended", "3. contended"),
     ("spread", "4. spread"),
     ("pairs", "pairs"),
+    ("pairs-16", "pairs, 16 keys"),
     ("hot", "5. hot"),
 ]
 
@@ -157,7 +165,7 @@ def criterion():
     """ns per acquire-and-release, by (group, peer), from median estimates."""
     ns = {}
     for group, _ in SCENARIOS:
-        for peer in PEERS + ["key-only"] + REFS:
+        for peer in ROWS + ["key-only"] + REFS:
             base = os.path.join(target_dir, "criterion", group, peer, "new")
             try:
                 with open(os.path.join(base, "benchmark.json")) as f:
@@ -347,6 +355,7 @@ if OURS in fair and REF_TOKIO in fair:
 # time) has no target in the issue: its row is measured only.
 for group, title, factor in [("spread", "4. spread", 1.5),
                              ("pairs", "pairs: 2 keys per operation", None),
+                             ("pairs-16", "pairs, 16 keys: 2 of 16 keys per operation", None),
                              ("hot", "5. hot", 1.5)]:
     ours = ns.get((group, OURS))
     b, bp = best(group, lock_peers)
@@ -427,13 +436,15 @@ w("Median of criterion's samples, per acquire and release. 1-2 poll by hand on o
   "tokio runtime, where the time is wall time divided by all operations (the inverse of "
   "throughput). Pairs locks two distinct keys uniform over 1,024 per operation and is "
   "timed per operation (both keys): lock-manager with one `acquire_many`, every other "
-  "peer the smaller key, then the larger; the issue sets it no target. Churn String "
+  "peer the smaller key, then the larger, and so does `lock-manager, 1 by 1` with two "
+  "`acquire`s; the issue sets it no target. Pairs, 16 keys draws them from 16 keys, so "
+  "that any two operations share one about a quarter of the time. Churn String "
   "includes building a 29-byte key each cycle "
   "(`key-only`: {}).".format(fmt_ns(ns.get(("churn-string", "key-only")))))
 w("")
 w("| Peer | " + " | ".join(t for _, t in SCENARIOS) + " |")
 w("| --- |" + " ---: |" * len(SCENARIOS))
-for peer in PEERS:
+for peer in ROWS:
     cells = [fmt_ns(ns.get((g, peer))) for g, _ in SCENARIOS]
     name = f"**{peer}**" if peer == OURS else peer
     w(f"| {name} | " + " | ".join(cells) + " |")
@@ -454,7 +465,7 @@ w("| ours vs floor (time ratio) | " + " | ".join(row_floor) + " |")
 w("")
 w("Peers:")
 w("")
-for peer in PEERS:
+for peer in ROWS:
     w(f"- `{peer}`: {NOTES[peer]}")
 w("")
 w("The recipes use `parking_lot::Mutex` for the map, as this crate does, so that only the "

@@ -77,6 +77,27 @@ impl<K: Key> Peer<K> for Ours<K> {
     }
 }
 
+/// This crate taking a pair's keys one by one: two plain `acquire`s, the
+/// smaller key first, then the larger (the trait's default `lock_pair`, as
+/// the peers do), where [`Ours`] asks for both at once with `acquire_many`.
+/// Their difference is what atomicity costs. `for_each_peer!` leaves it
+/// out: for one key it is [`Ours`] again, so only the scenarios whose
+/// operations lock pairs run it.
+pub struct OursOneByOne<K>(pub LockManager<K>);
+
+impl<K: Key> Peer<K> for OursOneByOne<K> {
+    const NAME: &'static str = "lock-manager, 1 by 1";
+    const FIFO: bool = true;
+
+    fn create() -> Self {
+        OursOneByOne(LockManager::new())
+    }
+
+    fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
+        self.0.acquire(key)
+    }
+}
+
 /// This crate with its state in a single shard: one mutex for every key, as
 /// the peers have. Only the scaling bench uses it.
 pub struct OursOneShard<K>(pub LockManager<K>);
