@@ -17,7 +17,7 @@ use crate::guard::{LockGuard, OwnedLockGuard};
 use crate::hashed::KeyHash;
 use crate::manager::LockManager;
 use crate::queue::Slot;
-use crate::shards::WaiterRef;
+use crate::shards::{Shards, WaiterRef};
 
 /// Where an acquire future is in its life. Shared by both futures, which
 /// differ only in how they hold the manager.
@@ -39,25 +39,33 @@ enum Progress<K> {
     Done,
 }
 
-/// Prints the stage (`Unpolled`, `Waiting`, queued or granted, or `Done`)
-/// with the key, and the slot of a waiter.
-impl<K: fmt::Debug> fmt::Debug for Progress<K> {
+/// A future's progress as its `Debug` prints it: the stage (`Unpolled`,
+/// `Queued`, `Granted` once handed the key but not yet polled, or `Done`)
+/// with the key. `Debug` never blocks: a waiter whose shard is locked by
+/// another thread right then prints as `Waiting`.
+struct Shown<'a, K, S> {
+    progress: &'a Progress<K>,
+    shards: &'a Shards<K, S>,
+}
+
+impl<K: fmt::Debug, S> fmt::Debug for Shown<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let (stage, key) = match self.progress {
             Progress::Active {
                 key, slot: None, ..
-            } => f.debug_tuple("Unpolled").field(key).finish(),
-            Progress::Active {
-                key,
+            } => ("Unpolled", key),
+            &Progress::Active {
+                ref key,
+                hash,
                 slot: Some(slot),
-                ..
-            } => f
-                .debug_struct("Waiting")
-                .field("key", key)
-                .field("slot", slot)
-                .finish_non_exhaustive(),
-            Progress::Done => f.write_str("Done"),
-        }
+            } => match self.shards.is_granted(WaiterRef { hash, slot }) {
+                Some(true) => ("Granted", key),
+                Some(false) => ("Queued", key),
+                None => ("Waiting", key),
+            },
+            Progress::Done => return f.write_str("Done"),
+        };
+        f.debug_tuple(stage).field(key).finish()
     }
 }
 
@@ -99,7 +107,7 @@ impl<K: Eq + Hash> Progress<K> {
                 else {
                     unreachable!("matched above");
                 };
-                match manager.lock_or_enqueue(&key, hash, cx.waker()) {
+                match manager.shards().lock_or_enqueue(&key, hash, cx.waker()) {
                     None => Poll::Ready((key, hash)),
                     Some(slot) => {
                         *self = Progress::placed(key, WaiterRef { hash, slot });
@@ -119,7 +127,7 @@ impl<K: Eq + Hash> Progress<K> {
                     hash: *hash,
                     slot: *slot,
                 };
-                if !manager.take_grant(waiter, cx.waker()) {
+                if !manager.shards().poll_waiter(waiter, cx.waker()) {
                     return Poll::Pending;
                 }
                 match std::mem::replace(self, Progress::Done) {
@@ -139,7 +147,7 @@ impl<K: Eq + Hash> Progress<K> {
             slot: Some(slot),
         } = std::mem::replace(self, Progress::Done)
         {
-            manager.cancel(&key, WaiterRef { hash, slot });
+            manager.shards().cancel(&key, WaiterRef { hash, slot });
         }
     }
 
@@ -371,6 +379,24 @@ where
     }
 }
 
+impl<K: Eq + Hash + Clone, S: BuildHasher> LockManager<K, S> {
+    /// Takes `key` if it is free, returning its hash.
+    fn try_lock(&self, key: &K) -> Option<KeyHash> {
+        let hash = self.hash(key);
+        self.shards().try_lock(key, hash).then_some(hash)
+    }
+
+    /// Places a waiter for `key` (granted at once if the key is free, else
+    /// queued without a waker), unless `max_waiters` already wait.
+    fn place(&self, key: &K, max_waiters: usize) -> Result<WaiterRef, Busy> {
+        let hash = self.hash(key);
+        match self.shards().place(key, hash, max_waiters) {
+            Ok(slot) => Ok(WaiterRef { hash, slot }),
+            Err(waiters) => Err(Busy { waiters }),
+        }
+    }
+}
+
 /// The future returned by [`LockManager::acquire`], resolving to a
 /// [`LockGuard`].
 ///
@@ -385,7 +411,7 @@ where
 /// # Panics
 ///
 /// Polling it again after it returned its guard panics, and so does
-/// queueing it behind `2^31 - 1` other waiters of its shard.
+/// queueing it behind `2^32 - 2` other waiters of its shard.
 ///
 /// # Examples
 ///
@@ -461,8 +487,12 @@ impl<K: Eq + Hash, S: BuildHasher> Unpin for Acquire<'_, K, S> {}
 
 impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for Acquire<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let progress = Shown {
+            progress: &self.progress,
+            shards: self.manager.shards(),
+        };
         f.debug_struct("Acquire")
-            .field("progress", &self.progress)
+            .field("progress", &progress)
             .finish_non_exhaustive()
     }
 }
@@ -481,7 +511,7 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for Acquire<'_, K, S>
 /// # Panics
 ///
 /// Polling it again after it returned its guard panics, and so does
-/// queueing it behind `2^31 - 1` other waiters of its shard.
+/// queueing it behind `2^32 - 2` other waiters of its shard.
 ///
 /// # Examples
 ///
@@ -554,8 +584,12 @@ impl<K: Eq + Hash, S: BuildHasher> Unpin for AcquireOwned<K, S> {}
 
 impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireOwned<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let progress = Shown {
+            progress: &self.progress,
+            shards: self.manager.shards(),
+        };
         f.debug_struct("AcquireOwned")
-            .field("progress", &self.progress)
+            .field("progress", &progress)
             .finish_non_exhaustive()
     }
 }

@@ -31,7 +31,7 @@ where
     /// # Panics
     ///
     /// As for [`Acquire`](crate::Acquire): only if the key's shard already
-    /// has `2^31 - 1` waiters.
+    /// has `2^32 - 2` waiters.
     ///
     /// # Examples
     ///

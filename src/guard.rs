@@ -90,7 +90,7 @@ impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for LockGuard<'_, K, S> {
     fn drop(&mut self) {
-        self.manager.release(&self.key, self.hash);
+        self.manager.shards().release(&self.key, self.hash);
     }
 }
 
@@ -185,7 +185,7 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedLockGuard<K, S> {
     fn drop(&mut self) {
-        self.manager.release(&self.key, self.hash);
+        self.manager.shards().release(&self.key, self.hash);
     }
 }
 

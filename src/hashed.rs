@@ -50,35 +50,27 @@ impl KeyHash {
 /// 2^64 over the golden ratio.
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// A key with its hash, and a value kept with them: the key type of a
-/// shard's map, whose values are `()`.
-///
-/// The value rides in the map's key rather than in its value so that one
-/// struct holds all three and the compiler can pack them: a `u64` key, its
-/// hash and a 12-byte queue take 24 bytes here, and 32 as a key and a
-/// value. `Hash` and `Eq` read only the key and its hash, which never
-/// change while the key is in the map; the value, which a map lends only
-/// immutably, changes through cells.
+/// A key with its hash: the key type of a shard's map. `Hash` and `Eq`
+/// read the stored hash, so the map never runs the manager's hasher.
 #[derive(Debug)]
-pub(crate) struct Hashed<K, V = ()> {
+pub(crate) struct Hashed<K> {
     pub(crate) key: K,
     pub(crate) hash: KeyHash,
-    pub(crate) value: V,
 }
 
-impl<K, V> Hash for Hashed<K, V> {
+impl<K> Hash for Hashed<K> {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u32(self.hash.0.get());
     }
 }
 
-impl<K: Eq, V> PartialEq for Hashed<K, V> {
+impl<K: Eq> PartialEq for Hashed<K> {
     fn eq(&self, other: &Self) -> bool {
         self.hash == other.hash && self.key == other.key
     }
 }
 
-impl<K: Eq, V> Eq for Hashed<K, V> {}
+impl<K: Eq> Eq for Hashed<K> {}
 
 /// A borrowed key with its hash, to look a key up in a shard's map without
 /// owning it: any [`Hashed<K>`] borrows as a `dyn Probe<Q>` for each `Q`
@@ -104,7 +96,7 @@ impl<Q: ?Sized> Probe<Q> for Lookup<'_, Q> {
     }
 }
 
-impl<K: Borrow<Q>, Q: ?Sized, V> Probe<Q> for Hashed<K, V> {
+impl<K: Borrow<Q>, Q: ?Sized> Probe<Q> for Hashed<K> {
     fn hash(&self) -> KeyHash {
         self.hash
     }
@@ -114,7 +106,7 @@ impl<K: Borrow<Q>, Q: ?Sized, V> Probe<Q> for Hashed<K, V> {
     }
 }
 
-impl<'a, K: Borrow<Q> + 'a, Q: ?Sized + 'a, V: 'a> Borrow<dyn Probe<Q> + 'a> for Hashed<K, V> {
+impl<'a, K: Borrow<Q> + 'a, Q: ?Sized + 'a> Borrow<dyn Probe<Q> + 'a> for Hashed<K> {
     fn borrow(&self) -> &(dyn Probe<Q> + 'a) {
         self
     }
@@ -239,14 +231,7 @@ pub(crate) mod tests {
         for n in 0..1000 {
             let key = format!("story-{n}");
             let hash = KeyHash::of(&hasher, &key);
-            map.insert(
-                Hashed {
-                    key,
-                    hash,
-                    value: (),
-                },
-                n,
-            );
+            map.insert(Hashed { key, hash }, n);
         }
         for n in 0..1000 {
             let key = format!("story-{n}");
@@ -269,14 +254,7 @@ pub(crate) mod tests {
         let mut map: HashMap<Hashed<u64>, u64, BuildStoredHash> = HashMap::default();
         let hash = KeyHash::new(7);
         for key in 0..10 {
-            map.insert(
-                Hashed {
-                    key,
-                    hash,
-                    value: (),
-                },
-                key * 2,
-            );
+            map.insert(Hashed { key, hash }, key * 2);
         }
         assert_eq!(map.len(), 10);
         for key in 0..10 {

@@ -101,16 +101,15 @@ mod acquire;
 mod blocking;
 mod busy;
 mod clock;
-mod contention;
 mod diagnostics;
 mod global;
 mod guard;
 mod hashed;
 mod manager;
 mod many;
-mod notice;
 mod queue;
 mod shards;
+mod small;
 mod state;
 mod sync;
 

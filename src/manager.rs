@@ -6,15 +6,11 @@ use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::task::Waker;
 
-use crate::busy::Busy;
-use crate::contention;
 use crate::diagnostics::{HeldKey, Stats};
 use crate::hashed::KeyHash;
-use crate::queue::Slot;
-use crate::shards::{self, Shards, WaiterRef};
-use crate::state::{Enqueue, WaiterPoll};
+use crate::shards::{self, Shards};
+use crate::state::State;
 
 /// A set of exclusive async locks, one per key, each granted in strict FIFO
 /// order.
@@ -180,7 +176,7 @@ impl<K, S> LockManager<K, S> {
     pub fn locked_count(&self) -> usize {
         self.shards
             .iter()
-            .map(|shard| shard.lock().locked_count())
+            .map(|shard| shard.read(State::locked_count))
             .sum()
     }
 }
@@ -213,7 +209,9 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.shards.hash(key);
-        self.shards.of(hash).lock().is_locked(key, hash)
+        self.shards
+            .of(hash)
+            .read(|state| state.is_locked(key, hash))
     }
 
     /// The number of lock entries for `key`: its holder plus its waiters, or
@@ -247,7 +245,9 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.shards.hash(key);
-        self.shards.of(hash).lock().queue_len(key, hash)
+        self.shards
+            .of(hash)
+            .read(|state| state.queue_len(key, hash))
     }
 
     /// Returns all the memory kept from busier times: the room the manager
@@ -272,7 +272,7 @@ where
     /// ```
     pub fn shrink_to_fit(&self) {
         for shard in self.shards.iter() {
-            shard.lock().shrink_to_fit(shard.notice());
+            shard.shrink_to_fit();
         }
     }
 }
@@ -308,7 +308,7 @@ impl<K, S> LockManager<K, S> {
     pub fn stats(&self) -> Stats {
         let mut total = Stats::default();
         for shard in self.shards.iter() {
-            total += shard.lock().stats();
+            total += shard.read(State::stats);
         }
         total
     }
@@ -359,7 +359,7 @@ where
     pub fn snapshot(&self) -> Vec<HeldKey<K>> {
         let mut held = Vec::new();
         for shard in self.shards.iter() {
-            shard.lock().report(&mut held);
+            shard.read(|state| state.report(&mut held));
         }
         // Without timing every age is `None`, and the waiters decide.
         held.sort_by(|a, b| {
@@ -369,153 +369,12 @@ where
     }
 }
 
-/// The primitives the acquire futures and the guards are built on.
-impl<K, S> LockManager<K, S>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+impl<K: Hash, S: BuildHasher> LockManager<K, S> {
     /// Hashes `key` with the manager's hasher: once per acquire, outside
     /// the mutexes.
     #[inline]
     pub(crate) fn hash(&self, key: &K) -> KeyHash {
         self.shards.hash(key)
-    }
-
-    /// Releases `key`, whose hash is `hash`, handing it to the oldest
-    /// waiter if there is one.
-    ///
-    /// Out of line, like [`lock_or_enqueue`](Self::lock_or_enqueue): see
-    /// there.
-    #[inline(never)]
-    pub(crate) fn release(&self, key: &K, hash: KeyHash) {
-        let shard = self.shards.of(hash);
-        let deferred = shard.lock().release(key, hash, shard.notice());
-        deferred.run();
-    }
-
-    /// Removes a waiter on `key` whose future was dropped.
-    pub(crate) fn cancel(&self, key: &K, waiter: WaiterRef) {
-        let shard = self.shards.of(waiter.hash);
-        let deferred = shard
-            .lock()
-            .cancel(key, waiter.hash, waiter.slot, shard.notice());
-        deferred.run();
-    }
-
-    /// Takes the grant of `waiter` (`true`), or makes sure it is woken
-    /// through `waker` (`false`): without locking when the shard's notice
-    /// still posts the grant.
-    ///
-    /// Out of line, so that the acquire future's poll stays small enough
-    /// to be inlined where it is awaited: see
-    /// [`lock_or_enqueue`](Self::lock_or_enqueue).
-    #[inline(never)]
-    pub(crate) fn take_grant(&self, waiter: WaiterRef, waker: &Waker) -> bool {
-        self.shards.of(waiter.hash).notice().take(waiter.slot)
-            || self.poll_waiter(waiter, waker, None)
-    }
-
-    /// Takes the grant of `waiter` (`true`), or makes sure it is woken
-    /// through `waker` (`false`), installing `fresh`, a clone of `waker`, if
-    /// the waiter needs one.
-    pub(crate) fn poll_waiter(
-        &self,
-        waiter: WaiterRef,
-        waker: &Waker,
-        mut fresh: Option<Waker>,
-    ) -> bool {
-        let shard = self.shards.of(waiter.hash);
-        // Cloned only when the stored waker is missing or another task's,
-        // and outside the mutex: cloning and dropping wakers runs foreign
-        // code. Whatever is left here (an unused clone, or the replaced
-        // waker) is dropped on return, after the mutex.
-        loop {
-            let outcome = shard
-                .lock()
-                .poll_waiter(waiter.slot, waker, &mut fresh, shard.notice());
-            match outcome {
-                WaiterPoll::Granted => return true,
-                WaiterPoll::Waiting => return false,
-                WaiterPoll::NeedsWaker => fresh = Some(waker.clone()),
-            }
-        }
-    }
-}
-
-impl<K, S> LockManager<K, S>
-where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-{
-    /// Locks `key`, whose hash is `hash`, at once (`None`), or queues a
-    /// waiter woken through `waker` (`Some`).
-    ///
-    /// Out of line: once `acquire_many` also calls it (and `release`), the
-    /// compiler inlined both into the single-key future and guard, and an
-    /// uncontended acquire and release took 55 ns instead of 42 ns
-    /// (`cargo bench --bench locks -- uncontended`, in one binary with the
-    /// pairs scenario).
-    #[inline(never)]
-    pub(crate) fn lock_or_enqueue(&self, key: &K, hash: KeyHash, waker: &Waker) -> Option<Slot> {
-        let candidate = key.clone();
-        // Cloned before locking when this thread's last acquire had to
-        // wait, so that queueing then takes the mutex once, not twice.
-        let expected = contention::expected();
-        let mut early = expected.then(|| waker.clone());
-        let outcome = self
-            .shards
-            .of(hash)
-            .lock()
-            .lock_or_enqueue(candidate, hash, &mut early);
-        contention::saw(matches!(outcome, Enqueue::Queued(_)));
-        match outcome {
-            Enqueue::Locked => None,
-            Enqueue::Queued(slot) if expected => Some(slot),
-            Enqueue::Queued(slot) => self.supply_waker(key, WaiterRef { hash, slot }, waker),
-        }
-    }
-
-    /// Gives a waiter just queued without a waker a clone of `waker`, made
-    /// outside the mutex; `None` if the lock was granted meanwhile.
-    ///
-    /// Out of line, as the uncontended path is a quarter faster without it
-    /// (`cargo bench --bench locks`, uncontended).
-    #[inline(never)]
-    fn supply_waker(&self, key: &K, waiter: WaiterRef, waker: &Waker) -> Option<Slot> {
-        // Should cloning panic, the waiter must not stay queued for good.
-        let cancel = CancelOnUnwind {
-            manager: self,
-            key,
-            waiter,
-        };
-        let fresh = waker.clone();
-        std::mem::forget(cancel);
-        (!self.poll_waiter(waiter, waker, Some(fresh))).then_some(waiter.slot)
-    }
-
-    /// Places a waiter for `key` (granted at once if the key is free, else
-    /// queued without a waker), unless `max_waiters` already wait.
-    pub(crate) fn place(&self, key: &K, max_waiters: usize) -> Result<WaiterRef, Busy> {
-        let candidate = key.clone();
-        let hash = self.shards.hash(key);
-        let outcome = self
-            .shards
-            .of(hash)
-            .lock()
-            .place(candidate, hash, max_waiters);
-        match outcome {
-            Ok(slot) => Ok(WaiterRef { hash, slot }),
-            Err(waiters) => Err(Busy { waiters }),
-        }
-    }
-
-    /// Takes `key` if it is free, returning its hash.
-    pub(crate) fn try_lock(&self, key: &K) -> Option<KeyHash> {
-        let candidate = key.clone();
-        let hash = self.shards.hash(key);
-        let locked = self.shards.of(hash).lock().try_lock(candidate, hash);
-        locked.then_some(hash)
     }
 }
 
@@ -534,29 +393,13 @@ impl<K, S> fmt::Debug for LockManager<K, S> {
             .shards
             .iter()
             .try_fold((0, 0), |(locked, waiters), shard| {
-                let state = shard.try_lock()?;
-                Some((
-                    locked + state.locked_count(),
-                    waiters + state.waiter_count(shard.notice()),
-                ))
+                let (more_locked, more_waiters) = shard.try_counts()?;
+                Some((locked + more_locked, waiters + more_waiters))
             });
         match counts {
             Some((locked, waiters)) => out.field("locked", &locked).field("waiters", &waiters),
             None => out.field("state", &format_args!("<locked>")),
         };
         out.finish()
-    }
-}
-
-/// Removes a waiter if dropped, that is, if a panic unwinds past it.
-struct CancelOnUnwind<'a, K: Eq + Hash, S: BuildHasher> {
-    manager: &'a LockManager<K, S>,
-    key: &'a K,
-    waiter: WaiterRef,
-}
-
-impl<K: Eq + Hash, S: BuildHasher> Drop for CancelOnUnwind<'_, K, S> {
-    fn drop(&mut self) {
-        self.manager.cancel(self.key, self.waiter);
     }
 }

@@ -26,153 +26,152 @@ use futures_core::future::FusedFuture;
 use crate::busy::Busy;
 use crate::hashed::KeyHash;
 use crate::manager::LockManager;
-use crate::queue::Slot;
-use crate::shards::{ShardIndex, Shards, WaiterRef};
-use crate::state::{Enqueue, State};
-use crate::sync::MutexGuard;
+use crate::shards::{Link, Shards, WaiterRef};
+use crate::small::Small;
 
-/// One key of a multi-key request.
-struct Link<K> {
-    key: K,
-    /// The manager's copy of `key`, cloned outside the mutexes and moved
-    /// into its map when the request is placed.
-    copy: Option<K>,
-    /// The key's hash, which orders the links and names the shard;
-    /// computed when the request is made.
-    hash: KeyHash,
-    /// The request's waiter on `key` (queued, or granted but not yet
-    /// taken), or `None` once the request holds the key.
-    slot: Option<Slot>,
+/// A multi-key acquire future's keys and where it is in its life.
+struct Progress<K> {
+    /// One link per key: in the caller's order until placed, then sorted by
+    /// hash without duplicates; moved into the guard at the end.
+    links: Small<Link<K>>,
+    stage: Stage,
 }
 
-impl<K> Link<K> {
-    fn new(key: K, hash: KeyHash) -> Self {
-        Self {
-            key,
-            copy: None,
-            hash,
-            slot: None,
-        }
-    }
-}
-
-/// Where a multi-key acquire future is in its life.
-enum Progress<K> {
+#[derive(Clone, Copy, Debug)]
+enum Stage {
     /// Not polled yet: in no queue, so dropping it does nothing.
-    Unpolled(Vec<Link<K>>),
+    Unpolled,
     /// In the queue of every key, or holding it. The keys before `next`
     /// are held; the future waits for `links[next]`, the only link whose
     /// waiter carries a waker.
-    Waiting { links: Vec<Link<K>>, next: usize },
-    /// The guard was handed out.
+    Waiting { next: usize },
+    /// The guard was handed out (or placing the request panicked).
     Done,
 }
 
-/// Prints the keys and how many are held, not the internal links.
+/// Prints the stage and the keys, not the internal links.
 impl<K: fmt::Debug> fmt::Debug for Progress<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Progress::Unpolled(links) => f.debug_tuple("Unpolled").field(&Keys(links)).finish(),
-            Progress::Waiting { links, next } => f
+        let keys = Keys(&self.links);
+        match self.stage {
+            Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
+            Stage::Waiting { next } => f
                 .debug_struct("Waiting")
-                .field("keys", &Keys(links))
-                .field("held", next)
+                .field("keys", &keys)
+                .field("held", &next)
                 .finish(),
-            Progress::Done => f.write_str("Done"),
+            Stage::Done => f.write_str("Done"),
         }
     }
 }
 
 /// The keys of some links, printed as a list.
-struct Keys<'a, K>(&'a [Link<K>]);
+struct Keys<'a, K>(&'a Small<Link<K>>);
 
 impl<K: fmt::Debug> fmt::Debug for Keys<'_, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.0.iter().map(|link| &link.key))
+            .entries(self.0.as_slice().iter().map(|link| &link.key))
             .finish()
+    }
+}
+
+impl<K> Progress<K> {
+    fn unpolled(links: Small<Link<K>>) -> Self {
+        Progress {
+            links,
+            stage: Stage::Unpolled,
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::Done)
+    }
+
+    /// Moves the keys out, leaving the future done.
+    fn finish(&mut self) -> Held<K> {
+        self.stage = Stage::Done;
+        Held::from(std::mem::take(&mut self.links))
     }
 }
 
 impl<K: Eq + Hash + Clone> Progress<K> {
     /// A request for the keys of `links`, placed now: queued on every key
     /// or holding it, unless a key has `max_waiters` waiters already.
-    fn placed<S: BuildHasher>(
-        manager: &LockManager<K, S>,
-        mut links: Vec<Link<K>>,
+    fn placed<S>(
+        shards: &Shards<K, S>,
+        links: Small<Link<K>>,
         max_waiters: Option<usize>,
     ) -> Result<Self, Busy> {
-        prepare(&mut links);
-        place(manager.shards(), &mut links, max_waiters)?;
-        Ok(Progress::Waiting { links, next: 0 })
+        let mut progress = Progress {
+            links,
+            stage: Stage::Done,
+        };
+        progress.place(shards, max_waiters)?;
+        Ok(progress)
+    }
+
+    /// Places the request. Left `Done` if refused or if anything panics:
+    /// nothing is queued then (`place_all` undoes its own queueing).
+    fn place<S>(&mut self, shards: &Shards<K, S>, max_waiters: Option<usize>) -> Result<(), Busy> {
+        self.stage = Stage::Done;
+        merge_duplicates(&mut self.links);
+        shards
+            .place_all(self.links.as_mut_slice(), max_waiters)
+            .map_err(|waiters| Busy { waiters })?;
+        self.stage = Stage::Waiting { next: 0 };
+        Ok(())
     }
 
     /// Takes the keys of a request that holds them all already, leaving it
     /// done; `None` (and the request unchanged) if it waits for any.
-    fn take_if_held(&mut self) -> Option<Vec<K>> {
-        let Progress::Waiting { links, .. } = self else {
-            return None;
-        };
-        if links.iter().any(|link| link.slot.is_some()) {
-            return None;
-        }
-        let Progress::Waiting { links, .. } = std::mem::replace(self, Progress::Done) else {
-            unreachable!("matched above");
-        };
-        Some(links.into_iter().map(|link| link.key).collect())
+    fn take_if_held(&mut self) -> Option<Held<K>> {
+        let placed = matches!(self.stage, Stage::Waiting { .. });
+        let held = self.links.as_slice().iter().all(|link| link.slot.is_none());
+        (placed && held).then(|| self.finish())
     }
 
     /// Advances the future; yields the keys once every one is held.
     #[track_caller]
-    fn poll<S: BuildHasher>(
-        &mut self,
-        manager: &LockManager<K, S>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Vec<K>> {
-        if let Progress::Unpolled(_) = self {
-            // Left `Done` if anything below panics: nothing is queued then
-            // (`place` undoes its own queueing).
-            let Progress::Unpolled(links) = std::mem::replace(self, Progress::Done) else {
-                unreachable!("matched above");
-            };
-            *self = Progress::placed(manager, links, None)
-                .unwrap_or_else(|_| unreachable!("an unbounded request is never refused"));
+    fn poll<S>(&mut self, shards: &Shards<K, S>, cx: &mut Context<'_>) -> Poll<Held<K>> {
+        match self.stage {
+            Stage::Unpolled => self
+                .place(shards, None)
+                .unwrap_or_else(|_| unreachable!("an unbounded request is never refused")),
+            Stage::Waiting { .. } => {}
+            Stage::Done => panic!("lock-manager: acquire future polled after completion"),
         }
-        let Progress::Waiting { links, next } = self else {
-            panic!("lock-manager: acquire future polled after completion");
+        let Stage::Waiting { next } = &mut self.stage else {
+            unreachable!("placed above");
         };
         // Each key is waited for in turn: a key handed over early is simply
         // found granted when its turn comes.
-        while let Some(link) = links.get_mut(*next) {
+        while let Some(link) = self.links.as_mut_slice().get_mut(*next) {
             if let Some(slot) = link.slot {
                 let waiter = WaiterRef {
                     hash: link.hash,
                     slot,
                 };
-                if !manager.poll_waiter(waiter, cx.waker(), None) {
+                if !shards.poll_waiter(waiter, cx.waker()) {
                     return Poll::Pending;
                 }
                 link.slot = None;
             }
             *next += 1;
         }
-        match std::mem::replace(self, Progress::Done) {
-            Progress::Waiting { links, .. } => {
-                Poll::Ready(links.into_iter().map(|link| link.key).collect())
-            }
-            _ => unreachable!("matched above"),
-        }
+        Poll::Ready(self.finish())
     }
 }
 
-impl<K: Eq + Hash> Progress<K> {
+impl<K: Eq> Progress<K> {
     /// Gives up every place and every key held; runs when the future is
     /// dropped.
-    fn cancel<S: BuildHasher>(&mut self, manager: &LockManager<K, S>) {
-        if let Progress::Waiting { links, .. } = std::mem::replace(self, Progress::Done) {
-            for_each_to_the_end(links, |link| match link.slot {
-                None => manager.release(&link.key, link.hash),
-                Some(slot) => manager.cancel(
+    fn cancel<S>(&mut self, shards: &Shards<K, S>) {
+        if let Stage::Waiting { .. } = self.stage {
+            self.stage = Stage::Done;
+            for_each_to_the_end(self.links.as_slice(), |link| match link.slot {
+                None => shards.release(&link.key, link.hash),
+                Some(slot) => shards.cancel(
                     &link.key,
                     WaiterRef {
                         hash: link.hash,
@@ -182,141 +181,40 @@ impl<K: Eq + Hash> Progress<K> {
             });
         }
     }
-
-    fn is_done(&self) -> bool {
-        matches!(self, Progress::Done)
-    }
 }
 
 /// One link per key, in the caller's order, each key hashed.
-fn links_of<K: Eq + Hash, S: BuildHasher>(
+fn links_of<K: Hash, S: BuildHasher>(
     manager: &LockManager<K, S>,
     keys: impl IntoIterator<Item = K>,
-) -> Vec<Link<K>> {
+) -> Small<Link<K>> {
     keys.into_iter()
-        .map(|key| {
-            let hash = manager.hash(&key);
-            Link::new(key, hash)
+        .map(|key| Link {
+            hash: manager.hash(&key),
+            key,
+            slot: None,
         })
         .collect()
 }
 
-/// Sorts the links by shard, merges duplicate keys, and clones the
-/// manager's copy of each key, all outside the mutexes.
-fn prepare<K: Eq + Clone>(links: &mut Vec<Link<K>>) {
-    links.sort_unstable_by_key(|link| link.hash);
+/// Sorts the links by hash and merges duplicate keys, outside the mutexes.
+fn merge_duplicates<K: Eq>(links: &mut Small<Link<K>>) {
+    let slice = links.as_mut_slice();
+    slice.sort_unstable_by_key(|link| link.hash);
     // Equal keys have equal hashes, so a duplicate sits in its hash's run.
     let mut kept = 0;
-    for i in 0..links.len() {
-        let duplicate = links[..kept]
+    for i in 0..slice.len() {
+        let duplicate = slice[..kept]
             .iter()
             .rev()
-            .take_while(|earlier| earlier.hash == links[i].hash)
-            .any(|earlier| earlier.key == links[i].key);
+            .take_while(|earlier| earlier.hash == slice[i].hash)
+            .any(|earlier| earlier.key == slice[i].key);
         if !duplicate {
-            links.swap(kept, i);
+            slice.swap(kept, i);
             kept += 1;
         }
     }
     links.truncate(kept);
-    for link in links.iter_mut() {
-        link.copy = Some(link.key.clone());
-    }
-}
-
-/// Places a waiter for every key of the prepared `links` at once, in one
-/// critical section over every shard they touch: holding the key if it is
-/// free, else queued without a waker.
-///
-/// Refuses with [`Busy`], changing nothing, if a key already has
-/// `max_waiters` waiters (`None`: never; 0: unless every key is free, and
-/// then every key is held on return).
-fn place<K: Eq + Hash, S: BuildHasher>(
-    shards: &Shards<K, S>,
-    links: &mut [Link<K>],
-    max_waiters: Option<usize>,
-) -> Result<(), Busy> {
-    let mut placing = Placing {
-        shards,
-        locked: Vec::new(),
-        links,
-        to_undo: 0,
-    };
-    // In increasing index order, as the links are sorted by hash.
-    for link in placing.links.iter() {
-        let shard = shards.index_of(link.hash);
-        if placing
-            .locked
-            .last()
-            .map_or(true, |(last, _)| *last != shard)
-        {
-            placing.locked.push((shard, shards.get(shard).lock()));
-        }
-    }
-    if let Some(max_waiters) = max_waiters {
-        // Checked before anything changes, so that a refusal leaves no
-        // trace, not even in the counters.
-        for link in placing.links.iter() {
-            let shard = shards.index_of(link.hash);
-            let waiters = locked_state(&mut placing.locked, shard)
-                .queue_len(&link.key, link.hash)
-                .checked_sub(1);
-            if let Some(waiters) = waiters.filter(|&waiters| waiters >= max_waiters) {
-                return Err(Busy { waiters });
-            }
-        }
-    }
-    for i in 0..placing.links.len() {
-        let link = &mut placing.links[i];
-        let shard = shards.index_of(link.hash);
-        let copy = link.copy.take().expect("cloned by prepare");
-        let state = locked_state(&mut placing.locked, shard);
-        // Queued without a waker: the first poll installs one.
-        link.slot = match state.lock_or_enqueue(copy, link.hash, &mut None) {
-            Enqueue::Locked => None,
-            Enqueue::Queued(slot) => Some(slot),
-        };
-        placing.to_undo = i + 1;
-    }
-    placing.to_undo = 0;
-    Ok(())
-}
-
-/// The shards locked by [`place`], and the links placed so far: removed
-/// again if a key's `Eq` panics halfway.
-struct Placing<'a, K: Eq + Hash, S: BuildHasher> {
-    shards: &'a Shards<K, S>,
-    locked: Vec<(ShardIndex, MutexGuard<'a, State<K>>)>,
-    links: &'a mut [Link<K>],
-    to_undo: usize,
-}
-
-/// The state of `shard`, among the shards `locked` by [`place`].
-fn locked_state<'s, K>(
-    locked: &'s mut [(ShardIndex, MutexGuard<'_, State<K>>)],
-    shard: ShardIndex,
-) -> &'s mut State<K> {
-    let (_, state) = locked
-        .iter_mut()
-        .find(|(locked, _)| *locked == shard)
-        .expect("every shard of the request is locked");
-    state
-}
-
-impl<K: Eq + Hash, S: BuildHasher> Drop for Placing<'_, K, S> {
-    fn drop(&mut self) {
-        for link in &self.links[..self.to_undo] {
-            let shard = self.shards.index_of(link.hash);
-            let state = locked_state(&mut self.locked, shard);
-            let notice = self.shards.get(shard).notice();
-            // Nobody else reached these keys meanwhile: no waker to run.
-            let deferred = match link.slot {
-                None => state.release(&link.key, link.hash, notice),
-                Some(slot) => state.cancel(&link.key, link.hash, slot, notice),
-            };
-            debug_assert!(deferred.is_nothing());
-        }
-    }
 }
 
 /// Calls `f` on every item, even after one of the calls panicked, then
@@ -334,9 +232,32 @@ fn for_each_to_the_end<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(
     }
 }
 
-/// Releases every key in `keys`, handing each to its oldest waiter.
-fn release_all<K: Eq + Hash, S: BuildHasher>(manager: &LockManager<K, S>, keys: &[K]) {
-    for_each_to_the_end(keys, |key| manager.release(key, manager.hash(key)));
+/// The keys a multi-key guard holds, with their hashes, so that releasing
+/// them never hashes again.
+#[derive(Debug)]
+struct Held<K> {
+    keys: Small<K>,
+    hashes: Small<KeyHash>,
+}
+
+impl<K> From<Small<Link<K>>> for Held<K> {
+    fn from(links: Small<Link<K>>) -> Self {
+        let hashes = links.as_slice().iter().map(|link| link.hash).collect();
+        Held {
+            keys: links.map(|link| link.key),
+            hashes,
+        }
+    }
+}
+
+impl<K: Eq> Held<K> {
+    /// Releases every key, handing each to its oldest waiter.
+    fn release<S>(&self, shards: &Shards<K, S>) {
+        let keys = self.keys.as_slice().iter();
+        for_each_to_the_end(keys.zip(self.hashes.as_slice()), |(key, &hash)| {
+            shards.release(key, hash);
+        });
+    }
 }
 
 impl<K, S> LockManager<K, S>
@@ -395,7 +316,7 @@ where
     {
         AcquireMany {
             manager: self,
-            progress: Progress::Unpolled(links_of(self, keys)),
+            progress: Progress::unpolled(links_of(self, keys)),
         }
     }
 
@@ -431,7 +352,7 @@ where
     {
         AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::Unpolled(links_of(self, keys)),
+            progress: Progress::unpolled(links_of(self, keys)),
         }
     }
 
@@ -471,10 +392,10 @@ where
     where
         I: IntoIterator<Item = K>,
     {
-        let keys = self.try_lock_all(keys)?;
+        let held = self.try_lock_all(keys)?;
         Some(MultiLockGuard {
             manager: self,
-            keys,
+            held,
         })
     }
 
@@ -501,10 +422,10 @@ where
     where
         I: IntoIterator<Item = K>,
     {
-        let keys = self.try_lock_all(keys)?;
+        let held = self.try_lock_all(keys)?;
         Some(OwnedMultiLockGuard {
             manager: Arc::clone(self),
-            keys,
+            held,
         })
     }
 
@@ -561,7 +482,7 @@ where
     {
         Ok(AcquireMany {
             manager: self,
-            progress: Progress::placed(self, links_of(self, keys), Some(max_waiters))?,
+            progress: Progress::placed(self.shards(), links_of(self, keys), Some(max_waiters))?,
         })
     }
 
@@ -604,7 +525,7 @@ where
     {
         Ok(AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::placed(self, links_of(self, keys), Some(max_waiters))?,
+            progress: Progress::placed(self.shards(), links_of(self, keys), Some(max_waiters))?,
         })
     }
 
@@ -667,13 +588,13 @@ where
     S: BuildHasher,
 {
     /// Takes every key in `keys` if all are free, and returns them merged.
-    fn try_lock_all<I: IntoIterator<Item = K>>(&self, keys: I) -> Option<Vec<K>> {
+    fn try_lock_all<I: IntoIterator<Item = K>>(&self, keys: I) -> Option<Held<K>> {
         // With no waiter allowed, an admitted request holds every key. Only
         // a key whose `Hash` and `Eq` disagree could be queued regardless:
         // then `request` is dropped, and gives it up.
         let mut request = AcquireMany {
             manager: self,
-            progress: Progress::placed(self, links_of(self, keys), Some(0)).ok()?,
+            progress: Progress::placed(self.shards(), links_of(self, keys), Some(0)).ok()?,
         };
         request.progress.take_if_held()
     }
@@ -730,8 +651,8 @@ impl<'a, K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireMany<'a, K, S> 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let manager = self.manager;
         self.progress
-            .poll(manager, cx)
-            .map(|keys| MultiLockGuard { manager, keys })
+            .poll(manager.shards(), cx)
+            .map(|held| MultiLockGuard { manager, held })
     }
 }
 
@@ -743,7 +664,7 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireMany<'_, K, S>
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for AcquireMany<'_, K, S> {
     fn drop(&mut self) {
-        self.progress.cancel(self.manager);
+        self.progress.cancel(self.manager.shards());
     }
 }
 
@@ -802,10 +723,10 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireManyOwned<K, S> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         this.progress
-            .poll(&this.manager, cx)
-            .map(|keys| OwnedMultiLockGuard {
+            .poll(this.manager.shards(), cx)
+            .map(|held| OwnedMultiLockGuard {
                 manager: Arc::clone(&this.manager),
-                keys,
+                held,
             })
     }
 }
@@ -818,7 +739,7 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireManyOwned<K, S
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for AcquireManyOwned<K, S> {
     fn drop(&mut self) {
-        self.progress.cancel(&self.manager);
+        self.progress.cancel(self.manager.shards());
     }
 }
 
@@ -870,7 +791,7 @@ where
     S: BuildHasher,
 {
     manager: &'a LockManager<K, S>,
-    keys: Vec<K>,
+    held: Held<K>,
 }
 
 impl<'a, K: Eq + Hash, S: BuildHasher> MultiLockGuard<'a, K, S> {
@@ -889,7 +810,7 @@ impl<'a, K: Eq + Hash, S: BuildHasher> MultiLockGuard<'a, K, S> {
     /// # });
     /// ```
     pub fn keys(&self) -> &[K] {
-        &self.keys
+        self.held.keys.as_slice()
     }
 
     /// The manager these keys belong to.
@@ -912,14 +833,14 @@ impl<'a, K: Eq + Hash, S: BuildHasher> MultiLockGuard<'a, K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for MultiLockGuard<'_, K, S> {
     fn drop(&mut self) {
-        release_all(self.manager, &self.keys);
+        self.held.release(self.manager.shards());
     }
 }
 
 impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for MultiLockGuard<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MultiLockGuard")
-            .field("keys", &self.keys)
+            .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }
@@ -960,7 +881,7 @@ where
     S: BuildHasher,
 {
     manager: Arc<LockManager<K, S>>,
-    keys: Vec<K>,
+    held: Held<K>,
 }
 
 impl<K: Eq + Hash, S: BuildHasher> OwnedMultiLockGuard<K, S> {
@@ -980,7 +901,7 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedMultiLockGuard<K, S> {
     /// # });
     /// ```
     pub fn keys(&self) -> &[K] {
-        &self.keys
+        self.held.keys.as_slice()
     }
 
     /// The manager these keys belong to.
@@ -1004,14 +925,14 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedMultiLockGuard<K, S> {
 
 impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedMultiLockGuard<K, S> {
     fn drop(&mut self) {
-        release_all(&self.manager, &self.keys);
+        self.held.release(self.manager.shards());
     }
 }
 
 impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for OwnedMultiLockGuard<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedMultiLockGuard")
-            .field("keys", &self.keys)
+            .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }

@@ -4,7 +4,6 @@
 //! caller holds the manager's mutex and decides what to do with the wakers
 //! handed back, once that mutex is released.
 
-use std::cell::Cell;
 use std::num::NonZeroU32;
 use std::task::Waker;
 
@@ -18,11 +17,6 @@ use crate::clock::{self, Stamp};
 pub(crate) struct Slot(NonZeroU32);
 
 impl Slot {
-    /// The largest value stored for an index: 31 bits, so that the shard's
-    /// notice has the top bit of a `u32` to mark a slot taken (and needs no
-    /// 64-bit atomics, which some targets lack).
-    pub(crate) const MAX_STORED: u32 = (1 << 31) - 1;
-
     /// Marks a granted waiter in place of its `next` link; no index maps to
     /// it.
     const GRANTED: Slot = Slot(NonZeroU32::MAX);
@@ -32,21 +26,10 @@ impl Slot {
         u32::try_from(index)
             .ok()
             .and_then(|index| index.checked_add(1))
-            .filter(|&stored| stored <= Self::MAX_STORED)
             .and_then(NonZeroU32::new)
             .map(Slot)
-            .expect("lock-manager supports at most 2^31 - 1 waiters per shard")
-    }
-
-    /// The index plus one, as stored.
-    pub(crate) fn stored(self) -> NonZeroU32 {
-        self.0
-    }
-
-    /// The slot whose [`stored`](Self::stored) value is `stored`; `None`
-    /// for 0.
-    pub(crate) fn from_stored(stored: u32) -> Option<Self> {
-        NonZeroU32::new(stored).map(Slot)
+            .filter(|&slot| slot != Self::GRANTED)
+            .expect("lock-manager supports at most 2^32 - 2 waiters per shard")
     }
 
     pub(crate) fn index(self) -> usize {
@@ -64,8 +47,9 @@ impl Slot {
 /// May only be read or written while its shard's mutex is held.
 #[derive(Debug)]
 pub(crate) struct Waiter {
-    /// Wakes the waiter's task when the lock is handed to it; `None` until
-    /// the first poll supplies a clone (made outside the mutex), and once
+    /// Wakes the waiter's task when the lock is handed to it; `None` for a
+    /// waiter queued before its first poll (a multi-key or bounded request,
+    /// or a key a multi-key future does not wait for yet), and once
     /// granted.
     waker: Option<Waker>,
     /// The neighbours in the key's queue, while queued.
@@ -83,8 +67,7 @@ pub(crate) enum WaiterState<'a> {
     Queued { waker: &'a mut Option<Waker> },
     /// Unlinked from its queue: the key is held on the waiter's behalf
     /// until its future is polled (and takes the guard) or dropped (and
-    /// hands the key on). A future that takes its grant off the shard's
-    /// notice leaves the entry for the next release to free.
+    /// hands the key on), either of which frees the entry.
     Granted,
 }
 
@@ -109,7 +92,7 @@ impl Waiter {
 ///
 /// # Panics
 ///
-/// Panics if the slab would need an index past `2^31 - 2`.
+/// Panics if the slab would need an index past `2^32 - 3`.
 #[track_caller]
 pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>, now: Stamp) -> Slot {
     let slot = Slot::new(waiters.vacant_key());
@@ -132,42 +115,40 @@ pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>, now: Stamp) -> Slot {
 /// `next` are never read.
 ///
 /// The holder of the key is not in the queue: a key's queue exists exactly
-/// as long as the key is held. It is kept in its shard's map beside the
-/// key, which the map never lends mutably: hence the cells, which cost
-/// nothing, as the shard's mutex is held around every use.
+/// as long as the key is held, as the key's value in its shard's map.
 #[derive(Debug)]
 pub(crate) struct WaitQueue {
-    head: Cell<Option<Slot>>,
-    tail: Cell<Option<Slot>>,
-    len: Cell<u32>,
+    head: Option<Slot>,
+    tail: Option<Slot>,
+    len: u32,
     /// When the current holder took the key.
-    since: Cell<Stamp>,
+    since: Stamp,
 }
 
 impl WaitQueue {
     /// The queue of a key taken at `now`, with nobody waiting.
     pub(crate) fn new(now: Stamp) -> Self {
         Self {
-            head: Cell::new(None),
-            tail: Cell::new(None),
-            len: Cell::new(0),
-            since: Cell::new(now),
+            head: None,
+            tail: None,
+            len: 0,
+            since: now,
         }
     }
 
     /// When the current holder took the key.
     pub(crate) fn held_since(&self) -> Stamp {
-        self.since.get()
+        self.since
     }
 
     /// When the oldest waiter joined, if anyone waits.
     pub(crate) fn oldest_since(&self, waiters: &Slab<Waiter>) -> Option<Stamp> {
-        self.head.get().map(|head| waiters[head.index()].since)
+        self.head.map(|head| waiters[head.index()].since)
     }
 
     /// The number of waiters, the holder not counted.
     pub(crate) fn len(&self) -> usize {
-        self.len.get() as usize
+        self.len as usize
     }
 
     /// Appends a waiter that joined at `now`, woken through `waker` (which
@@ -175,19 +156,19 @@ impl WaitQueue {
     ///
     /// # Panics
     ///
-    /// Panics if the slab would need an index past `2^31 - 2`.
+    /// Panics if the slab would need an index past `2^32 - 3`.
     #[track_caller]
     #[inline]
     pub(crate) fn push_back(
-        &self,
+        &mut self,
         waiters: &mut Slab<Waiter>,
         waker: Option<Waker>,
         now: Stamp,
     ) -> Slot {
         let slot = Slot::new(waiters.vacant_key());
-        let prev = match self.tail.replace(Some(slot)) {
+        let prev = match self.tail.replace(slot) {
             None => {
-                self.head.set(Some(slot));
+                self.head = Some(slot);
                 slot
             }
             Some(tail) => {
@@ -202,7 +183,7 @@ impl WaitQueue {
             next: slot,
             since: now,
         });
-        self.len.set(self.len.get() + 1);
+        self.len += 1;
         slot
     }
 
@@ -211,10 +192,13 @@ impl WaitQueue {
     /// `None` if the queue is empty; no waker if the waiter has none yet,
     /// and so will find the grant when it supplies one.
     #[inline]
-    pub(crate) fn grant_front(&self, waiters: &mut Slab<Waiter>) -> Option<(Slot, Option<Waker>)> {
-        let head = self.head.get()?;
+    pub(crate) fn grant_front(
+        &mut self,
+        waiters: &mut Slab<Waiter>,
+    ) -> Option<(Slot, Option<Waker>)> {
+        let head = self.head?;
         self.unlink(waiters, head);
-        self.since.set(clock::now());
+        self.since = clock::now();
         let waiter = &mut waiters[head.index()];
         waiter.next = Slot::GRANTED;
         Some((head, waiter.waker.take()))
@@ -223,25 +207,24 @@ impl WaitQueue {
     /// Unlinks the queued waiter at `slot` and frees its slab entry, in O(1),
     /// returning its waker so that it can be dropped once unlocked.
     #[inline]
-    pub(crate) fn remove(&self, waiters: &mut Slab<Waiter>, slot: Slot) -> Option<Waker> {
+    pub(crate) fn remove(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) -> Option<Waker> {
         self.unlink(waiters, slot);
         waiters.remove(slot.index()).waker
     }
 
     #[inline]
-    fn unlink(&self, waiters: &mut Slab<Waiter>, slot: Slot) {
+    fn unlink(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) {
         let Waiter { prev, next, .. } = waiters[slot.index()];
-        let len = self.len.get() - 1;
-        self.len.set(len);
-        if len == 0 {
-            self.head.set(None);
-            self.tail.set(None);
-        } else if self.head.get() == Some(slot) {
+        self.len -= 1;
+        if self.len == 0 {
+            self.head = None;
+            self.tail = None;
+        } else if self.head == Some(slot) {
             // The new head's `prev`, now stale, is never read.
-            self.head.set(Some(next));
-        } else if self.tail.get() == Some(slot) {
+            self.head = Some(next);
+        } else if self.tail == Some(slot) {
             // Nor the new tail's `next`.
-            self.tail.set(Some(prev));
+            self.tail = Some(prev);
         } else {
             waiters[prev.index()].next = next;
             waiters[next.index()].prev = prev;
@@ -292,12 +275,12 @@ mod tests {
 
     /// Walks the queue front to back, checking the links on the way.
     fn order(queue: &WaitQueue, waiters: &Slab<Waiter>) -> Vec<Slot> {
-        let Some(head) = queue.head.get() else {
-            assert_eq!(queue.tail.get(), None);
+        let Some(head) = queue.head else {
+            assert_eq!(queue.tail, None);
             assert_eq!(queue.len(), 0);
             return Vec::new();
         };
-        let tail = queue.tail.get().expect("a queue with a head has a tail");
+        let tail = queue.tail.expect("a queue with a head has a tail");
         let mut out = vec![head];
         loop {
             let last = *out.last().unwrap();
@@ -332,24 +315,29 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "at most 2^31 - 1 waiters")]
-    fn slot_past_31_bits_panics_clearly() {
-        // The first index whose stored value would need the 32nd bit.
-        Slot::new((1 << 31) - 1);
+    #[should_panic(expected = "at most 2^32 - 2 waiters")]
+    fn the_index_of_the_granted_mark_panics_clearly() {
+        Slot::new(u32::MAX as usize - 1);
     }
 
     #[test]
-    fn the_last_index_is_stored_in_31_bits_apart_from_the_granted_mark() {
-        let last = Slot::new((1 << 31) - 2);
-        assert_eq!(last.stored().get(), Slot::MAX_STORED);
-        assert_eq!(last.index(), (1 << 31) - 2);
+    #[cfg(target_pointer_width = "64")]
+    #[should_panic(expected = "at most 2^32 - 2 waiters")]
+    fn an_index_past_32_bits_panics_clearly() {
+        Slot::new(u32::MAX as usize);
+    }
+
+    #[test]
+    fn the_last_index_is_apart_from_the_granted_mark() {
+        let last = Slot::new(u32::MAX as usize - 2);
+        assert_eq!(last.index(), u32::MAX as usize - 2);
         assert_ne!(last, Slot::GRANTED);
     }
 
     #[test]
     fn a_waiter_without_a_waker_is_granted_silently() {
         let mut waiters = Slab::new();
-        let queue = WaitQueue::new(clock::now());
+        let mut queue = WaitQueue::new(clock::now());
         let slot = queue.push_back(&mut waiters, None, clock::now());
         assert!(!waiters[slot.index()].is_granted());
         assert!(
@@ -363,7 +351,7 @@ mod tests {
     fn grants_in_push_order() {
         let (tags, log) = wakers(3);
         let mut waiters = Slab::new();
-        let queue = WaitQueue::new(clock::now());
+        let mut queue = WaitQueue::new(clock::now());
         let slots: Vec<_> = tags
             .iter()
             .map(|w| queue.push_back(&mut waiters, Some(w.clone()), clock::now()))
@@ -384,7 +372,7 @@ mod tests {
         let (tags, log) = wakers(4);
         for victim in 0..4 {
             let mut waiters = Slab::new();
-            let queue = WaitQueue::new(clock::now());
+            let mut queue = WaitQueue::new(clock::now());
             let mut slots: Vec<_> = tags
                 .iter()
                 .map(|w| queue.push_back(&mut waiters, Some(w.clone()), clock::now()))
@@ -408,7 +396,7 @@ mod tests {
     fn reused_slot_joins_at_the_back() {
         let (tags, _) = wakers(3);
         let mut waiters = Slab::new();
-        let queue = WaitQueue::new(clock::now());
+        let mut queue = WaitQueue::new(clock::now());
         let a = queue.push_back(&mut waiters, Some(tags[0].clone()), clock::now());
         let b = queue.push_back(&mut waiters, Some(tags[1].clone()), clock::now());
         queue.remove(&mut waiters, a);

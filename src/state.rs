@@ -11,10 +11,9 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::clock::{self, Stamp};
+use crate::clock;
 use crate::diagnostics::{HeldKey, Stats};
 use crate::hashed::{BuildStoredHash, Hashed, KeyHash, Lookup, Probe};
-use crate::notice::Notice;
 use crate::queue::{self, Slot, WaitQueue, Waiter, WaiterState};
 
 /// The capacity, in keys and in waiters, up to which a shard keeps the room
@@ -26,9 +25,9 @@ const KEPT: usize = 32;
 /// The state behind the manager's mutex.
 #[derive(Debug)]
 pub(crate) struct State<K> {
-    /// Every held key, with the queue of waiters behind its holder kept in
-    /// the map's key (see [`Hashed`]). A key is in the map exactly as long
-    /// as it is held, so idle keys cost nothing. Keys are stored and looked
+    /// Every held key, with the queue of waiters behind its holder. A key
+    /// is in the map exactly as long as it is held, so idle keys cost
+    /// nothing. Keys are stored and looked
     /// up with their hash, computed once outside the mutex.
     keys: Keys<K>,
     /// The waiters of every key; a [`Slot`] indexes here.
@@ -47,27 +46,14 @@ struct Counts {
     cancellations: u64,
 }
 
-/// The outcome of [`State::lock_or_enqueue`].
-#[derive(Debug)]
-pub(crate) enum Enqueue {
-    /// The key was free and is now held by the caller.
-    Locked,
-    /// The key is held; the caller waits in this slot, without a waker
-    /// until it supplies one through [`State::poll_waiter`].
-    Queued(Slot),
-}
-
 /// The outcome of [`State::poll_waiter`].
 #[derive(Debug)]
 pub(crate) enum WaiterPoll {
     /// The lock was handed to this waiter; its slot is now free.
     Granted,
-    /// Still queued, and its stored waker wakes the polling task.
-    Waiting,
-    /// Still queued, but its stored waker is another task's (or missing)
-    /// and no fresh one was supplied: clone one outside the mutex and call
-    /// again.
-    NeedsWaker,
+    /// Still queued, woken through the polling task's waker; holds the
+    /// waker it replaced, if any, to drop once the mutex is released.
+    Waiting(Option<Waker>),
 }
 
 /// A waker taken out of the state, to be woken or dropped once the mutex is
@@ -100,27 +86,11 @@ impl Deferred {
 }
 
 /// A shard's held keys, each with the queue of its waiters.
-type Keys<K> = HashMap<Hashed<K, WaitQueue>, (), BuildStoredHash>;
+type Keys<K> = HashMap<Hashed<K>, WaitQueue, BuildStoredHash>;
 
-/// The map key of `key`, whose hash is `hash`, were it taken at `now`.
-fn held<K>(key: K, hash: KeyHash, now: Stamp) -> Hashed<K, WaitQueue> {
-    Hashed {
-        key,
-        hash,
-        value: WaitQueue::new(now),
-    }
-}
-
-/// The queue of `key`, whose hash is `hash`, if `key` is held.
-// The queue's cells are no part of the map key's `Hash` or `Eq`.
-#[allow(clippy::mutable_key_type)]
-fn queue_of<'a, K, Q>(keys: &'a Keys<K>, key: &Q, hash: KeyHash) -> Option<&'a WaitQueue>
-where
-    K: Borrow<Q> + Eq,
-    Q: Eq + ?Sized,
-{
-    let (held, ()) = keys.get_key_value(&Lookup { key, hash } as &dyn Probe<Q>)?;
-    Some(&held.value)
+/// The probe that finds `key`, whose hash is `hash`, in a shard's map.
+fn probe<'q, Q: ?Sized>(key: &'q Q, hash: KeyHash) -> Lookup<'q, Q> {
+    Lookup { key, hash }
 }
 
 impl<K> State<K> {
@@ -153,18 +123,20 @@ impl<K> State<K> {
         self.keys.len()
     }
 
-    /// The number of waiters queued, plus those granted but not yet polled:
-    /// the slab's entries, less one taken off the shard's `notice` and not
-    /// yet collected.
-    pub(crate) fn waiter_count(&self, notice: &Notice) -> usize {
-        self.waiters.len() - usize::from(notice.holds_taken())
+    /// Whether the waiter in `slot` has been handed its key.
+    pub(crate) fn is_granted(&self, slot: Slot) -> bool {
+        self.waiters[slot.index()].is_granted()
+    }
+
+    /// The number of waiters queued, plus those granted but not yet polled.
+    pub(crate) fn waiter_count(&self) -> usize {
+        self.waiters.len()
     }
 }
 
 impl<K: Eq> State<K> {
     /// Gives back the capacity that keys and waiters no longer use.
-    pub(crate) fn shrink_to_fit(&mut self, notice: &Notice) {
-        self.collect_taken(notice);
+    pub(crate) fn shrink_to_fit(&mut self) {
         self.keys.shrink_to_fit();
         if self.waiters.is_empty() {
             // A slab keeps vacant entries below the highest one in use.
@@ -180,7 +152,9 @@ impl<K: Eq> State<K> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        queue_of(&self.keys, key, hash).map_or(0, |queue| 1 + queue.len())
+        self.keys
+            .get(&probe(key, hash) as &dyn Probe<Q>)
+            .map_or(0, |queue| 1 + queue.len())
     }
 
     pub(crate) fn is_locked<Q>(&self, key: &Q, hash: KeyHash) -> bool
@@ -188,15 +162,14 @@ impl<K: Eq> State<K> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.keys
-            .contains_key(&Lookup { key, hash } as &dyn Probe<Q>)
+        self.keys.contains_key(&probe(key, hash) as &dyn Probe<Q>)
     }
 
     /// Takes `key` if it is free. Never queues.
     pub(crate) fn try_lock(&mut self, key: K, hash: KeyHash) -> bool {
-        match self.keys.entry(held(key, hash, clock::now())) {
+        match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
-                entry.insert(());
+                entry.insert(WaitQueue::new(clock::now()));
                 true
             }
             Entry::Occupied(_) => false,
@@ -214,13 +187,13 @@ impl<K: Eq> State<K> {
         max_waiters: usize,
     ) -> Result<Slot, usize> {
         let now = clock::now();
-        match self.keys.entry(held(key, hash, now)) {
+        match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
-                entry.insert(());
+                entry.insert(WaitQueue::new(now));
                 Ok(queue::insert_granted(&mut self.waiters, now))
             }
-            Entry::Occupied(entry) => {
-                let queue = &entry.key().value;
+            Entry::Occupied(mut entry) => {
+                let queue = entry.get_mut();
                 if queue.len() >= max_waiters {
                     return Err(queue.len());
                 }
@@ -230,50 +203,37 @@ impl<K: Eq> State<K> {
         }
     }
 
-    /// Takes `key` if it is free; otherwise queues a waiter behind everyone
-    /// already waiting, woken through the waker taken from `waker`.
+    /// Takes `key` if it is free (`None`); otherwise queues a waiter behind
+    /// everyone already waiting (`Some`), woken through a clone of `waker`,
+    /// or without a waker until the first [`State::poll_waiter`].
     ///
-    /// The waker is cloned by the caller, outside the mutex (cloning runs
-    /// foreign code), and only when contention is expected, so that the
-    /// uncontended path never clones. Without one the waiter is queued
-    /// without a waker, for the caller to install through
-    /// [`State::poll_waiter`]; a waker left unused stays in `waker`, for
-    /// the caller to drop once unlocked.
+    /// The clone is made here, under the mutex: a waker's `clone` must not
+    /// call back into the manager. If it panics, nothing has changed.
     pub(crate) fn lock_or_enqueue(
         &mut self,
         key: K,
         hash: KeyHash,
-        waker: &mut Option<Waker>,
-    ) -> Enqueue {
+        waker: Option<&Waker>,
+    ) -> Option<Slot> {
         let now = clock::now();
-        match self.keys.entry(held(key, hash, now)) {
+        match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
-                entry.insert(());
-                Enqueue::Locked
+                entry.insert(WaitQueue::new(now));
+                None
             }
-            Entry::Occupied(entry) => {
+            Entry::Occupied(mut entry) => {
+                let waker = waker.cloned();
                 self.counts.contended += 1;
-                let queue = &entry.key().value;
-                Enqueue::Queued(queue.push_back(&mut self.waiters, waker.take(), now))
+                Some(entry.get_mut().push_back(&mut self.waiters, waker, now))
             }
         }
     }
 
     /// Takes the grant of the waiter in `slot`, or makes sure the waiter is
-    /// woken through `waker`.
-    ///
-    /// When the stored waker must change, the new one is taken from `fresh`
-    /// and the old one is left there, so that the caller drops it unlocked.
-    /// `notice` is the shard's, which may still post a grant.
-    pub(crate) fn poll_waiter(
-        &mut self,
-        slot: Slot,
-        waker: &Waker,
-        fresh: &mut Option<Waker>,
-        notice: &Notice,
-    ) -> WaiterPoll {
+    /// woken through `waker`, cloning it (under the mutex) unless the one
+    /// stored already wakes the same task.
+    pub(crate) fn poll_waiter(&mut self, slot: Slot, waker: &Waker) -> WaiterPoll {
         let WaiterState::Queued { waker: stored } = self.waiters[slot.index()].state() else {
-            notice.withdraw(slot);
             self.remove_waiter(slot);
             return WaiterPoll::Granted;
         };
@@ -281,15 +241,9 @@ impl<K: Eq> State<K> {
             .as_ref()
             .is_some_and(|stored| stored.will_wake(waker))
         {
-            return WaiterPoll::Waiting;
+            return WaiterPoll::Waiting(None);
         }
-        match fresh.take() {
-            Some(new) => {
-                *fresh = stored.replace(new);
-                WaiterPoll::Waiting
-            }
-            None => WaiterPoll::NeedsWaker,
-        }
+        WaiterPoll::Waiting(stored.replace(waker.clone()))
     }
 
     /// Removes the waiter in `slot`, queued on `key` (whose hash is
@@ -301,33 +255,20 @@ impl<K: Eq> State<K> {
     /// Panics if `key` is not held, which happens only when `K`'s `Eq` is
     /// inconsistent: the map's copy of the key, found by the same hash, is
     /// not equal to it.
-    pub(crate) fn cancel(
-        &mut self,
-        key: &K,
-        hash: KeyHash,
-        slot: Slot,
-        notice: &Notice,
-    ) -> Deferred {
+    pub(crate) fn cancel(&mut self, key: &K, hash: KeyHash, slot: Slot) -> Deferred {
         self.counts.cancellations += 1;
         if self.waiters[slot.index()].is_granted() {
             // Woken, but dropped before taking the lock: hand it on.
-            notice.withdraw(slot);
             self.remove_waiter(slot);
-            return self.release(key, hash, notice);
+            return self.release(key, hash);
         }
-        let queue = queue_of(&self.keys, key, hash)
+        let queue = self
+            .keys
+            .get_mut(&probe(key, hash) as &dyn Probe<K>)
             .expect("lock-manager: a waiter's key was lost; is its `Eq` inconsistent?");
         let waker = queue.remove(&mut self.waiters, slot);
         self.trim_waiters();
         waker.map_or(Deferred::Nothing, Deferred::Drop)
-    }
-
-    /// Frees the slot of a waiter that took its grant off the shard's
-    /// `notice`, if one did since the last collection.
-    fn collect_taken(&mut self, notice: &Notice) {
-        if let Some(slot) = notice.collect() {
-            self.remove_waiter(slot);
-        }
     }
 
     /// Frees the slab entry of a waiter no longer queued.
@@ -355,11 +296,8 @@ impl<K: Eq> State<K> {
     }
 
     /// Releases `key`, whose hash is `hash`: hands it straight to the
-    /// oldest waiter, posting its slot on the shard's `notice`, or forgets
-    /// the key when nobody waits.
-    pub(crate) fn release(&mut self, key: &K, hash: KeyHash, notice: &Notice) -> Deferred {
-        // Most often the slot of the holder itself, handed the key.
-        self.collect_taken(notice);
+    /// oldest waiter, or forgets the key when nobody waits.
+    pub(crate) fn release(&mut self, key: &K, hash: KeyHash) -> Deferred {
         // One hash lookup either way in the common cases: a shard where
         // nobody waits removes the key at once; one with waiters looks the
         // key up, hands it on in place, and removes it only if its own
@@ -367,18 +305,14 @@ impl<K: Eq> State<K> {
         let handed = if self.waiters.is_empty() {
             None
         } else {
-            let Some(queue) = queue_of(&self.keys, key, hash) else {
+            let Some(queue) = self.keys.get_mut(&probe(key, hash) as &dyn Probe<K>) else {
                 // Only reachable through an inconsistent `Eq`.
                 return Deferred::Nothing;
             };
             queue.grant_front(&mut self.waiters)
         };
         match handed {
-            Some((slot, waker)) => {
-                if let Some(taken) = notice.post(slot) {
-                    // Taken since collected above, under another key.
-                    self.remove_waiter(taken);
-                }
+            Some((_, waker)) => {
                 self.counts.releases += 1;
                 self.counts.handoffs += 1;
                 waker.map_or(Deferred::Nothing, Deferred::Wake)
@@ -386,7 +320,7 @@ impl<K: Eq> State<K> {
             None => {
                 if self
                     .keys
-                    .remove(&Lookup { key, hash } as &dyn Probe<K>)
+                    .remove(&probe(key, hash) as &dyn Probe<K>)
                     .is_some()
                 {
                     self.counts.releases += 1;
@@ -401,16 +335,12 @@ impl<K: Eq> State<K> {
 impl<K: Clone> State<K> {
     /// Appends every key held in this shard to `held`.
     pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>) {
-        held.extend(self.keys.keys().map(
-            |Hashed {
-                 key, value: queue, ..
-             }| HeldKey {
-                key: key.clone(),
-                waiters: queue.len(),
-                held_for: clock::age(queue.held_since()),
-                oldest_waiter: queue.oldest_since(&self.waiters).and_then(clock::age),
-            },
-        ));
+        held.extend(self.keys.iter().map(|(Hashed { key, .. }, queue)| HeldKey {
+            key: key.clone(),
+            waiters: queue.len(),
+            held_for: clock::age(queue.held_since()),
+            oldest_waiter: queue.oldest_since(&self.waiters).and_then(clock::age),
+        }));
     }
 }
 
@@ -426,10 +356,10 @@ mod tests {
 
     #[test]
     #[cfg(not(feature = "timing"))]
-    fn a_held_u64_key_takes_24_bytes_of_map_entry() {
-        // What the memory target per held key rests on: the key, its hash
-        // and its queue's three words, packed into one struct.
-        assert_eq!(std::mem::size_of::<(Hashed<u64, WaitQueue>, ())>(), 24);
+    fn a_held_u64_key_takes_32_bytes_of_map_entry() {
+        // What the memory per held key rests on: the key and its hash, then
+        // its queue's ends and length.
+        assert_eq!(std::mem::size_of::<(Hashed<u64>, WaitQueue)>(), 32);
     }
 
     /// The hash of `key`, as the manager computes it.
@@ -441,23 +371,21 @@ mod tests {
         state.try_lock(key, hash(key))
     }
 
-    /// Releases `key`, posting a hand-off on a notice nobody reads.
     fn release(state: &mut State<u64>, key: u64) {
-        state.release(&key, hash(key), &Notice::default()).run();
+        state.release(&key, hash(key)).run();
     }
 
     fn cancel(state: &mut State<u64>, key: u64, slot: Slot) {
-        state
-            .cancel(&key, hash(key), slot, &Notice::default())
-            .run();
+        state.cancel(&key, hash(key), slot).run();
     }
 
     /// Queues `n` waiters on key 0, which must be held.
     fn queue(state: &mut State<u64>, n: usize) -> Vec<Slot> {
         (0..n)
-            .map(|_| match state.lock_or_enqueue(0, hash(0), &mut None) {
-                Enqueue::Queued(slot) => slot,
-                Enqueue::Locked => panic!("key 0 is free"),
+            .map(|_| {
+                state
+                    .lock_or_enqueue(0, hash(0), None)
+                    .expect("key 0 is held")
             })
             .collect()
     }
@@ -501,22 +429,14 @@ mod tests {
             }
         }
         assert!(state.waiters.capacity() >= 1_000, "kept while in use");
-        // Every other one takes its grant off the notice, which its release
-        // collects; the others lock to take it.
-        let notice = Notice::default();
-        for (i, &slot) in slots.iter().skip(1).step_by(2).enumerate() {
-            state.release(&0, hash(0), &notice).run();
-            if i % 2 == 1 {
-                assert!(notice.take(slot));
-            } else {
-                let granted = state.poll_waiter(slot, waker, &mut None, &notice);
-                assert!(matches!(granted, WaiterPoll::Granted));
-            }
+        for &slot in slots.iter().skip(1).step_by(2) {
+            release(&mut state, 0);
+            let granted = state.poll_waiter(slot, waker);
+            assert!(matches!(granted, WaiterPoll::Granted));
         }
-        assert!(state.waiters.capacity() >= 1_000, "a taken slot in use");
-        assert_eq!(state.waiter_count(&notice), 0);
-        state.release(&0, hash(0), &notice).run();
-        assert_eq!(state.waiters.capacity(), 0);
+        assert_eq!(state.waiter_count(), 0);
+        assert_eq!(state.waiters.capacity(), 0, "freed with the last waiter");
+        release(&mut state, 0);
         assert_eq!(state.locked_count(), 0);
     }
 
@@ -555,100 +475,29 @@ mod tests {
         }
     }
 
-    /// Key 0 taken, `n` waiters queued on it, and the key released: the
-    /// first of them is granted, and posted on the notice.
-    fn handed_to_the_first_of(n: usize) -> (State<u64>, Notice, Vec<Slot>) {
+    #[test]
+    fn a_granted_waiter_frees_its_slot_when_it_takes_the_key() {
         let mut state = state();
-        let notice = Notice::default();
         assert!(try_lock(&mut state, 0));
-        let slots = queue(&mut state, n);
-        state.release(&0, hash(0), &notice).run();
-        (state, notice, slots)
-    }
-
-    #[test]
-    fn a_taken_grant_is_collected_by_the_next_release() {
-        let (mut state, notice, slots) = handed_to_the_first_of(2);
-        assert!(notice.names(slots[0]) && !notice.holds_taken());
-        assert_eq!(state.waiter_count(&notice), 2, "granted, not yet taken");
-        assert!(notice.take(slots[0]));
-        assert!(!notice.take(slots[0]), "taken once");
-        assert!(notice.holds_taken());
-        assert_eq!(state.waiter_count(&notice), 1, "taken: the holder now");
-        assert_eq!(state.waiters.len(), 2, "not yet collected");
-        // Its release frees the slot and hands the key on.
-        state.release(&0, hash(0), &notice).run();
-        assert!(notice.names(slots[1]) && !notice.holds_taken());
-        assert_eq!(state.waiters.len(), 1);
-        assert!(notice.take(slots[1]));
-        // Another key's release collects it too.
-        assert!(try_lock(&mut state, 1));
-        state.release(&1, hash(1), &notice).run();
-        assert_eq!((state.waiters.len(), notice.holds_taken()), (0, false));
+        let slots = queue(&mut state, 2);
         release(&mut state, 0);
-        assert_eq!(state.locked_count(), 0);
-    }
-
-    #[test]
-    fn a_post_replacing_a_taken_grant_frees_its_slot() {
-        let mut state = state();
-        let notice = Notice::default();
-        for key in [0, 1] {
-            assert!(try_lock(&mut state, key));
+        assert_eq!(state.waiter_count(), 2, "granted, not yet polled");
+        let granted = state.poll_waiter(slots[0], Waker::noop());
+        assert!(matches!(granted, WaiterPoll::Granted));
+        assert_eq!(state.waiter_count(), 1);
+        // The freed slot goes to the next waiter, which waits its turn.
+        let reused = queue(&mut state, 1)[0];
+        assert_eq!(reused, slots[0]);
+        let waiting = state.poll_waiter(reused, Waker::noop());
+        assert!(matches!(waiting, WaiterPoll::Waiting(None)));
+        for slot in [slots[1], reused] {
+            release(&mut state, 0);
+            assert!(matches!(
+                state.poll_waiter(slot, Waker::noop()),
+                WaiterPoll::Granted
+            ));
         }
-        let first = queue(&mut state, 1)[0];
-        let second = match state.lock_or_enqueue(1, hash(1), &mut None) {
-            Enqueue::Queued(slot) => slot,
-            Enqueue::Locked => panic!("key 1 is held"),
-        };
-        state.release(&0, hash(0), &notice).run();
-        assert!(notice.take(first));
-        // Key 1's release replaces the taken post.
-        state.release(&1, hash(1), &notice).run();
-        assert!(notice.names(second) && !notice.holds_taken());
-        assert_eq!(state.waiters.len(), 1);
-        assert_eq!(notice.post(second), None, "nothing taken to free");
-    }
-
-    #[test]
-    fn shrinking_collects_a_taken_grant() {
-        let (mut state, notice, slots) = handed_to_the_first_of(1);
-        assert!(notice.take(slots[0]));
-        state.shrink_to_fit(&notice);
-        assert_eq!(state.waiters.capacity(), 0);
-        assert!(!notice.holds_taken());
         release(&mut state, 0);
-    }
-
-    #[test]
-    fn freeing_a_slot_not_taken_withdraws_its_post() {
-        let waker = Waker::noop();
-        for by_cancel in [false, true] {
-            let (mut state, notice, slots) = handed_to_the_first_of(1);
-            let first = slots[0];
-            assert!(notice.names(first));
-            if by_cancel {
-                // Dropped before taking the key: hands it on, to nobody.
-                state.cancel(&0, hash(0), first, &notice).run();
-                assert_eq!(state.locked_count(), 0);
-                assert!(try_lock(&mut state, 0));
-            } else {
-                let granted = state.poll_waiter(first, waker, &mut None, &notice);
-                assert!(matches!(granted, WaiterPoll::Granted));
-            }
-            assert!(!notice.names(first));
-            // The freed slot goes to the next waiter, which must not find
-            // the old grant.
-            let reused = queue(&mut state, 1)[0];
-            assert_eq!(reused, first);
-            assert!(!notice.take(reused));
-        }
-    }
-
-    #[test]
-    fn withdrawing_leaves_another_slot_posted() {
-        let (_state, notice, slots) = handed_to_the_first_of(2);
-        notice.withdraw(slots[1]);
-        assert!(notice.names(slots[0]));
+        assert_eq!((state.locked_count(), state.waiter_count()), (0, 0));
     }
 }

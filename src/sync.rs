@@ -44,9 +44,3 @@ mod checked {
         }
     }
 }
-
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, Ordering};
-
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, Ordering};

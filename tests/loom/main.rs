@@ -235,18 +235,17 @@ fn wakers_run_outside_the_mutex() {
     });
 }
 
-/// A thread whose last acquire waited clones its waker before it locks the
-/// shard (`src/contention.rs`): its next acquire either queues with that
-/// waker in one step or finds the key free and drops the clone unused.
-/// That second acquire races the main thread's release and re-acquire, so
-/// the model explores both, and a wake-up lost by either would deadlock.
+/// A thread acquires twice in a row while the main thread releases and
+/// takes the key again: its second acquire either finds the key free or
+/// queues behind the main thread (its waker cloned under the shard's
+/// mutex), and a wake-up lost either way would deadlock.
 #[test]
-fn acquire_with_an_early_waker_races_release() {
+fn acquire_twice_races_release_and_reacquire() {
     model(|shared| {
         let held = shared.take_and_enter(0);
         let waiter = spawn(shared, |shared| {
             shared.lock_and_work(0); // waits while the main thread holds
-            shared.lock_and_work(0); // so clones its waker early
+            shared.lock_and_work(0); // free, or held by the main thread again
         });
 
         drop(held);
@@ -271,12 +270,11 @@ fn cleanup_races_new_arrival() {
     });
 }
 
-/// Keys 0 and 1 are handed over at once. In one shard they share its
-/// notice, so either hand-off's post may replace the other's, before or
-/// after its waiter took it: each waiter still gets its key (by the notice,
-/// or by locking when its post is gone), and every slot is freed.
+/// Keys 0 and 1 are handed over at once, in one shard or in two: each
+/// woken waiter locks its shard to take its grant, whatever the other
+/// hand-off is doing, and every slot is freed.
 #[test]
-fn hand_offs_on_two_keys_of_one_shard_share_its_notice() {
+fn hand_offs_on_two_keys_race() {
     model_sharded(|shared| {
         let zero = shared.take_and_enter(0);
         let one = shared.take_and_enter(1);

@@ -130,7 +130,63 @@ fn debug_prints_counts_and_never_keys() {
         "LockManager { locked: 1, waiters: 1 }"
     );
     assert_eq!(format!("{guard:?}"), r#"LockGuard { key: "secret", .. }"#);
-    assert!(format!("{acquire:?}").starts_with(r#"Acquire { progress: Waiting { key: "secret""#));
+    assert_eq!(
+        format!("{acquire:?}"),
+        r#"Acquire { progress: Queued("secret"), .. }"#
+    );
+    drop(guard);
+    assert_eq!(
+        format!("{acquire:?}"),
+        r#"Acquire { progress: Granted("secret"), .. }"#
+    );
+    drop(futures::FutureExt::now_or_never(&mut acquire).unwrap());
+    assert_eq!(format!("{acquire:?}"), "Acquire { progress: Done, .. }");
+}
+
+/// A key whose `Eq`, which runs under its shard's mutex, prints the future
+/// parked in [`PARKED`], if any.
+#[derive(Clone, Debug)]
+struct Peek(u8);
+
+impl std::hash::Hash for Peek {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+static PARKED: Mutex<Option<AcquireOwned<Peek>>> = Mutex::new(None);
+static PEEKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+impl PartialEq for Peek {
+    fn eq(&self, other: &Self) -> bool {
+        if let Some(parked) = PARKED.lock().unwrap().as_ref() {
+            PEEKED.lock().unwrap().push(format!("{parked:?}"));
+        }
+        self.0 == other.0
+    }
+}
+
+impl Eq for Peek {}
+
+#[test]
+fn a_future_whose_shard_is_busy_prints_as_waiting_without_blocking() {
+    let locks = Arc::new(LockManager::with_shards(1));
+    let holder = locks.try_acquire_owned(Peek(1)).unwrap();
+    let mut waiting = locks.acquire_owned(Peek(1));
+    assert!((&mut waiting).now_or_never().is_none());
+    *PARKED.lock().unwrap() = Some(waiting);
+    // Compares `Peek(1)` with the held copy, under the shard's mutex.
+    assert!(locks.try_acquire(Peek(1)).is_none());
+    let waiting = PARKED.lock().unwrap().take().unwrap();
+    assert_eq!(
+        *PEEKED.lock().unwrap(),
+        [r#"AcquireOwned { progress: Waiting(Peek(1)), .. }"#]
+    );
+    assert_eq!(
+        format!("{waiting:?}"),
+        r#"AcquireOwned { progress: Queued(Peek(1)), .. }"#
+    );
+    drop((waiting, holder));
 }
 
 #[test]

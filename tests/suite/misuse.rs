@@ -30,20 +30,6 @@ fn waiters<K, S>(locks: &LockManager<K, S>) -> usize {
     digits.parse().unwrap()
 }
 
-/// The slab slot an acquire future waits in, as its `Debug` prints it.
-fn slot_of(future: &impl Debug) -> String {
-    let debug = format!("{future:?}");
-    let at = debug
-        .find("slot")
-        .unwrap_or_else(|| panic!("no slot in {debug}; update `slot_of`"));
-    debug[at..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 /// The text of a panic payload.
 fn message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
@@ -345,78 +331,75 @@ fn a_key_whose_hash_changes_strands_only_its_own_entry() {
 /// if the hash were computed again. Whatever the misbehaving key's own
 /// fate, that other waiter must keep its waker, its grant and its place.
 /// (A waiter is found by the hash recorded when its future was made.)
+///
+/// No slot is looked at: each shard has its own slab, which starts empty,
+/// so on two shards the innocent `v` (the first waiter in its shard, behind
+/// a holder) and a `w` queued first in the other shard both sit at index 0.
+/// Which shard a salt sends `w`'s key to is unknown, so the scenario runs
+/// for every two neighbouring salts of a range, in both orders: once the
+/// range reaches both shards (all but certain for 16 salts), some run
+/// queues `w` in the other shard and then turns its key towards `v`'s.
+/// Every run must leave `v` untouched.
 #[test]
 fn a_key_whose_hash_changes_never_touches_another_keys_waiter() {
-    for innocent_granted in [false, true] {
-        let locks = LockManager::with_shards(2);
-        let innocent_salt = Arc::new(AtomicU64::new(0));
-        let innocent = || Shifty::new(100, &innocent_salt);
-        let mut innocent_holder = Some(locks.try_acquire(innocent()).unwrap());
-        let v_task = Task::new();
-        let mut v = locks.acquire(innocent());
-        assert!(v_task.poll(&mut v).is_pending());
-        let v_slot = slot_of(&v);
+    const SALTS: u64 = 16;
+    let turns = (1..SALTS).flat_map(|salt| [(salt - 1, salt), (salt, salt - 1)]);
+    for (queued_at, turned_to) in turns {
+        for innocent_granted in [false, true] {
+            let ctx = format!(
+                "salt {queued_at} turned to {turned_to}, innocent_granted = {innocent_granted}"
+            );
+            let locks = LockManager::with_shards(2);
+            let innocent_salt = Arc::new(AtomicU64::new(0));
+            let innocent = || Shifty::new(100, &innocent_salt);
+            let mut innocent_holder = Some(locks.try_acquire(innocent()).unwrap());
+            let v_task = Task::new();
+            let mut v = locks.acquire(innocent());
+            assert!(v_task.poll(&mut v).is_pending());
 
-        // Sort salts by shard: a probe waiter in `v`'s shard cannot get
-        // `v`'s slot; one in the other (empty) shard gets the same index.
-        let salt = Arc::new(AtomicU64::new(0));
-        let (mut away, mut home) = (None, None);
-        for candidate in 0..64 {
-            salt.store(candidate, Ordering::SeqCst);
-            let holder = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
-            let mut probe = locks.acquire(Shifty::new(1, &salt));
-            assert!(Task::new().poll(&mut probe).is_pending());
-            if slot_of(&probe) == v_slot {
-                away.get_or_insert(candidate);
-            } else {
-                home.get_or_insert(candidate);
+            let salt = Arc::new(AtomicU64::new(queued_at));
+            let w_holder = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
+            let mut w = locks.acquire(Shifty::new(1, &salt));
+            assert!(Task::new().poll(&mut w).is_pending());
+            if innocent_granted {
+                drop(innocent_holder.take());
+                assert_eq!(v_task.wakes(), 1, "{ctx}");
             }
-            drop((probe, holder));
-        }
-        let (away, home) = (away.expect("a salt"), home.expect("a salt"));
 
-        // `w` waits in the other shard, in the slot index `v` has here.
-        salt.store(away, Ordering::SeqCst);
-        let w_holder = locks.try_acquire(Shifty::new(1, &salt)).unwrap();
-        let mut w = locks.acquire(Shifty::new(1, &salt));
-        assert!(Task::new().poll(&mut w).is_pending());
-        assert_eq!(slot_of(&w), v_slot);
-        if innocent_granted {
-            drop(innocent_holder.take());
-            assert_eq!(v_task.wakes(), 1);
-        }
+            // `w`'s key now hashes elsewhere (for some runs, into `v`'s
+            // shard). Poll `w` from another task, drop it, release its key:
+            // each may panic or be ignored.
+            salt.store(turned_to, Ordering::SeqCst);
+            let stolen = catch_unwind(AssertUnwindSafe(|| Task::new().poll(&mut w).is_ready()));
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(w)));
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(w_holder)));
+            drop(innocent_holder);
 
-        // `w`'s key now hashes into `v`'s shard. Poll `w` from another task,
-        // drop it, release its key: each may panic or be ignored.
-        salt.store(home, Ordering::SeqCst);
-        let stolen = catch_unwind(AssertUnwindSafe(|| Task::new().poll(&mut w).is_ready()));
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(w)));
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(w_holder)));
-        drop(innocent_holder);
-
-        // Collected rather than asserted one by one: a broken `v` must be
-        // forgotten before panicking, or its drop panics during unwinding.
-        let mut problems = Vec::new();
-        if matches!(stolen, Ok(true)) {
-            problems.push("a waiter on another key was handed `v`'s grant".to_string());
+            // Collected rather than asserted one by one: a broken `v` must
+            // be forgotten before panicking, or its drop panics during
+            // unwinding.
+            let mut problems = Vec::new();
+            if matches!(stolen, Ok(true)) {
+                problems.push("a waiter on another key was handed `v`'s grant".to_string());
+            }
+            if v_task.wakes() != 1 {
+                problems.push(format!(
+                    "`v` was woken {} times through its own waker, not once",
+                    v_task.wakes()
+                ));
+            }
+            match catch_unwind(AssertUnwindSafe(|| v_task.poll(&mut v))) {
+                Ok(Poll::Ready(guard)) => drop(guard),
+                Ok(Poll::Pending) => problems.push("`v` was not granted the key".to_string()),
+                Err(panic) => problems.push(format!("polling `v` panicked: {}", message(panic))),
+            }
+            if !problems.is_empty() {
+                std::mem::forget(v);
+                panic!("{ctx}: {problems:?}");
+            }
+            drop(v);
+            assert!(!locks.is_locked(&innocent()), "{ctx}");
         }
-        if v_task.wakes() != 1 {
-            problems.push(format!(
-                "`v` was woken {} times through its own waker, not once",
-                v_task.wakes()
-            ));
-        }
-        match catch_unwind(AssertUnwindSafe(|| v_task.poll(&mut v))) {
-            Ok(Poll::Ready(guard)) => drop(guard),
-            Ok(Poll::Pending) => problems.push("`v` was not granted the key".to_string()),
-            Err(panic) => problems.push(format!("polling `v` panicked: {}", message(panic))),
-        }
-        if !problems.is_empty() {
-            std::mem::forget(v);
-            panic!("innocent_granted = {innocent_granted}: {problems:?}");
-        }
-        drop(v);
-        assert!(!locks.is_locked(&innocent()));
     }
 }
 
@@ -641,152 +624,133 @@ impl Reenter {
     }
 }
 
+/// How many of the clones the manager made of a hooked waker are still
+/// alive: neither woken by value nor dropped. The tests never clone a
+/// hooked waker themselves; `handles_dropped` is how many of their own
+/// handles they dropped, each of which counts a drop too.
+fn clones_left(hooks: &Hooks, handles_dropped: usize) -> usize {
+    hooks.count(Event::Clone) + handles_dropped
+        - hooks.count(Event::Wake)
+        - hooks.count(Event::Drop)
+}
+
+/// A waiter queued on a held key keeps one clone of its task's waker, made
+/// when it is queued (under the shard's mutex, so a waker's `clone` must
+/// not call back into the manager) and never again while the task stays
+/// the same. Moving to another task's waker clones that one and drops the
+/// old clone, only once the mutex is released: the drop hook calls back
+/// into the manager, after checking through its `Debug` that no mutex is
+/// held (a drop under the mutex is recorded as a violation instead, as
+/// calling back would deadlock). The hand-off then wakes the waiter through
+/// its newest waker, once, and taking the grant clones nothing.
 #[test]
-fn a_waker_clone_may_call_back_into_the_manager() {
+fn a_queued_waiter_clones_its_waker_once_and_drops_the_old_one_outside_the_mutex() {
     watchdog(|| {
         let locks = Arc::new(Locks::new());
-        let reenter = Reenter::new(&locks, &[Event::Clone]);
+        let reenter = Reenter::new(&locks, &[Event::Drop]);
         let (waker, hooks) = reenter.waker();
         let holder = locks.try_acquire_owned(K).unwrap();
 
-        // Enqueueing on a held key clones the waker.
+        // Queueing on a held key clones the waker once, to keep.
         let mut waiter = locks.acquire_owned(K);
-        assert!(waiter
-            .poll_unpin(&mut std::task::Context::from_waker(&waker))
-            .is_pending());
-        assert_eq!(hooks.count(Event::Clone), 1);
-        assert_eq!(reenter.saw(), [(Event::Clone, false)]);
-
-        // A spurious poll with the same waker clones nothing.
-        assert!(waiter
-            .poll_unpin(&mut std::task::Context::from_waker(&waker))
-            .is_pending());
-        assert_eq!(hooks.count(Event::Clone), 1);
-
-        // Moving to another hooked waker clones it and drops the old one.
-        let (other, other_hooks) = reenter.waker();
-        assert!(waiter
-            .poll_unpin(&mut std::task::Context::from_waker(&other))
-            .is_pending());
-        assert_eq!(other_hooks.count(Event::Clone), 1);
-        assert_eq!(hooks.count(Event::Drop), 1, "the stored clone was dropped");
-
-        drop(holder);
-        assert_eq!(counts(&other_hooks)[1], 1, "woken through the newest waker");
-        drop(ready(
-            waiter.poll_unpin(&mut std::task::Context::from_waker(&other)),
-        ));
-        reenter.assert_clean();
-        assert_eq!(locks.locked_count(), 0);
-        assert_eq!(waiters(&locks), 0);
-        assert_key_works(&*locks, K);
-    });
-}
-
-/// A thread whose last acquire had to wait clones the waker of its next
-/// one before it takes the shard's mutex (`src/contention.rs`): queued with
-/// that clone in one step, or, finding the key free, dropping it unused.
-/// Either way the clone and its drop run outside the mutex, and a thread
-/// whose last acquire did not wait clones nothing for a free key.
-#[test]
-fn an_acquire_expected_to_wait_clones_its_waker_first() {
-    // A fresh thread: its guess starts at "will not wait".
-    std::thread::spawn(|| {
-        let locks = Arc::new(Locks::new());
-        let under_mutex = Arc::new(AtomicUsize::new(0));
-        let checked = || {
-            let (locks, under_mutex) = (Arc::downgrade(&locks), under_mutex.clone());
-            hooked(move |_| {
-                let locks = locks.upgrade().expect("alive");
-                if format!("{locks:?}").contains("<locked>") {
-                    under_mutex.fetch_add(1, Ordering::SeqCst);
-                }
-            })
-        };
-        let task = Task::new();
-        let holder = locks.try_acquire_owned(K).unwrap();
-        let mut first = locks.acquire_owned(K);
-        assert!(task.poll(&mut first).is_pending());
-        drop(holder);
-        let guard = ready(task.poll(&mut first));
-
-        // The last acquire waited: the clone comes first, and is the one
-        // the hand-off wakes.
-        let (waker, hooks) = checked();
         let mut cx = std::task::Context::from_waker(&waker);
-        let mut second = locks.acquire_owned(K);
-        assert!(second.poll_unpin(&mut cx).is_pending());
-        assert!(second.poll_unpin(&mut cx).is_pending());
+        assert!(waiter.poll_unpin(&mut cx).is_pending());
         assert_eq!(counts(&hooks), [1, 0, 0, 0], "one clone, kept");
+
+        // Spurious polls with the same waker clone nothing.
+        for _ in 0..3 {
+            assert!(waiter.poll_unpin(&mut cx).is_pending());
+        }
+        assert_eq!(counts(&hooks), [1, 0, 0, 0], "no clone per poll");
+
+        // Another task's waker: cloned, and the old clone dropped, with the
+        // mutex released (the hook re-entered the manager and found `K`
+        // still held by `holder`).
+        let (other, other_hooks) = reenter.waker();
+        let mut other_cx = std::task::Context::from_waker(&other);
+        assert!(waiter.poll_unpin(&mut other_cx).is_pending());
+        assert_eq!(counts(&other_hooks), [1, 0, 0, 0], "the new waker, cloned");
+        assert_eq!(counts(&hooks), [1, 0, 0, 1], "the old clone, dropped");
+        assert_eq!(reenter.saw(), [(Event::Drop, false)]);
+        assert!(waiter.poll_unpin(&mut other_cx).is_pending());
+        assert_eq!(counts(&other_hooks), [1, 0, 0, 0], "no clone per poll");
+        assert_eq!(locks.queue_len(&K), 2, "still one waiter");
+
+        // The hand-off wakes through the newest waker only, consuming its
+        // clone; taking the grant clones nothing.
+        drop(holder);
+        assert_eq!(
+            counts(&other_hooks)[1] + counts(&other_hooks)[2],
+            1,
+            "woken once"
+        );
+        assert_eq!(counts(&hooks), [1, 0, 0, 1], "the old waker was not woken");
+        let guard = ready(waiter.poll_unpin(&mut other_cx));
+        assert_eq!(other_hooks.count(Event::Clone), 1);
+        assert_eq!(clones_left(&hooks, 0), 0);
+        assert_eq!(
+            clones_left(&other_hooks, 0),
+            0,
+            "the manager keeps no clone"
+        );
         drop(guard);
-        assert_eq!(counts(&hooks), [1, 1, 0, 0], "woken through it");
-        let guard = ready(second.poll_unpin(&mut cx));
+        assert_eq!(reenter.saw(), [(Event::Drop, false)], "no other drop ran");
 
-        // Waited again; this time the key is free and the clone unused.
-        let (waker, hooks) = checked();
-        let mut cx = std::task::Context::from_waker(&waker);
-        let free = ready(locks.acquire_owned(K + 1).poll_unpin(&mut cx));
-        assert_eq!(counts(&hooks), [1, 0, 0, 1], "cloned and dropped");
-
-        // That one did not wait: nothing is cloned for a free key.
-        let (waker, hooks) = checked();
-        let mut cx = std::task::Context::from_waker(&waker);
-        drop(ready(locks.acquire_owned(K + 2).poll_unpin(&mut cx)));
-        assert_eq!(counts(&hooks), [0, 0, 0, 0]);
-
-        assert_eq!(under_mutex.load(Ordering::SeqCst), 0);
-        drop((guard, free));
+        // The test's own handles: dropped here, free to re-enter (and to
+        // take the now free `K`).
+        drop((waker, other));
+        assert_eq!(
+            reenter.saw(),
+            [
+                (Event::Drop, false),
+                (Event::Drop, true),
+                (Event::Drop, true)
+            ]
+        );
+        assert_eq!(clones_left(&hooks, 1), 0);
+        assert_eq!(clones_left(&other_hooks, 1), 0);
         assert_eq!(locks.locked_count(), 0);
         assert_eq!(waiters(&*locks), 0);
-    })
-    .join()
-    .unwrap();
-}
-
-#[test]
-fn a_waker_clone_that_frees_the_contended_key_takes_it() {
-    watchdog(|| {
-        let locks = Arc::new(Locks::new());
-        let reenter = Reenter::new(&locks, &[Event::Clone]);
-        let (waker, hooks) = reenter.waker();
-        // The clone hook drops the holder in the middle of the first poll:
-        // whether the waiter was queued by then or not, that poll must end
-        // holding the key, with no grant lost and no waiter left behind.
-        reenter
-            .stash
-            .lock()
-            .unwrap()
-            .push(locks.try_acquire_owned(K).unwrap());
-        let mut waiter = locks.acquire_owned(K);
-        let poll = waiter.poll_unpin(&mut std::task::Context::from_waker(&waker));
-        reenter.assert_clean();
-        let guard = ready(poll);
-        assert_eq!(reenter.saw(), [(Event::Clone, false)]);
-        assert_eq!(hooks.count(Event::Clone), 1);
-        assert_eq!(hooks.count(Event::Drop), 1, "the unused clone was dropped");
-        assert_eq!(locks.queue_len(&K), 1);
-        assert_eq!(waiters(&locks), 0);
-        drop(guard);
-
-        // The same while already queued, moving to a new waker: the clone
-        // frees the key, which passes to this very waiter.
-        let holder = locks.try_acquire_owned(K).unwrap();
-        let task = Task::new();
-        let mut waiter = locks.acquire_owned(K);
-        assert!(task.poll(&mut waiter).is_pending());
-        reenter.stash.lock().unwrap().push(holder);
-        let poll = waiter.poll_unpin(&mut std::task::Context::from_waker(&waker));
-        reenter.assert_clean();
-        let guard = ready(poll);
-        assert_eq!(task.wakes(), 1, "the old waker was woken by the hand-off");
-        assert_eq!(locks.queue_len(&K), 1);
-        drop(guard);
-
-        reenter.assert_clean();
-        assert_eq!(locks.locked_count(), 0);
-        assert_eq!(waiters(&locks), 0);
         assert_key_works(&*locks, K);
     });
+}
+
+/// An acquire that finds its key free takes it without touching the waker:
+/// no clone, no wake, no drop. This holds for every way to acquire, and
+/// whatever the thread's earlier acquires did (here, one just waited).
+#[test]
+fn an_acquire_of_a_free_key_clones_no_waker() {
+    let locks = Arc::new(Locks::new());
+    let (waker, hooks) = hooked(|_| {});
+    let mut cx = std::task::Context::from_waker(&waker);
+
+    // An acquire that waited, on this thread, through another waker.
+    let holder = locks.try_acquire(K).unwrap();
+    let task = Task::new();
+    let mut first = locks.acquire(K);
+    assert!(task.poll(&mut first).is_pending());
+    drop(holder);
+    drop(ready(task.poll(&mut first)));
+
+    // Free keys, every way.
+    let guard = ready(locks.acquire(K).poll_unpin(&mut cx));
+    let owned = ready(locks.acquire_owned(K + 1).poll_unpin(&mut cx));
+    let mut bounded = locks.acquire_bounded(K + 2, 0).expect("free");
+    let bounded = ready(bounded.poll_unpin(&mut cx));
+    let mut owned_bounded = locks.acquire_owned_bounded(K + 3, 0).expect("free");
+    let owned_bounded = ready(owned_bounded.poll_unpin(&mut cx));
+    let many = ready(locks.acquire_many([K + 4, K + 5]).poll_unpin(&mut cx));
+    let many_owned = ready(locks.acquire_many_owned([K + 6, K + 7]).poll_unpin(&mut cx));
+    let mut many_bounded = locks.acquire_many_bounded([K + 8, K + 9], 0).expect("free");
+    let many_bounded = ready(many_bounded.poll_unpin(&mut cx));
+    assert_eq!(locks.locked_count(), 10);
+    assert_eq!(counts(&hooks), [0, 0, 0, 0], "the waker was not touched");
+
+    drop((guard, owned, bounded, owned_bounded));
+    drop((many, many_owned, many_bounded));
+    assert_eq!(counts(&hooks), [0, 0, 0, 0]);
+    assert_eq!(locks.locked_count(), 0);
+    assert_eq!(waiters(&*locks), 0);
 }
 
 #[test]
@@ -890,6 +854,12 @@ fn a_panicking_waker_drop_propagates_after_the_waiter_left() {
     drop(waker);
 }
 
+/// A waker whose `clone` panics: the panic reaches the poller and nothing
+/// changes. A first poll on a held key (which clones the waker to queue
+/// the waiter) leaves the future finished and nothing queued; a queued
+/// waiter polled from such a task keeps its place and its old waker, and
+/// leaves no trace once dropped. The shard's mutex, held while the waker
+/// is cloned, stays usable.
 #[test]
 fn a_panicking_waker_clone_propagates_and_leaves_no_waiter_behind() {
     let locks = LockManager::new();
@@ -904,41 +874,41 @@ fn a_panicking_waker_clone_propagates_and_leaves_no_waiter_behind() {
         });
     };
     let holder = locks.try_acquire(K).unwrap();
-    let b_task = Task::new();
+    let tasks = [Task::new(), Task::new(), Task::new()];
+    let [b_task, c_task, d_task] = &tasks;
     let mut b = locks.acquire(K);
     assert!(b_task.poll(&mut b).is_pending());
 
-    // First poll on a held key: the clone panics, and the future is left
-    // finished with nothing queued. Both ways: cloned before queueing (this
-    // thread's last acquire waited, as `b`'s did), or after (its last
-    // acquire did not wait), when the waiter just queued is taken out.
-    for last_waited in [true, false] {
-        if !last_waited {
-            drop(locks.acquire(K + 1).now_or_never().expect("free"));
-        }
-        let mut a = locks.acquire(K);
-        poll_bad(&mut a);
-        assert!(a.is_terminated());
-        expect_panic("polled after completion", || Task::new().poll(&mut a));
-        drop(a);
-        assert_eq!(locks.queue_len(&K), 2);
-        assert_eq!(waiters(&locks), 1);
-    }
-
-    // Already queued, then polled from a task whose waker's clone panics:
-    // whatever becomes of the future, once it is dropped it must not hold
-    // a place, nor a grant, for good.
-    let c_task = Task::new();
-    let mut c = locks.acquire(K);
-    assert!(c_task.poll(&mut c).is_pending());
-    poll_bad(&mut c);
-    drop(c);
-    assert_eq!(locks.queue_len(&K), 2, "`c` left the queue");
+    // First poll on a held key: the future is left finished, nothing queued.
+    let mut a = locks.acquire(K);
+    poll_bad(&mut a);
+    assert!(a.is_terminated());
+    expect_panic("polled after completion", || Task::new().poll(&mut a));
+    drop(a);
+    assert_eq!(locks.queue_len(&K), 2);
     assert_eq!(waiters(&locks), 1);
 
+    // Already queued, then polled from a task whose waker's clone panics:
+    // each keeps its place. `d` is then dropped, `c` served in its turn,
+    // woken through the waker it had.
+    let mut c = locks.acquire(K);
+    assert!(c_task.poll(&mut c).is_pending());
+    let mut d = locks.acquire(K);
+    assert!(d_task.poll(&mut d).is_pending());
+    poll_bad(&mut c);
+    poll_bad(&mut d);
+    assert!(!c.is_terminated() && !d.is_terminated());
+    assert_eq!(locks.queue_len(&K), 4);
+    assert_eq!(waiters(&locks), 3);
+    drop(d);
+    assert_eq!(locks.queue_len(&K), 3, "`d` left the queue");
+    assert_eq!(waiters(&locks), 2);
+
     drop(holder);
-    assert_eq!(b_task.wakes(), 1);
+    assert_eq!(wakes(&tasks), [1, 0, 0]);
     drop(ready(b_task.poll(&mut b)));
+    assert_eq!(wakes(&tasks), [1, 1, 0], "`d` was skipped");
+    drop(ready(c_task.poll(&mut c)));
     assert_eq!(locks.locked_count(), 0, "no ghost holds the key");
     assert_eq!(waiters(&locks), 0);
     assert_key_works(&locks, K);
@@ -979,54 +949,66 @@ fn polling_after_completion_panics_clearly() {
     assert_key_works(&*locks, 1);
 }
 
+/// Polling a queued waiter again and again, with the waker it was queued
+/// with, neither moves it nor adds a waiter nor clones the waker. The
+/// waiter with the hooked waker waits second of four, so that a poll that
+/// queued it anew (at the back) would show up as it being served late.
 #[test]
 fn spurious_polls_keep_the_place_and_the_count() {
     let locks = LockManager::new();
     let holder = locks.try_acquire("k").unwrap();
     let tasks = [Task::new(), Task::new(), Task::new()];
-    let mut futures: Vec<_> = (0..3).map(|_| locks.acquire("k")).collect();
-    for (task, future) in tasks.iter().zip(&mut futures) {
-        assert!(task.poll(future).is_pending());
-    }
     let (hooked_waker, hooks) = hooked(|_| {});
-    let mut d = locks.acquire("k");
-    let mut cx = std::task::Context::from_waker(&hooked_waker);
-    assert!(d.poll_unpin(&mut cx).is_pending());
-    let slot = slot_of(&d);
-    let clones = hooks.count(Event::Clone);
+    // In queue order: the first task, the hooked waker, the two others.
+    let wakers = [
+        tasks[0].waker(),
+        &hooked_waker,
+        tasks[1].waker(),
+        tasks[2].waker(),
+    ];
+    let woken = || {
+        let hooked = hooks.count(Event::Wake) + hooks.count(Event::WakeByRef);
+        [tasks[0].wakes(), hooked, tasks[1].wakes(), tasks[2].wakes()]
+    };
+    let mut futures: Vec<_> = (0..4).map(|_| locks.acquire("k")).collect();
+    let mut poll = |i: usize| {
+        let mut cx = std::task::Context::from_waker(wakers[i]);
+        futures[i].poll_unpin(&mut cx)
+    };
+    for i in 0..4 {
+        assert!(poll(i).is_pending());
+    }
+    assert_eq!(hooks.count(Event::Clone), 1, "cloned once, when queued");
 
     for _ in 0..100 {
-        for (task, future) in tasks.iter().zip(&mut futures) {
-            assert!(task.poll(future).is_pending());
+        for i in 0..4 {
+            assert!(poll(i).is_pending());
         }
-        assert!(d.poll_unpin(&mut cx).is_pending());
     }
     assert_eq!(waiters(&locks), 4);
     assert_eq!(locks.queue_len("k"), 5);
-    assert_eq!(slot_of(&d), slot, "same slot");
-    assert_eq!(hooks.count(Event::Clone), clones, "no clone per poll");
-    assert_eq!(wakes(&tasks), [0, 0, 0]);
+    assert_eq!(hooks.count(Event::Clone), 1, "no clone per poll");
+    assert_eq!(woken(), [0, 0, 0, 0]);
 
     // Still granted strictly in first-poll order, one wake each.
     let mut guard = holder;
-    for turn in 0..3 {
+    for turn in 0..4 {
         drop(guard);
-        let mut expected = [0; 3];
+        let mut expected = [0; 4];
         expected[..=turn].fill(1);
-        assert_eq!(wakes(&tasks), expected);
-        for later in turn + 1..3 {
+        assert_eq!(woken(), expected, "turn {turn}");
+        for later in turn + 1..4 {
             for _ in 0..10 {
-                assert!(tasks[later].poll(&mut futures[later]).is_pending());
+                assert!(poll(later).is_pending(), "turn {turn}");
             }
         }
-        assert!(d.poll_unpin(&mut cx).is_pending());
         assert_eq!(waiters(&locks), 4 - turn);
-        guard = ready(tasks[turn].poll(&mut futures[turn]));
+        guard = ready(poll(turn));
         assert_eq!(locks.queue_len("k"), 4 - turn);
     }
     drop(guard);
-    assert_eq!(counts(&hooks)[1..3].iter().sum::<usize>(), 1);
-    drop(ready(d.poll_unpin(&mut cx)));
+    assert_eq!(woken(), [1; 4]);
+    assert_eq!(hooks.count(Event::Clone), 1);
     assert_eq!(locks.locked_count(), 0);
     assert_eq!(waiters(&locks), 0);
     assert_key_works(&locks, "k");
@@ -1156,31 +1138,35 @@ fn owned_guards_and_futures_outlive_every_other_handle() {
 // ---------------------------------------------------------------------------
 // Slab slot reuse.
 //
-// Each case runs on a one-shard manager, where every key shares one slab
-// (so a slot freed on one key is reused on another, which is checked), and
-// on a default one, where keys may live in different shards' slabs.
+// A waiter lives in a slot of its shard's slab (a holder that never waited
+// takes none), and a slab hands out the slot freed last first: `slab` keeps
+// its vacant entries on a LIFO list, deterministically. So each case below
+// frees a waiter's slot and then queues a newcomer, who takes that very slot
+// by construction, with nothing to peek at: always when both wait on the
+// same key (a key lives in one shard), and on a one-shard manager, where
+// every key shares one slab, when they wait on different keys. Each case
+// also runs on a default manager, where the second key may live in another
+// shard's slab.
 
-/// A one-shard manager (`true`: every key shares one slab) and a default one.
-fn managers() -> [(LockManager<u32>, bool); 2] {
-    [
-        (LockManager::with_shards(1), true),
-        (LockManager::new(), false),
-    ]
+/// A one-shard manager, where every key shares one slab, and a default one.
+fn managers() -> [LockManager<u32>; 2] {
+    [LockManager::with_shards(1), LockManager::new()]
 }
 
+/// `old` waits on key 1 in slot 0 of its shard and leaves; `new`, queued
+/// next on key 1, takes slot 0 again. The hand-off must reach `new` only.
 #[test]
 fn a_reused_slot_on_the_same_key_is_not_confused_with_its_old_owner() {
-    for (locks, _) in managers() {
+    for locks in managers() {
         let holder = locks.try_acquire(1).unwrap();
         let (old_task, new_task) = (Task::new(), Task::new());
         let mut old = locks.acquire(1);
         assert!(old_task.poll(&mut old).is_pending());
-        let old_slot = slot_of(&old);
         drop(old);
 
+        // In the slot `old` freed: the same shard's slab, on any manager.
         let mut new = locks.acquire(1);
         assert!(new_task.poll(&mut new).is_pending());
-        assert_eq!(slot_of(&new), old_slot, "the slab reused the slot");
         assert_eq!(locks.queue_len(&1), 2);
         assert_eq!(waiters(&locks), 1);
 
@@ -1193,22 +1179,22 @@ fn a_reused_slot_on_the_same_key_is_not_confused_with_its_old_owner() {
     }
 }
 
+/// `old` waits on key 1 in slot 0 and leaves; `new`, queued next on key 2,
+/// takes slot 0 again on the one-shard manager. Releasing key 1 must not
+/// grant `new`.
 #[test]
 fn a_reused_slot_on_another_key_is_not_granted_by_the_old_key() {
-    for (locks, one_slab) in managers() {
+    for locks in managers() {
         let one = locks.try_acquire(1).unwrap();
         let two = locks.try_acquire(2).unwrap();
         let (old_task, new_task) = (Task::new(), Task::new());
         let mut old = locks.acquire(1);
         assert!(old_task.poll(&mut old).is_pending());
-        let old_slot = slot_of(&old);
         drop(old);
 
+        // In the slot `old` freed, on the one-shard manager.
         let mut new = locks.acquire(2);
         assert!(new_task.poll(&mut new).is_pending());
-        if one_slab {
-            assert_eq!(slot_of(&new), old_slot, "the slab reused the slot");
-        }
 
         // Releasing key 1 frees it: the slot now waits on key 2.
         drop(one);
@@ -1225,12 +1211,12 @@ fn a_reused_slot_on_another_key_is_not_granted_by_the_old_key() {
     }
 }
 
+/// `b` leaves from between `a` and `c`, all on key 1, and its slot is taken
+/// by `d`, queued next on key 2 (on the one-shard manager); then `c` leaves
+/// too, or stays. No link may still lead through `b`'s old slot.
 #[test]
 fn a_reused_middle_slot_keeps_no_stale_links() {
-    // `b` leaves from between `a` and `c`, and its slot is reused on another
-    // key; then `c` leaves too, or stays. No link may still lead through
-    // `b`'s old slot.
-    for (locks, one_slab) in managers() {
+    for locks in managers() {
         for c_leaves in [false, true] {
             let holder = locks.try_acquire(1).unwrap();
             let other = locks.try_acquire(2).unwrap();
@@ -1242,15 +1228,12 @@ fn a_reused_middle_slot_keeps_no_stale_links() {
             assert!(middle.poll(&mut b).is_pending());
             let mut c = Some(locks.acquire(1));
             assert!(last.poll(c.as_mut().unwrap()).is_pending());
-            let b_slot = slot_of(&b);
             drop(b);
 
-            // The middle slot now waits on key 2.
+            // In the slot `b` freed, on the one-shard manager: the middle
+            // slot now waits on key 2.
             let mut d = locks.acquire(2);
             assert!(newcomer.poll(&mut d).is_pending());
-            if one_slab {
-                assert_eq!(slot_of(&d), b_slot, "the slab reused the slot");
-            }
             if c_leaves {
                 drop(c.take());
                 assert_eq!(locks.queue_len(&1), 2);
@@ -1285,16 +1268,19 @@ fn a_reused_middle_slot_keeps_no_stale_links() {
     }
 }
 
+/// `a`, in slot 0 on key 1, is granted the key and gives it up unpolled,
+/// freeing slot 0 (the key passes to `b`, in slot 1); `c`, queued next on
+/// key 2, takes slot 0 on the one-shard manager. Neither key 1's hand-off
+/// nor its release may reach `c`.
 #[test]
 fn a_granted_slot_given_up_and_reused_is_not_granted_twice() {
-    for (locks, one_slab) in managers() {
+    for locks in managers() {
         let holder = locks.try_acquire(1).unwrap();
         let blocker = locks.try_acquire(2).unwrap();
         let tasks = [Task::new(), Task::new(), Task::new()];
         let [granted, next, reuser] = &tasks;
         let mut a = locks.acquire(1);
         assert!(granted.poll(&mut a).is_pending());
-        let a_slot = slot_of(&a);
         let mut b = locks.acquire(1);
         assert!(next.poll(&mut b).is_pending());
 
@@ -1303,11 +1289,9 @@ fn a_granted_slot_given_up_and_reused_is_not_granted_twice() {
         drop(a); // ...who gives it up: it passes to `b`
         assert_eq!(wakes(&tasks), [1, 1, 0]);
 
+        // In the slot `a` freed, on the one-shard manager.
         let mut c = locks.acquire(2);
         assert!(reuser.poll(&mut c).is_pending());
-        if one_slab {
-            assert_eq!(slot_of(&c), a_slot, "the slab reused the slot");
-        }
 
         let guard = ready(next.poll(&mut b));
         drop(guard);

@@ -1,0 +1,189 @@
+//! [`Small`], a sequence that keeps up to four items inline: the keys of a
+//! multi-key request, which most often has two to four, without a heap
+//! allocation.
+
+/// Up to four items in place, more in a `Vec` (an empty `Vec` when there
+/// are none, which allocates nothing either).
+#[derive(Clone, Debug)]
+pub(crate) enum Small<T> {
+    One([T; 1]),
+    Two([T; 2]),
+    Three([T; 3]),
+    Four([T; 4]),
+    Heap(Vec<T>),
+}
+
+impl<T> Small<T> {
+    pub(crate) fn as_slice(&self) -> &[T] {
+        match self {
+            Small::One(items) => items,
+            Small::Two(items) => items,
+            Small::Three(items) => items,
+            Small::Four(items) => items,
+            Small::Heap(items) => items,
+        }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
+        match self {
+            Small::One(items) => items,
+            Small::Two(items) => items,
+            Small::Three(items) => items,
+            Small::Four(items) => items,
+            Small::Heap(items) => items,
+        }
+    }
+
+    /// The items, each passed through `f`, in the same kind of storage.
+    pub(crate) fn map<U>(self, f: impl FnMut(T) -> U) -> Small<U> {
+        match self {
+            Small::One(items) => Small::One(items.map(f)),
+            Small::Two(items) => Small::Two(items.map(f)),
+            Small::Three(items) => Small::Three(items.map(f)),
+            Small::Four(items) => Small::Four(items.map(f)),
+            Small::Heap(items) => Small::Heap(items.into_iter().map(f).collect()),
+        }
+    }
+
+    /// Keeps the first `len` items. Allocates when it leaves more than
+    /// four, as only merging duplicate keys shortens a request.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        if len < self.as_slice().len() {
+            let mut items = std::mem::take(self).into_vec();
+            items.truncate(len);
+            *self = items.into_iter().collect();
+        }
+    }
+
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            Small::One(items) => items.into(),
+            Small::Two(items) => items.into(),
+            Small::Three(items) => items.into(),
+            Small::Four(items) => items.into(),
+            Small::Heap(items) => items,
+        }
+    }
+}
+
+/// None, without allocating.
+impl<T> Default for Small<T> {
+    fn default() -> Self {
+        Small::Heap(Vec::new())
+    }
+}
+
+impl<T> FromIterator<T> for Small<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut iter = iter.into_iter();
+        let Some(a) = iter.next() else {
+            return Small::default();
+        };
+        let Some(b) = iter.next() else {
+            return Small::One([a]);
+        };
+        let Some(c) = iter.next() else {
+            return Small::Two([a, b]);
+        };
+        let Some(d) = iter.next() else {
+            return Small::Three([a, b, c]);
+        };
+        let Some(e) = iter.next() else {
+            return Small::Four([a, b, c, d]);
+        };
+        let mut items = Vec::with_capacity(5 + iter.size_hint().0);
+        items.extend([a, b, c, d, e]);
+        items.extend(iter);
+        Small::Heap(items)
+    }
+}
+
+impl<T> IntoIterator for Small<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        match self {
+            Small::One(items) => IntoIter::One(items.into_iter()),
+            Small::Two(items) => IntoIter::Two(items.into_iter()),
+            Small::Three(items) => IntoIter::Three(items.into_iter()),
+            Small::Four(items) => IntoIter::Four(items.into_iter()),
+            Small::Heap(items) => IntoIter::Heap(items.into_iter()),
+        }
+    }
+}
+
+/// The items of a [`Small`], by value.
+pub(crate) enum IntoIter<T> {
+    One(std::array::IntoIter<T, 1>),
+    Two(std::array::IntoIter<T, 2>),
+    Three(std::array::IntoIter<T, 3>),
+    Four(std::array::IntoIter<T, 4>),
+    Heap(std::vec::IntoIter<T>),
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            IntoIter::One(items) => items.next(),
+            IntoIter::Two(items) => items.next(),
+            IntoIter::Three(items) => items.next(),
+            IntoIter::Four(items) => items.next(),
+            IntoIter::Heap(items) => items.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_to_four_items_stay_inline_in_order() {
+        for len in 0..=6 {
+            let small: Small<usize> = (0..len).collect();
+            let inline = !matches!(small, Small::Heap(_));
+            assert_eq!(inline, (1..=4).contains(&len), "{len} items");
+            assert_eq!(small.as_slice(), (0..len).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn into_iter_yields_every_item_in_order() {
+        for len in 0..=6 {
+            let small: Small<String> = (0..len).map(|n| n.to_string()).collect();
+            let items: Vec<String> = small.into_iter().collect();
+            let expected: Vec<String> = (0..len).map(|n| n.to_string()).collect();
+            assert_eq!(items, expected);
+        }
+    }
+
+    #[test]
+    fn map_keeps_the_order_and_the_storage() {
+        for len in 0..=6 {
+            let small: Small<usize> = (0..len).collect();
+            let inline = !matches!(small, Small::Heap(_));
+            let mapped = small.map(|n| n * 10);
+            assert_eq!(inline, !matches!(mapped, Small::Heap(_)));
+            let expected: Vec<_> = (0..len).map(|n| n * 10).collect();
+            assert_eq!(mapped.as_slice(), expected);
+        }
+    }
+
+    #[test]
+    fn truncate_keeps_the_front_and_moves_back_inline() {
+        for len in 0..=6 {
+            for keep in 0..=len + 1 {
+                let mut small: Small<usize> = (0..len).collect();
+                small.as_mut_slice().reverse();
+                small.truncate(keep);
+                let expected: Vec<_> = (0..len).rev().take(keep).collect();
+                assert_eq!(small.as_slice(), expected, "{keep} of {len}");
+                let inline = !matches!(small, Small::Heap(_));
+                assert_eq!(inline, (1..=4).contains(&keep.min(len)), "{keep} of {len}");
+            }
+        }
+    }
+}
