@@ -24,16 +24,18 @@ use std::task::{Context, Poll};
 use futures_core::future::FusedFuture;
 
 use crate::busy::Busy;
-use crate::hashed::KeyHash;
 use crate::manager::LockManager;
-use crate::shards::{Link, Shards, WaiterRef};
+use crate::shards::{Place, Shards, WaiterRef};
 use crate::small::Small;
 
-/// A multi-key acquire future's keys and where it is in its life.
+/// A multi-key acquire future's keys, its place on each, and where it is
+/// in its life.
 struct Progress<K> {
-    /// One link per key: in the caller's order until placed, then sorted by
-    /// hash without duplicates; moved into the guard at the end.
-    links: Small<Link<K>>,
+    /// In the caller's order until placed, then sorted by hash without
+    /// duplicates; moved into the guard at the end.
+    keys: Small<K>,
+    /// The place of each key, at the same position.
+    places: Small<Place>,
     stage: Stage,
 }
 
@@ -42,17 +44,17 @@ enum Stage {
     /// Not polled yet: in no queue, so dropping it does nothing.
     Unpolled,
     /// In the queue of every key, or holding it. The keys before `next`
-    /// are held; the future waits for `links[next]`, the only link whose
+    /// are held; the future waits for key `next`, the only one whose
     /// waiter carries a waker.
     Waiting { next: usize },
     /// The guard was handed out (or placing the request panicked).
     Done,
 }
 
-/// Prints the stage and the keys, not the internal links.
+/// Prints the stage and the keys, not the internal places.
 impl<K: fmt::Debug> fmt::Debug for Progress<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = Keys(&self.links);
+        let keys = self.keys.as_slice();
         match self.stage {
             Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
             Stage::Waiting { next } => f
@@ -65,21 +67,24 @@ impl<K: fmt::Debug> fmt::Debug for Progress<K> {
     }
 }
 
-/// The keys of some links, printed as a list.
-struct Keys<'a, K>(&'a Small<Link<K>>);
-
-impl<K: fmt::Debug> fmt::Debug for Keys<'_, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.0.as_slice().iter().map(|link| &link.key))
-            .finish()
-    }
-}
-
 impl<K> Progress<K> {
-    fn unpolled(links: Small<Link<K>>) -> Self {
+    /// A request for `keys`, each hashed, in the caller's order.
+    fn new<S: BuildHasher>(manager: &LockManager<K, S>, keys: impl IntoIterator<Item = K>) -> Self
+    where
+        K: Hash,
+    {
+        let keys: Small<K> = keys.into_iter().collect();
+        let places = keys
+            .as_slice()
+            .iter()
+            .map(|key| Place {
+                hash: manager.hash(key),
+                slot: None,
+            })
+            .collect();
         Progress {
-            links,
+            keys,
+            places,
             stage: Stage::Unpolled,
         }
     }
@@ -91,23 +96,23 @@ impl<K> Progress<K> {
     /// Moves the keys out, leaving the future done.
     fn finish(&mut self) -> Held<K> {
         self.stage = Stage::Done;
-        Held::from(std::mem::take(&mut self.links))
+        Held {
+            keys: std::mem::take(&mut self.keys),
+            places: std::mem::take(&mut self.places),
+        }
     }
 }
 
 impl<K: Eq + Hash + Clone> Progress<K> {
-    /// A request for the keys of `links`, placed now: queued on every key
-    /// or holding it, unless a key has `max_waiters` waiters already.
-    fn placed<S>(
-        shards: &Shards<K, S>,
-        links: Small<Link<K>>,
+    /// Places the request now, unless a key has `max_waiters` waiters
+    /// already (see [`Shards::place_all`]).
+    fn placed<S: BuildHasher>(
+        manager: &LockManager<K, S>,
+        keys: impl IntoIterator<Item = K>,
         max_waiters: Option<usize>,
     ) -> Result<Self, Busy> {
-        let mut progress = Progress {
-            links,
-            stage: Stage::Done,
-        };
-        progress.place(shards, max_waiters)?;
+        let mut progress = Progress::new(manager, keys);
+        progress.place(manager.shards(), max_waiters)?;
         Ok(progress)
     }
 
@@ -115,9 +120,13 @@ impl<K: Eq + Hash + Clone> Progress<K> {
     /// nothing is queued then (`place_all` undoes its own queueing).
     fn place<S>(&mut self, shards: &Shards<K, S>, max_waiters: Option<usize>) -> Result<(), Busy> {
         self.stage = Stage::Done;
-        merge_duplicates(&mut self.links);
+        sort_and_merge(&mut self.keys, &mut self.places);
         shards
-            .place_all(self.links.as_mut_slice(), max_waiters)
+            .place_all(
+                self.keys.as_slice(),
+                self.places.as_mut_slice(),
+                max_waiters,
+            )
             .map_err(|waiters| Busy { waiters })?;
         self.stage = Stage::Waiting { next: 0 };
         Ok(())
@@ -127,7 +136,11 @@ impl<K: Eq + Hash + Clone> Progress<K> {
     /// done; `None` (and the request unchanged) if it waits for any.
     fn take_if_held(&mut self) -> Option<Held<K>> {
         let placed = matches!(self.stage, Stage::Waiting { .. });
-        let held = self.links.as_slice().iter().all(|link| link.slot.is_none());
+        let held = self
+            .places
+            .as_slice()
+            .iter()
+            .all(|place| place.slot.is_none());
         (placed && held).then(|| self.finish())
     }
 
@@ -146,16 +159,16 @@ impl<K: Eq + Hash + Clone> Progress<K> {
         };
         // Each key is waited for in turn: a key handed over early is simply
         // found granted when its turn comes.
-        while let Some(link) = self.links.as_mut_slice().get_mut(*next) {
-            if let Some(slot) = link.slot {
+        while let Some(place) = self.places.as_mut_slice().get_mut(*next) {
+            if let Some(slot) = place.slot {
                 let waiter = WaiterRef {
-                    hash: link.hash,
+                    hash: place.hash,
                     slot,
                 };
                 if !shards.poll_waiter(waiter, cx.waker()) {
                     return Poll::Pending;
                 }
-                link.slot = None;
+                place.slot = None;
             }
             *next += 1;
         }
@@ -169,52 +182,69 @@ impl<K: Eq> Progress<K> {
     fn cancel<S>(&mut self, shards: &Shards<K, S>) {
         if let Stage::Waiting { .. } = self.stage {
             self.stage = Stage::Done;
-            for_each_to_the_end(self.links.as_slice(), |link| match link.slot {
-                None => shards.release(&link.key, link.hash),
-                Some(slot) => shards.cancel(
-                    &link.key,
-                    WaiterRef {
-                        hash: link.hash,
-                        slot,
-                    },
-                ),
-            });
+            let keys = self.keys.as_slice().iter();
+            for_each_to_the_end(
+                keys.zip(self.places.as_slice()),
+                |(key, place)| match place.slot {
+                    None => shards.release(key, place.hash),
+                    Some(slot) => shards.cancel(
+                        key,
+                        WaiterRef {
+                            hash: place.hash,
+                            slot,
+                        },
+                    ),
+                },
+            );
         }
     }
 }
 
-/// One link per key, in the caller's order, each key hashed.
-fn links_of<K: Hash, S: BuildHasher>(
-    manager: &LockManager<K, S>,
-    keys: impl IntoIterator<Item = K>,
-) -> Small<Link<K>> {
-    keys.into_iter()
-        .map(|key| Link {
-            hash: manager.hash(&key),
-            key,
-            slot: None,
-        })
-        .collect()
-}
-
-/// Sorts the links by hash and merges duplicate keys, outside the mutexes.
-fn merge_duplicates<K: Eq>(links: &mut Small<Link<K>>) {
-    let slice = links.as_mut_slice();
-    slice.sort_unstable_by_key(|link| link.hash);
+/// Sorts a request's keys by hash, moving each key's place with it, and
+/// merges duplicate keys: all outside the mutexes.
+fn sort_and_merge<K: Eq>(keys: &mut Small<K>, places: &mut Small<Place>) {
+    if let (Small::Heap(_), Small::Heap(_)) = (&keys, &places) {
+        // Five keys or more, already on the heap.
+        let mut pairs: Vec<(K, Place)> = std::mem::take(keys)
+            .into_iter()
+            .zip(std::mem::take(places))
+            .collect();
+        pairs.sort_unstable_by_key(|(_, place)| place.hash);
+        let (sorted_keys, sorted_places): (Vec<K>, Vec<Place>) = pairs.into_iter().unzip();
+        (*keys, *places) = (Small::Heap(sorted_keys), Small::Heap(sorted_places));
+    } else {
+        // An insertion sort, which moves both alike.
+        let (k, p) = (keys.as_mut_slice(), places.as_mut_slice());
+        for i in 1..k.len() {
+            let mut j = i;
+            while j > 0 && p[j - 1].hash > p[j].hash {
+                k.swap(j - 1, j);
+                p.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
     // Equal keys have equal hashes, so a duplicate sits in its hash's run.
-    let mut kept = 0;
-    for i in 0..slice.len() {
-        let duplicate = slice[..kept]
-            .iter()
+    let (k, p) = (keys.as_slice(), places.as_slice());
+    let duplicate = |i: usize| {
+        (0..i)
             .rev()
-            .take_while(|earlier| earlier.hash == slice[i].hash)
-            .any(|earlier| earlier.key == slice[i].key);
-        if !duplicate {
-            slice.swap(kept, i);
-            kept += 1;
-        }
+            .take_while(|&j| p[j].hash == p[i].hash)
+            .any(|j| k[j] == k[i])
+    };
+    if (1..k.len()).any(duplicate) {
+        let keep: Vec<bool> = (0..k.len()).map(|i| !duplicate(i)).collect();
+        *keys = std::mem::take(keys)
+            .into_iter()
+            .zip(&keep)
+            .filter_map(|(key, &keep)| keep.then_some(key))
+            .collect();
+        *places = std::mem::take(places)
+            .into_iter()
+            .zip(&keep)
+            .filter_map(|(place, &keep)| keep.then_some(place))
+            .collect();
     }
-    links.truncate(kept);
 }
 
 /// Calls `f` on every item, even after one of the calls panicked, then
@@ -232,30 +262,20 @@ fn for_each_to_the_end<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(
     }
 }
 
-/// The keys a multi-key guard holds, with their hashes, so that releasing
-/// them never hashes again.
+/// The keys a multi-key guard holds, with their places (their hashes),
+/// so that releasing them never hashes again.
 #[derive(Debug)]
 struct Held<K> {
     keys: Small<K>,
-    hashes: Small<KeyHash>,
-}
-
-impl<K> From<Small<Link<K>>> for Held<K> {
-    fn from(links: Small<Link<K>>) -> Self {
-        let hashes = links.as_slice().iter().map(|link| link.hash).collect();
-        Held {
-            keys: links.map(|link| link.key),
-            hashes,
-        }
-    }
+    places: Small<Place>,
 }
 
 impl<K: Eq> Held<K> {
     /// Releases every key, handing each to its oldest waiter.
     fn release<S>(&self, shards: &Shards<K, S>) {
         let keys = self.keys.as_slice().iter();
-        for_each_to_the_end(keys.zip(self.hashes.as_slice()), |(key, &hash)| {
-            shards.release(key, hash);
+        for_each_to_the_end(keys.zip(self.places.as_slice()), |(key, place)| {
+            shards.release(key, place.hash);
         });
     }
 }
@@ -316,7 +336,7 @@ where
     {
         AcquireMany {
             manager: self,
-            progress: Progress::unpolled(links_of(self, keys)),
+            progress: Progress::new(self, keys),
         }
     }
 
@@ -352,7 +372,7 @@ where
     {
         AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::unpolled(links_of(self, keys)),
+            progress: Progress::new(self, keys),
         }
     }
 
@@ -482,7 +502,7 @@ where
     {
         Ok(AcquireMany {
             manager: self,
-            progress: Progress::placed(self.shards(), links_of(self, keys), Some(max_waiters))?,
+            progress: Progress::placed(self, keys, Some(max_waiters))?,
         })
     }
 
@@ -525,7 +545,7 @@ where
     {
         Ok(AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::placed(self.shards(), links_of(self, keys), Some(max_waiters))?,
+            progress: Progress::placed(self, keys, Some(max_waiters))?,
         })
     }
 
@@ -594,7 +614,7 @@ where
         // then `request` is dropped, and gives it up.
         let mut request = AcquireMany {
             manager: self,
-            progress: Progress::placed(self.shards(), links_of(self, keys), Some(0)).ok()?,
+            progress: Progress::placed(self, keys, Some(0)).ok()?,
         };
         request.progress.take_if_held()
     }

@@ -192,33 +192,34 @@ impl<K, S> Shards<K, S> {
     }
 }
 
-/// One key of a multi-key request.
-#[derive(Debug)]
-pub(crate) struct Link<K> {
-    pub(crate) key: K,
-    /// The key's hash, which orders the links and names the shard.
+/// A multi-key request's place on one of its keys.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Place {
+    /// The key's hash, which orders the request's keys and names the shard.
     pub(crate) hash: KeyHash,
-    /// The request's waiter on `key` (queued, or granted but not yet
-    /// taken), or `None` once the request holds the key.
+    /// The request's waiter on the key (queued, or granted but not yet
+    /// taken), or `None` while it holds the key.
     pub(crate) slot: Option<Slot>,
 }
 
 impl<K: Eq, S> Shards<K, S> {
-    /// Places a waiter for every key of `links` at once, in one critical
+    /// Places a waiter for every one of `keys` at once, in one critical
     /// section over every shard they touch: holding the key if it is free,
-    /// else queued without a waker.
+    /// else queued without a waker; `places` (one per key, at the same
+    /// position) records where.
     ///
-    /// `links` must be sorted by hash and free of duplicates: the shards are
-    /// then locked in increasing index order, so two requests never wait
-    /// for each other's shard mutexes. The manager's copies of the keys are
-    /// cloned before locking.
+    /// The keys must be sorted by hash and free of duplicates: the shards
+    /// are then locked in increasing index order, so two requests never
+    /// wait for each other's shard mutexes. The manager's copies of the
+    /// keys are cloned before locking.
     ///
     /// Refuses with the number of waiters, changing nothing, if a key
     /// already has `max_waiters` waiters (`None`: never; 0: unless every
     /// key is free, and then every key is held on return).
     pub(crate) fn place_all(
         &self,
-        links: &mut [Link<K>],
+        keys: &[K],
+        places: &mut [Place],
         max_waiters: Option<usize>,
     ) -> Result<(), usize>
     where
@@ -226,28 +227,28 @@ impl<K: Eq, S> Shards<K, S> {
     {
         // Declared first, so dropped last: refused copies are dropped with
         // the mutexes released.
-        let copies: Small<K> = links.iter().map(|link| link.key.clone()).collect();
+        let copies: Small<K> = keys.iter().cloned().collect();
         let mut last = None;
-        let locked = links
+        let locked = places
             .iter()
-            .map(|link| self.index_of(link.hash))
+            .map(|place| self.index_of(place.hash))
             .filter(|&index| last.replace(index) != Some(index))
             .map(|index| (index, self.get(index).lock()))
             .collect();
         let mut placing = Placing {
             shards: self,
             locked,
-            links,
+            keys,
+            places,
             to_undo: 0,
         };
         if let Some(max_waiters) = max_waiters {
             // Checked before anything changes, so that a refusal leaves no
             // trace, not even in the counters.
-            for i in 0..placing.links.len() {
-                let hash = placing.links[i].hash;
-                let index = self.index_of(hash);
+            for (key, place) in keys.iter().zip(placing.places.iter()) {
+                let index = self.index_of(place.hash);
                 let waiters = locked_shard(&mut placing.locked, index)
-                    .queue_len(&placing.links[i].key, hash)
+                    .queue_len(key, place.hash)
                     .checked_sub(1);
                 if let Some(waiters) = waiters.filter(|&waiters| waiters >= max_waiters) {
                     return Err(waiters);
@@ -255,9 +256,9 @@ impl<K: Eq, S> Shards<K, S> {
             }
         }
         for (i, copy) in copies.into_iter().enumerate() {
-            let hash = placing.links[i].hash;
+            let hash = placing.places[i].hash;
             // Queued without a waker: the first poll installs one.
-            placing.links[i].slot = placing.locked(hash).lock_or_enqueue(copy, hash, None);
+            placing.places[i].slot = placing.locked(hash).lock_or_enqueue(copy, hash, None);
             placing.to_undo = i + 1;
         }
         placing.to_undo = 0;
@@ -265,12 +266,13 @@ impl<K: Eq, S> Shards<K, S> {
     }
 }
 
-/// The shards locked by [`Shards::place_all`], and the links placed so far:
+/// The shards locked by [`Shards::place_all`], and the keys placed so far:
 /// given up again if a key's `Eq` panics halfway.
 struct Placing<'a, 'l, K: Eq, S> {
     shards: &'a Shards<K, S>,
     locked: Small<(ShardIndex, MutexGuard<'a, State<K>>)>,
-    links: &'l mut [Link<K>],
+    keys: &'l [K],
+    places: &'l mut [Place],
     to_undo: usize,
 }
 
@@ -296,18 +298,12 @@ fn locked_shard<'s, K>(
 
 impl<K: Eq, S> Drop for Placing<'_, '_, K, S> {
     fn drop(&mut self) {
-        for i in 0..self.to_undo {
-            let Link {
-                ref key,
-                hash,
-                slot,
-                ..
-            } = self.links[i];
-            let locked = locked_shard(&mut self.locked, self.shards.index_of(hash));
+        for (key, place) in self.keys.iter().zip(&self.places[..self.to_undo]) {
+            let locked = locked_shard(&mut self.locked, self.shards.index_of(place.hash));
             // Nobody else reached these keys meanwhile: no waker to run.
-            let deferred = match slot {
-                None => locked.release(key, hash),
-                Some(slot) => locked.cancel(key, hash, slot),
+            let deferred = match place.slot {
+                None => locked.release(key, place.hash),
+                Some(slot) => locked.cancel(key, place.hash, slot),
             };
             debug_assert!(deferred.is_nothing());
         }

@@ -33,37 +33,6 @@ impl<T> Small<T> {
             Small::Heap(items) => items,
         }
     }
-
-    /// The items, each passed through `f`, in the same kind of storage.
-    pub(crate) fn map<U>(self, f: impl FnMut(T) -> U) -> Small<U> {
-        match self {
-            Small::One(items) => Small::One(items.map(f)),
-            Small::Two(items) => Small::Two(items.map(f)),
-            Small::Three(items) => Small::Three(items.map(f)),
-            Small::Four(items) => Small::Four(items.map(f)),
-            Small::Heap(items) => Small::Heap(items.into_iter().map(f).collect()),
-        }
-    }
-
-    /// Keeps the first `len` items. Allocates when it leaves more than
-    /// four, as only merging duplicate keys shortens a request.
-    pub(crate) fn truncate(&mut self, len: usize) {
-        if len < self.as_slice().len() {
-            let mut items = std::mem::take(self).into_vec();
-            items.truncate(len);
-            *self = items.into_iter().collect();
-        }
-    }
-
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            Small::One(items) => items.into(),
-            Small::Two(items) => items.into(),
-            Small::Three(items) => items.into(),
-            Small::Four(items) => items.into(),
-            Small::Heap(items) => items,
-        }
-    }
 }
 
 /// None, without allocating.
@@ -157,33 +126,6 @@ mod tests {
             let items: Vec<String> = small.into_iter().collect();
             let expected: Vec<String> = (0..len).map(|n| n.to_string()).collect();
             assert_eq!(items, expected);
-        }
-    }
-
-    #[test]
-    fn map_keeps_the_order_and_the_storage() {
-        for len in 0..=6 {
-            let small: Small<usize> = (0..len).collect();
-            let inline = !matches!(small, Small::Heap(_));
-            let mapped = small.map(|n| n * 10);
-            assert_eq!(inline, !matches!(mapped, Small::Heap(_)));
-            let expected: Vec<_> = (0..len).map(|n| n * 10).collect();
-            assert_eq!(mapped.as_slice(), expected);
-        }
-    }
-
-    #[test]
-    fn truncate_keeps_the_front_and_moves_back_inline() {
-        for len in 0..=6 {
-            for keep in 0..=len + 1 {
-                let mut small: Small<usize> = (0..len).collect();
-                small.as_mut_slice().reverse();
-                small.truncate(keep);
-                let expected: Vec<_> = (0..len).rev().take(keep).collect();
-                assert_eq!(small.as_slice(), expected, "{keep} of {len}");
-                let inline = !matches!(small, Small::Heap(_));
-                assert_eq!(inline, (1..=4).contains(&keep.min(len)), "{keep} of {len}");
-            }
         }
     }
 }

@@ -11,11 +11,15 @@ struct Counting;
 
 thread_local! {
     static LIVE: Cell<isize> = const { Cell::new(0) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn track(delta: isize) {
     // `try_with`: the allocator also runs while thread locals are torn down.
     let _ = LIVE.try_with(|live| live.set(live.get() + delta));
+    if delta > 0 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+    }
 }
 
 // SAFETY: defers every call to `System` unchanged; only counts sizes.
@@ -38,6 +42,40 @@ static COUNTING: Counting = Counting;
 
 fn live() -> isize {
     LIVE.with(Cell::get)
+}
+
+/// How many allocations `f` makes on this thread.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+#[test]
+fn a_request_for_up_to_four_u64_keys_allocates_nothing() {
+    use futures::FutureExt;
+    let locks = LockManager::with_shards(4);
+    let keys = |n: u64, round: u64| (0..n).map(move |k| round * 100 + k);
+    // The shards' maps grow to hold the keys once; after that, nothing.
+    for round in 0..10 {
+        drop(locks.acquire_many(keys(5, round)).now_or_never());
+    }
+    for n in 1..=4 {
+        let count = allocations(|| {
+            for round in 0..10 {
+                let guard = locks.acquire_many(keys(n, round)).now_or_never();
+                drop(guard.expect("free"));
+                drop(locks.try_acquire_many(keys(n, round)).expect("free"));
+                let bounded = locks.acquire_many_bounded(keys(n, round), 0);
+                drop(bounded.expect("free").now_or_never().expect("held"));
+            }
+        });
+        assert_eq!(count, 0, "{n} keys");
+    }
+    // Five keys or more live on the heap.
+    let count = allocations(|| drop(locks.acquire_many(keys(5, 0)).now_or_never()));
+    assert!(count > 0);
+    assert_eq!(locks.locked_count(), 0);
 }
 
 #[test]
