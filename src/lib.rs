@@ -81,12 +81,14 @@
 //! `HashMap` from every held key to its wait queue and a [`slab`] of that
 //! shard's waiters. A queue is a doubly linked list threaded through slab
 //! indices, its two ends kept in the map, so joining, leaving and handing
-//! over are O(1) whatever its length. A key is hashed once per acquire, outside the
-//! mutexes, and its hash is kept with it: an uncontended acquire and
-//! release is one map lookup each under one shard's mutex and allocates
-//! nothing beyond the map's own growth (and a clone of the key). Wakers are cloned, woken and
-//! dropped only after the mutex is released, so a waker that calls back
-//! into the manager cannot deadlock it.
+//! over are O(1) whatever its length. A key is hashed once per acquire,
+//! outside the mutexes, and its hash is kept with it: an uncontended
+//! acquire and release is one map lookup each under one shard's mutex and
+//! allocates nothing beyond the map's own growth (and a clone of the key).
+//! A queued waiter's waker is cloned under the mutex; wakers are woken and
+//! dropped only after it is released, so a waker whose `wake` or `drop`
+//! calls back into the manager cannot deadlock it. `ARCHITECTURE.md` in the
+//! repository says how each part works and why it is there.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(

@@ -29,7 +29,10 @@ use crate::state::State;
 ///
 /// `K`'s `Eq` and `Drop` run while one of the manager's internal mutexes
 /// is held, so they must not call back into the same manager (that
-/// deadlocks). `Hash` (with the manager's hasher) runs outside them, once
+/// deadlocks); so does `clone` of the waker an acquire future is polled
+/// with, when the future joins a queue or is polled again from another
+/// task. A waker's `wake` and `drop` run outside the mutexes and may call
+/// back freely. `Hash` (with the manager's hasher) runs outside them, once
 /// per acquire: the hash is kept with the key, so releasing it, handing it
 /// on or giving up a place in its queue never hashes again. `Clone` runs
 /// outside them too, except in [`snapshot`](Self::snapshot). If `Hash`,
