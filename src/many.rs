@@ -132,16 +132,16 @@ impl<K: Eq + Hash + Clone> Progress<K> {
         Ok(())
     }
 
-    /// Takes the keys of a request that holds them all already, leaving it
-    /// done; `None` (and the request unchanged) if it waits for any.
+    /// Takes the keys of a placed request that holds them all already,
+    /// leaving it done; `None` (and the request unchanged) if it waits for
+    /// any.
     fn take_if_held(&mut self) -> Option<Held<K>> {
-        let placed = matches!(self.stage, Stage::Waiting { .. });
         let held = self
             .places
             .as_slice()
             .iter()
             .all(|place| place.slot.is_none());
-        (placed && held).then(|| self.finish())
+        held.then(|| self.finish())
     }
 
     /// Advances the future; yields the keys once every one is held.
@@ -300,7 +300,8 @@ where
     /// set resolves at once to a guard holding nothing.
     ///
     /// Every key is cloned once, on the first poll, as for
-    /// [`acquire`](Self::acquire).
+    /// [`acquire`](Self::acquire). The future and its guard keep up to four
+    /// keys in place: such a request allocates nothing of its own.
     ///
     /// # Cancel safety
     ///
