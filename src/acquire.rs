@@ -70,6 +70,22 @@ impl<K: fmt::Debug, S> fmt::Debug for Shown<'_, K, S> {
 }
 
 impl<K> Progress<K> {
+    /// Gives up the future's place; runs when it is dropped.
+    fn cancel<S>(&mut self, shards: &Shards<K, S>) {
+        if let Progress::Active {
+            key,
+            hash,
+            slot: Some(slot),
+        } = std::mem::replace(self, Progress::Done)
+        {
+            shards.cancel(&key, WaiterRef { hash, slot });
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self, Progress::Done)
+    }
+
     fn unpolled(key: K, hash: KeyHash) -> Self {
         Progress::Active {
             key,
@@ -137,22 +153,6 @@ impl<K: Eq + Hash> Progress<K> {
             }
             Progress::Done => panic!("lock-manager: acquire future polled after completion"),
         }
-    }
-
-    /// Gives up the future's place; runs when it is dropped.
-    fn cancel<S: BuildHasher>(&mut self, manager: &LockManager<K, S>) {
-        if let Progress::Active {
-            key,
-            hash,
-            slot: Some(slot),
-        } = std::mem::replace(self, Progress::Done)
-        {
-            manager.shards().cancel(&key, WaiterRef { hash, slot });
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        matches!(self, Progress::Done)
     }
 }
 
@@ -431,17 +431,17 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> LockManager<K, S> {
 /// # });
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct Acquire<'a, K, S = RandomState>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+pub struct Acquire<'a, K, S = RandomState> {
     manager: &'a LockManager<K, S>,
     progress: Progress<K>,
 }
 
-impl<'a, K: Eq + Hash, S: BuildHasher> Acquire<'a, K, S> {
-    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self {
+impl<'a, K, S> Acquire<'a, K, S> {
+    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let hash = manager.hash(&key);
         Self {
             manager,
@@ -476,16 +476,16 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for Acquire<'_, K, S> {
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Drop for Acquire<'_, K, S> {
+impl<K, S> Drop for Acquire<'_, K, S> {
     fn drop(&mut self) {
-        self.progress.cancel(self.manager);
+        self.progress.cancel(self.manager.shards());
     }
 }
 
 // The future never pins anything: the key moves out into the guard.
-impl<K: Eq + Hash, S: BuildHasher> Unpin for Acquire<'_, K, S> {}
+impl<K, S> Unpin for Acquire<'_, K, S> {}
 
-impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for Acquire<'_, K, S> {
+impl<K: fmt::Debug, S> fmt::Debug for Acquire<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let progress = Shown {
             progress: &self.progress,
@@ -529,17 +529,17 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for Acquire<'_, K, S>
 /// # });
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct AcquireOwned<K, S = RandomState>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+pub struct AcquireOwned<K, S = RandomState> {
     manager: Arc<LockManager<K, S>>,
     progress: Progress<K>,
 }
 
-impl<K: Eq + Hash, S: BuildHasher> AcquireOwned<K, S> {
-    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self {
+impl<K, S> AcquireOwned<K, S> {
+    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let hash = manager.hash(&key);
         Self {
             manager,
@@ -574,15 +574,15 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireOwned<K, S> {
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Drop for AcquireOwned<K, S> {
+impl<K, S> Drop for AcquireOwned<K, S> {
     fn drop(&mut self) {
-        self.progress.cancel(&self.manager);
+        self.progress.cancel(self.manager.shards());
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Unpin for AcquireOwned<K, S> {}
+impl<K, S> Unpin for AcquireOwned<K, S> {}
 
-impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireOwned<K, S> {
+impl<K: fmt::Debug, S> fmt::Debug for AcquireOwned<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let progress = Shown {
             progress: &self.progress,

@@ -2,7 +2,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crate::hashed::KeyHash;
@@ -13,6 +12,36 @@ use crate::manager::LockManager;
 ///
 /// Returned by [`LockManager::acquire`] and [`LockManager::try_acquire`].
 /// The guard may be dropped on any thread.
+///
+/// # Drop order
+///
+/// A struct's fields are dropped in the order they are declared. When a
+/// guard and the work it protects live in one struct (a hand-written
+/// future holding the guard beside the future that writes the record),
+/// declare the work first: a cancelled caller then drops the half-done
+/// write before the key passes on. Declared the other way round, the next
+/// caller may start on the record while the old write is still alive, as
+/// when it flushes or rolls back in its own `Drop`.
+/// [`with_lock`](LockManager::with_lock) drops its body first, then
+/// releases the key.
+///
+/// ```
+/// use lock_manager::{LockGuard, LockManager};
+///
+/// struct Save<'a, W> {
+///     write: W,                            // dropped first,
+///     _guard: LockGuard<'a, &'static str>, // then the key is released
+/// }
+///
+/// let locks = LockManager::new();
+/// let save = Save {
+///     write: vec![1, 2, 3],
+///     _guard: locks.try_acquire("story-1").unwrap(),
+/// };
+/// assert_eq!(save.write.len(), 3);
+/// drop(save);
+/// assert!(!locks.is_locked("story-1"));
+/// ```
 ///
 /// # Leaking
 ///
@@ -41,18 +70,14 @@ use crate::manager::LockManager;
 /// ```
 #[clippy::has_significant_drop]
 #[must_use = "if unused the lock is released immediately"]
-pub struct LockGuard<'a, K, S = RandomState>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+pub struct LockGuard<'a, K, S = RandomState> {
     manager: &'a LockManager<K, S>,
     key: K,
     /// Finds the key's shard and entry again at release, without hashing.
     hash: KeyHash,
 }
 
-impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
+impl<'a, K, S> LockGuard<'a, K, S> {
     pub(crate) fn new(manager: &'a LockManager<K, S>, key: K, hash: KeyHash) -> Self {
         Self { manager, key, hash }
     }
@@ -88,13 +113,13 @@ impl<'a, K: Eq + Hash, S: BuildHasher> LockGuard<'a, K, S> {
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Drop for LockGuard<'_, K, S> {
+impl<K, S> Drop for LockGuard<'_, K, S> {
     fn drop(&mut self) {
         self.manager.shards().release(&self.key, self.hash);
     }
 }
 
-impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for LockGuard<'_, K, S> {
+impl<K: fmt::Debug, S> fmt::Debug for LockGuard<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard")
             .field("key", &self.key)
@@ -107,7 +132,8 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for LockGuard<'_, K, 
 /// spawned task. It keeps the manager alive.
 ///
 /// Returned by [`LockManager::acquire_owned`] and
-/// [`LockManager::try_acquire_owned`].
+/// [`LockManager::try_acquire_owned`]. Declare it after the work it
+/// protects in a struct that holds both (see [`LockGuard`]'s drop order).
 ///
 /// # Leaking
 ///
@@ -134,18 +160,14 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for LockGuard<'_, K, 
 /// ```
 #[clippy::has_significant_drop]
 #[must_use = "if unused the lock is released immediately"]
-pub struct OwnedLockGuard<K, S = RandomState>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+pub struct OwnedLockGuard<K, S = RandomState> {
     manager: Arc<LockManager<K, S>>,
     key: K,
     /// Finds the key's shard and entry again at release, without hashing.
     hash: KeyHash,
 }
 
-impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
+impl<K, S> OwnedLockGuard<K, S> {
     pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K, hash: KeyHash) -> Self {
         Self { manager, key, hash }
     }
@@ -183,13 +205,13 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedLockGuard<K, S> {
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedLockGuard<K, S> {
+impl<K, S> Drop for OwnedLockGuard<K, S> {
     fn drop(&mut self) {
         self.manager.shards().release(&self.key, self.hash);
     }
 }
 
-impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for OwnedLockGuard<K, S> {
+impl<K: fmt::Debug, S> fmt::Debug for OwnedLockGuard<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedLockGuard")
             .field("key", &self.key)

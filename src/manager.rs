@@ -6,6 +6,7 @@ use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use crate::diagnostics::{HeldKey, Stats};
 use crate::hashed::KeyHash;
@@ -64,7 +65,10 @@ pub struct LockManager<K, S = RandomState> {
     shards: Shards<K, S>,
 }
 
-impl<K> LockManager<K> {
+/// The constructors ask for `K: Eq`: the manager picks there, once, the
+/// code that its guards and futures run when dropped, so that those types
+/// carry no bounds of their own.
+impl<K: Eq> LockManager<K> {
     /// Creates an empty manager.
     ///
     /// # Examples
@@ -109,7 +113,7 @@ impl<K> LockManager<K> {
     }
 }
 
-impl<K, S> LockManager<K, S> {
+impl<K: Eq, S> LockManager<K, S> {
     /// Creates an empty manager that hashes keys with `hasher`.
     ///
     /// # Examples
@@ -160,6 +164,27 @@ impl<K, S> LockManager<K, S> {
 impl<K, S> LockManager<K, S> {
     pub(crate) fn shards(&self) -> &Shards<K, S> {
         &self.shards
+    }
+
+    /// The hasher the manager hashes keys with, as [`HashMap::hasher`]
+    /// gives its own: for a map kept beside the manager that should hash
+    /// alike.
+    ///
+    /// [`HashMap::hasher`]: std::collections::HashMap::hasher
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks: LockManager<&str> = LockManager::new();
+    /// let mut sizes = HashMap::with_hasher(locks.hasher().clone());
+    /// sizes.insert("story-1", 1200);
+    /// assert_eq!(sizes["story-1"], 1200);
+    /// ```
+    pub fn hasher(&self) -> &S {
+        self.shards.hasher()
     }
 
     /// The number of keys held right now.
@@ -381,11 +406,22 @@ impl<K: Hash, S: BuildHasher> LockManager<K, S> {
     }
 }
 
-impl<K, S: Default> Default for LockManager<K, S> {
+impl<K: Eq, S: Default> Default for LockManager<K, S> {
     fn default() -> Self {
         Self::with_hasher(S::default())
     }
 }
+
+/// A panic anywhere near the manager (in a key's `Hash`, `Eq` or `Clone`, a
+/// waker, a `with_lock` body, or a caller holding a guard) leaves it
+/// consistent and unpoisoned: every key held is still held by its guard,
+/// every queue in order, and the next caller goes on as if nothing
+/// happened. So a manager, and whatever borrows it, may cross
+/// `catch_unwind`.
+impl<K: RefUnwindSafe, S: RefUnwindSafe> RefUnwindSafe for LockManager<K, S> {}
+
+/// See the [`RefUnwindSafe`] impl.
+impl<K: UnwindSafe, S: UnwindSafe> UnwindSafe for LockManager<K, S> {}
 
 impl<K, S> fmt::Debug for LockManager<K, S> {
     /// Prints counts, never keys, and never blocks: `<locked>` stands in for

@@ -176,7 +176,7 @@ impl<K: Eq + Hash + Clone> Progress<K> {
     }
 }
 
-impl<K: Eq> Progress<K> {
+impl<K> Progress<K> {
     /// Gives up every place and every key held; runs when the future is
     /// dropped.
     fn cancel<S>(&mut self, shards: &Shards<K, S>) {
@@ -270,7 +270,7 @@ struct Held<K> {
     places: Small<Place>,
 }
 
-impl<K: Eq> Held<K> {
+impl<K> Held<K> {
     /// Releases every key, handing each to its oldest waiter.
     fn release<S>(&self, shards: &Shards<K, S>) {
         let keys = self.keys.as_slice().iter();
@@ -656,11 +656,7 @@ where
 /// # });
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct AcquireMany<'a, K, S = RandomState>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+pub struct AcquireMany<'a, K, S = RandomState> {
     manager: &'a LockManager<K, S>,
     progress: Progress<K>,
 }
@@ -683,16 +679,16 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireMany<'_, K, S>
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Drop for AcquireMany<'_, K, S> {
+impl<K, S> Drop for AcquireMany<'_, K, S> {
     fn drop(&mut self) {
         self.progress.cancel(self.manager.shards());
     }
 }
 
 // Nothing is pinned: the keys move out into the guard.
-impl<K: Eq + Hash, S: BuildHasher> Unpin for AcquireMany<'_, K, S> {}
+impl<K, S> Unpin for AcquireMany<'_, K, S> {}
 
-impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireMany<'_, K, S> {
+impl<K: fmt::Debug, S> fmt::Debug for AcquireMany<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireMany")
             .field("progress", &self.progress)
@@ -728,11 +724,7 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireMany<'_, K
 /// # });
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct AcquireManyOwned<K, S = RandomState>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+pub struct AcquireManyOwned<K, S = RandomState> {
     manager: Arc<LockManager<K, S>>,
     progress: Progress<K>,
 }
@@ -758,15 +750,15 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireManyOwned<K, S
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Drop for AcquireManyOwned<K, S> {
+impl<K, S> Drop for AcquireManyOwned<K, S> {
     fn drop(&mut self) {
         self.progress.cancel(self.manager.shards());
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Unpin for AcquireManyOwned<K, S> {}
+impl<K, S> Unpin for AcquireManyOwned<K, S> {}
 
-impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireManyOwned<K, S> {
+impl<K: fmt::Debug, S> fmt::Debug for AcquireManyOwned<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireManyOwned")
             .field("progress", &self.progress)
@@ -806,16 +798,12 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for AcquireManyOwned<
 /// ```
 #[clippy::has_significant_drop]
 #[must_use = "if unused the locks are released immediately"]
-pub struct MultiLockGuard<'a, K, S = RandomState>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+pub struct MultiLockGuard<'a, K, S = RandomState> {
     manager: &'a LockManager<K, S>,
     held: Held<K>,
 }
 
-impl<'a, K: Eq + Hash, S: BuildHasher> MultiLockGuard<'a, K, S> {
+impl<'a, K, S> MultiLockGuard<'a, K, S> {
     /// The keys this guard holds, without duplicates, in no particular
     /// order.
     ///
@@ -852,13 +840,13 @@ impl<'a, K: Eq + Hash, S: BuildHasher> MultiLockGuard<'a, K, S> {
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Drop for MultiLockGuard<'_, K, S> {
+impl<K, S> Drop for MultiLockGuard<'_, K, S> {
     fn drop(&mut self) {
         self.held.release(self.manager.shards());
     }
 }
 
-impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for MultiLockGuard<'_, K, S> {
+impl<K: fmt::Debug, S> fmt::Debug for MultiLockGuard<'_, K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MultiLockGuard")
             .field("keys", &self.keys())
@@ -896,16 +884,12 @@ impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for MultiLockGuard<'_
 /// ```
 #[clippy::has_significant_drop]
 #[must_use = "if unused the locks are released immediately"]
-pub struct OwnedMultiLockGuard<K, S = RandomState>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
+pub struct OwnedMultiLockGuard<K, S = RandomState> {
     manager: Arc<LockManager<K, S>>,
     held: Held<K>,
 }
 
-impl<K: Eq + Hash, S: BuildHasher> OwnedMultiLockGuard<K, S> {
+impl<K, S> OwnedMultiLockGuard<K, S> {
     /// The keys this guard holds, without duplicates, in no particular
     /// order.
     ///
@@ -944,13 +928,13 @@ impl<K: Eq + Hash, S: BuildHasher> OwnedMultiLockGuard<K, S> {
     }
 }
 
-impl<K: Eq + Hash, S: BuildHasher> Drop for OwnedMultiLockGuard<K, S> {
+impl<K, S> Drop for OwnedMultiLockGuard<K, S> {
     fn drop(&mut self) {
         self.held.release(self.manager.shards());
     }
 }
 
-impl<K: Eq + Hash + fmt::Debug, S: BuildHasher> fmt::Debug for OwnedMultiLockGuard<K, S> {
+impl<K: fmt::Debug, S> fmt::Debug for OwnedMultiLockGuard<K, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedMultiLockGuard")
             .field("keys", &self.keys())

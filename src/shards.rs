@@ -62,9 +62,14 @@ pub(crate) struct Shards<K, S> {
     bits: u32,
     /// The manager's hasher, run once per key placed: see [`KeyHash`].
     hasher: S,
+    /// [`Shards::release_key`] and [`Shards::cancel_waiter`], chosen here,
+    /// where `K: Eq` is known, so that the guards and futures that run them
+    /// when dropped need no bounds of their own.
+    release: fn(&Self, &K, KeyHash),
+    cancel: fn(&Self, &K, WaiterRef),
 }
 
-impl<K, S> Shards<K, S> {
+impl<K: Eq, S> Shards<K, S> {
     /// `count` shards (a power of two, at least 1), placing keys by their
     /// hash with `hasher`.
     pub(crate) fn new(count: usize, hasher: S) -> Self {
@@ -73,7 +78,24 @@ impl<K, S> Shards<K, S> {
             shards: (0..count).map(|_| Shard::new()).collect(),
             bits: count.trailing_zeros(),
             hasher,
+            release: Self::release_key,
+            cancel: Self::cancel_waiter,
         }
+    }
+}
+
+impl<K, S> Shards<K, S> {
+    /// Releases `key`, handing it to the oldest waiter if there is one.
+    #[inline]
+    pub(crate) fn release(&self, key: &K, hash: KeyHash) {
+        (self.release)(self, key, hash);
+    }
+
+    /// Removes a waiter on `key` whose future was dropped, passing the key
+    /// on if it had been handed over.
+    #[inline]
+    pub(crate) fn cancel(&self, key: &K, waiter: WaiterRef) {
+        (self.cancel)(self, key, waiter);
     }
 
     /// The index of the shard that holds a key whose hash is `hash`.
@@ -97,6 +119,10 @@ impl<K, S> Shards<K, S> {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Shard<K>> {
         self.shards.iter()
+    }
+
+    pub(crate) fn hasher(&self) -> &S {
+        &self.hasher
     }
 }
 
@@ -123,11 +149,11 @@ impl<K: Eq, S> Shards<K, S> {
     /// Locks `key` at once (`None`), or queues a waiter woken through a
     /// clone of `waker` (`Some`).
     ///
-    /// Out of line, like [`release`](Self::release) and
-    /// [`poll_waiter`](Self::poll_waiter): once `acquire_many` also called
-    /// them, the compiler inlined them into the single-key future and
-    /// guard, and an uncontended acquire and release took 55 ns instead of
-    /// 42 ns (`cargo bench --bench locks -- uncontended`).
+    /// Out of line, like [`poll_waiter`](Self::poll_waiter) (and release,
+    /// called through a pointer): once `acquire_many` also called them, the
+    /// compiler inlined them into the single-key future and guard, and an
+    /// uncontended acquire and release took 55 ns instead of 42 ns
+    /// (`cargo bench --bench locks -- uncontended`).
     #[inline(never)]
     pub(crate) fn lock_or_enqueue(&self, key: &K, hash: KeyHash, waker: &Waker) -> Option<Slot>
     where
@@ -165,16 +191,14 @@ impl<K: Eq, S> Shards<K, S> {
         }
     }
 
-    /// Releases `key`, handing it to the oldest waiter if there is one.
-    #[inline(never)]
-    pub(crate) fn release(&self, key: &K, hash: KeyHash) {
+    /// See [`Shards::release`].
+    fn release_key(&self, key: &K, hash: KeyHash) {
         let deferred = self.of(hash).lock().release(key, hash);
         deferred.run();
     }
 
-    /// Removes a waiter on `key` whose future was dropped, passing the key
-    /// on if it had been handed over.
-    pub(crate) fn cancel(&self, key: &K, waiter: WaiterRef) {
+    /// See [`Shards::cancel`].
+    fn cancel_waiter(&self, key: &K, waiter: WaiterRef) {
         let deferred = self
             .of(waiter.hash)
             .lock()

@@ -2,6 +2,7 @@
 //! cases included; and the `Debug` output, pinned.
 use std::cell::Cell;
 use std::marker::{PhantomData, PhantomPinned};
+use std::panic::{catch_unwind, RefUnwindSafe, UnwindSafe};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -285,4 +286,103 @@ fn owned_guards_keep_the_manager_alive() {
     assert!(weak.upgrade().is_some());
     drop(guard);
     assert!(weak.upgrade().is_none());
+}
+
+fn unwind_safe<T: UnwindSafe>() {}
+fn ref_unwind_safe<T: RefUnwindSafe>() {}
+
+#[test]
+fn the_manager_its_futures_and_guards_are_unwind_safe() {
+    ref_unwind_safe::<LockManager<String>>();
+    unwind_safe::<LockManager<String>>();
+    unwind_safe::<Acquire<'_, String>>();
+    unwind_safe::<AcquireOwned<String>>();
+    unwind_safe::<LockGuard<'_, String>>();
+    unwind_safe::<OwnedLockGuard<String>>();
+    unwind_safe::<AcquireMany<'_, String>>();
+    unwind_safe::<AcquireManyOwned<String>>();
+    unwind_safe::<MultiLockGuard<'_, String>>();
+    unwind_safe::<OwnedMultiLockGuard<String>>();
+}
+
+// A key that is not unwind-safe makes nothing unwind-safe by accident.
+assert_not_impl!(LockManager<Cell<u8>>: RefUnwindSafe);
+
+#[test]
+fn catch_unwind_takes_the_manager_its_futures_and_guards_as_they_are() {
+    let locks = LockManager::new();
+    // A body that panics while holding a key: the key is released.
+    let panicked = catch_unwind(|| {
+        let _guard = locks.try_acquire("a").unwrap();
+        panic!("the body failed");
+    });
+    assert!(panicked.is_err());
+    assert!(!locks.is_locked("a"));
+
+    // Owned futures and guards move in and out.
+    let locks = Arc::new(LockManager::new());
+    let acquire = locks.acquire_owned(1);
+    let guard = catch_unwind(move || futures::executor::block_on(acquire)).unwrap();
+    let many = locks.acquire_many_owned([2, 3]);
+    let both = catch_unwind(move || futures::executor::block_on(many)).unwrap();
+    assert!(catch_unwind(move || drop((guard, both))).is_ok());
+    assert_eq!(locks.locked_count(), 0);
+}
+
+/// A library's type that stores every public future and guard, generic and
+/// with no bounds of its own: it compiles only while their definitions
+/// carry none either.
+struct Embedded<'a, K, S> {
+    acquire: Option<Acquire<'a, K, S>>,
+    acquire_owned: Option<AcquireOwned<K, S>>,
+    guard: Option<LockGuard<'a, K, S>>,
+    owned_guard: Option<OwnedLockGuard<K, S>>,
+    many: Option<AcquireMany<'a, K, S>>,
+    many_owned: Option<AcquireManyOwned<K, S>>,
+    multi: Option<MultiLockGuard<'a, K, S>>,
+    owned_multi: Option<OwnedMultiLockGuard<K, S>>,
+}
+
+impl<K, S> Embedded<'_, K, S> {
+    /// The keys its guards hold, read without any bound on `K` or `S`.
+    fn held(&self) -> usize {
+        let single = [
+            self.guard.as_ref().map(LockGuard::key),
+            self.owned_guard.as_ref().map(OwnedLockGuard::key),
+        ];
+        let multi = [
+            self.multi.as_ref().map(MultiLockGuard::keys),
+            self.owned_multi.as_ref().map(OwnedMultiLockGuard::keys),
+        ];
+        single.iter().flatten().count()
+            + multi.iter().flatten().map(|keys| keys.len()).sum::<usize>()
+    }
+
+    /// Whether any future is still stored.
+    fn waiting(&self) -> bool {
+        self.acquire.is_some()
+            || self.acquire_owned.is_some()
+            || self.many.is_some()
+            || self.many_owned.is_some()
+    }
+}
+
+#[test]
+fn a_struct_stores_every_future_and_guard_without_bounds_of_its_own() {
+    let locks = Arc::new(LockManager::new());
+    let embedded = Embedded {
+        acquire: Some(locks.acquire(1)),
+        acquire_owned: Some(locks.acquire_owned(2)),
+        guard: locks.try_acquire(3),
+        owned_guard: locks.try_acquire_owned(4),
+        many: Some(locks.acquire_many([5, 6])),
+        many_owned: Some(locks.acquire_many_owned([7])),
+        multi: locks.try_acquire_many([8, 9]),
+        owned_multi: locks.try_acquire_many_owned([10]),
+    };
+    assert_eq!(embedded.held(), 5);
+    assert!(embedded.waiting());
+    assert_eq!(locks.locked_count(), 5);
+    drop(embedded); // drops every guard and future, with no bounds at hand
+    assert_eq!(locks.locked_count(), 0);
 }
