@@ -26,6 +26,9 @@
 //!
 //! `examples/tokio.rs` shows the classic use: many tasks read, modify and
 //! write a few files, losing updates without the manager and none with it.
+//! `examples/single_flight.rs` builds a small library on it: concurrent
+//! loads of one key coalesced into one, a cancelled or failed load handed
+//! to the next caller.
 //!
 //! # Guarantees
 //!
