@@ -234,17 +234,18 @@ fn sort_and_merge<K: Eq>(keys: &mut Small<K>, places: &mut Small<Place>) {
     };
     if (1..k.len()).any(duplicate) {
         let keep: Vec<bool> = (0..k.len()).map(|i| !duplicate(i)).collect();
-        *keys = std::mem::take(keys)
-            .into_iter()
-            .zip(&keep)
-            .filter_map(|(key, &keep)| keep.then_some(key))
-            .collect();
-        *places = std::mem::take(places)
-            .into_iter()
-            .zip(&keep)
-            .filter_map(|(place, &keep)| keep.then_some(place))
-            .collect();
+        retain(keys, &keep);
+        retain(places, &keep);
     }
+}
+
+/// Keeps the items whose flag in `keep` is set.
+fn retain<T>(items: &mut Small<T>, keep: &[bool]) {
+    *items = std::mem::take(items)
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(item, &keep)| keep.then_some(item))
+        .collect();
 }
 
 /// Calls `f` on every item, even after one of the calls panicked, then
