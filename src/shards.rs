@@ -281,8 +281,9 @@ impl<K: Eq, S> Shards<K, S> {
         }
         for (i, copy) in copies.into_iter().enumerate() {
             let hash = placing.places[i].hash;
+            let state = locked_shard(&mut placing.locked, self.index_of(hash));
             // Queued without a waker: the first poll installs one.
-            placing.places[i].slot = placing.locked(hash).lock_or_enqueue(copy, hash, None);
+            placing.places[i].slot = state.lock_or_enqueue(copy, hash, None);
             placing.to_undo = i + 1;
         }
         placing.to_undo = 0;
@@ -298,13 +299,6 @@ struct Placing<'a, 'l, K: Eq, S> {
     keys: &'l [K],
     places: &'l mut [Place],
     to_undo: usize,
-}
-
-impl<'a, K: Eq, S> Placing<'a, '_, K, S> {
-    /// The locked shard of a key whose hash is `hash`.
-    fn locked(&mut self, hash: KeyHash) -> &mut State<K> {
-        locked_shard(&mut self.locked, self.shards.index_of(hash))
-    }
 }
 
 /// Shard `index`, among the `locked` ones.

@@ -257,7 +257,7 @@ impl<K: Eq> State<K> {
     /// not equal to it.
     pub(crate) fn cancel(&mut self, key: &K, hash: KeyHash, slot: Slot) -> Deferred {
         self.counts.cancellations += 1;
-        if self.waiters[slot.index()].is_granted() {
+        if self.is_granted(slot) {
             // Woken, but dropped before taking the lock: hand it on.
             self.remove_waiter(slot);
             return self.release(key, hash);
