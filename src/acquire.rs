@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_core::future::FusedFuture;
 
-use crate::busy::Busy;
+use crate::error::Busy;
 use crate::guard::{LockGuard, OwnedLockGuard};
 use crate::hashed::KeyHash;
 use crate::manager::LockManager;
@@ -226,6 +226,13 @@ where
     /// Never waits and never queues: returns `None` when the key is held,
     /// even if it is about to be released.
     ///
+    /// This is the "skip if busy" form: for a job that does nothing when
+    /// another holds its key, in sync code as well as async.
+    /// [`acquire_bounded(key, 0)`](Self::acquire_bounded) decides the same
+    /// way, but returns a future to await (ready at once) or a [`Busy`]
+    /// error: use it only where a bound of 0 is one setting of a load
+    /// limit.
+    ///
     /// # Examples
     ///
     /// ```
@@ -273,7 +280,9 @@ where
     /// # Errors
     ///
     /// [`Busy`] when the key is held and `max_waiters` or more callers wait
-    /// for it. `max_waiters` of 0 admits a caller only when the key is free.
+    /// for it. `max_waiters` of 0 admits a caller only when the key is free:
+    /// to skip work when the key is busy, [`try_acquire`](Self::try_acquire)
+    /// says the same more directly, with a guard at once.
     ///
     /// # Cancel safety
     ///
@@ -372,6 +381,46 @@ where
         Fut: Future + 'a,
     {
         let acquire = self.acquire(key);
+        async move {
+            let _guard = acquire.await;
+            f().await
+        }
+    }
+
+    /// Like [`with_lock`](Self::with_lock), for a manager in an [`Arc`]:
+    /// the future holds a clone of the `Arc` and borrows nothing, so it is
+    /// `'static` (and `Send`) whenever the key, the hasher, `f` and its
+    /// future are, and can be spawned as a task of its own.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`with_lock`](Self::with_lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use futures::task::SpawnExt;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let pool = futures::executor::ThreadPool::new().unwrap();
+    /// let task = pool.spawn_with_handle(locks.with_lock_owned(3, || async { "saved" })).unwrap();
+    /// assert_eq!(task.await, "saved");
+    /// assert!(!locks.is_locked(&3));
+    /// # });
+    /// ```
+    pub fn with_lock_owned<F, Fut>(
+        self: &Arc<Self>,
+        key: K,
+        f: F,
+    ) -> impl Future<Output = Fut::Output>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future,
+    {
+        let acquire = self.acquire_owned(key);
         async move {
             let _guard = acquire.await;
             f().await

@@ -24,11 +24,21 @@
 //! # });
 //! ```
 //!
-//! `examples/tokio.rs` shows the classic use: many tasks read, modify and
-//! write a few files, losing updates without the manager and none with it.
-//! `examples/single_flight.rs` builds a small library on it: concurrent
-//! loads of one key coalesced into one, a cancelled or failed load handed
-//! to the next caller.
+//! # Examples in the repository
+//!
+//! - `examples/tokio.rs`, `async_std.rs`, `smol.rs` and `futures.rs`: the
+//!   classic use on each runtime: many tasks read, modify and write a few
+//!   files, losing updates without the manager and none with it.
+//! - `examples/threads.rs`: async tasks and plain threads share keys, guards
+//!   move between them, and a thread gives up after its deadline.
+//! - `examples/single_flight.rs`: a small library built on the manager:
+//!   concurrent loads of one key coalesced into one, a cancelled or failed
+//!   load handed to the next caller.
+//! - `examples/stuck.rs` (`--features timing`): finding a stuck key with
+//!   [`LockManager::snapshot`].
+//! - `examples/story-service/`: a web service (axum, SQLite) that times out
+//!   lock waits, sheds load with the bounded forms and reports its locks,
+//!   with a load driver that checks no update is lost.
 //!
 //! # Guarantees
 //!
@@ -58,6 +68,38 @@
 //! [`try_acquire_many`]: LockManager::try_acquire_many
 //! [`acquire_many_bounded`]: LockManager::acquire_many_bounded
 //! [`acquire_many_blocking`]: LockManager::acquire_many_blocking
+//!
+//! # Tasks and threads
+//!
+//! One manager serves async tasks and plain threads alike, in one FIFO
+//! queue per key. A thread waits with [`acquire_blocking`] (or
+//! [`acquire_blocking_timeout`], which gives up after a deadline) and runs
+//! a closure under a lock with [`with_lock_blocking`]; a task awaits
+//! [`acquire`] or spawns [`with_lock_owned`]. Owned guards are `Send`: one
+//! taken by a task can be released by a thread, and the other way round.
+//! Never call a blocking form from inside an async task: it blocks the
+//! executor's thread, which the holder's task may need to finish.
+//!
+//! # Nesting and re-entrancy
+//!
+//! - **Holding one key while acquiring another** is safe when every caller
+//!   that nests takes its keys in one global order (say, ascending ids).
+//!   Two callers nesting in opposite orders can wait for each other
+//!   forever. To hold several keys, prefer [`acquire_many`]: it takes
+//!   them as one request and never deadlocks, in whatever order they are
+//!   listed.
+//! - **Acquiring a key the caller already holds** waits for good: the lock
+//!   is not re-entrant, so the second acquire queues behind the caller's
+//!   own guard. Pass the guard (or the fact that the key is held) down
+//!   instead; where a wait might come back around, give it a deadline
+//!   ([`acquire_blocking_timeout`], or the runtime's `timeout` around
+//!   [`acquire`]).
+//!
+//! [`acquire`]: LockManager::acquire
+//! [`acquire_blocking`]: LockManager::acquire_blocking
+//! [`acquire_blocking_timeout`]: LockManager::acquire_blocking_timeout
+//! [`with_lock_blocking`]: LockManager::with_lock_blocking
+//! [`with_lock_owned`]: LockManager::with_lock_owned
 //!
 //! # Diagnostics
 //!
@@ -104,9 +146,9 @@
 
 mod acquire;
 mod blocking;
-mod busy;
 mod clock;
 mod diagnostics;
+mod error;
 mod global;
 mod guard;
 mod hashed;
@@ -119,8 +161,8 @@ mod state;
 mod sync;
 
 pub use acquire::{Acquire, AcquireOwned};
-pub use busy::Busy;
 pub use diagnostics::{HeldKey, Stats};
+pub use error::{Busy, TimedOut};
 pub use global::{global, with_lock};
 pub use guard::{LockGuard, OwnedLockGuard};
 pub use manager::LockManager;

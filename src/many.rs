@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 
 use futures_core::future::FusedFuture;
 
-use crate::busy::Busy;
+use crate::error::Busy;
 use crate::manager::LockManager;
 use crate::shards::{Place, Shards, WaiterRef};
 use crate::small::Small;
@@ -597,6 +597,52 @@ where
         Fut: Future + 'a,
     {
         let acquire = self.acquire_many(keys);
+        async move {
+            let _guard = acquire.await;
+            f().await
+        }
+    }
+
+    /// Like [`with_locks`](Self::with_locks), for a manager in an [`Arc`]:
+    /// the future holds a clone of the `Arc` and borrows nothing, so it is
+    /// `'static` (and `Send`) whenever the keys, the hasher, `f` and its
+    /// future are, and can be spawned as a task of its own.
+    ///
+    /// # Panics
+    ///
+    /// As for [`acquire_many`](Self::acquire_many): if a key's `Hash`
+    /// panics, this call panics.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`with_locks`](Self::with_locks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use futures::task::SpawnExt;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let pool = futures::executor::ThreadPool::new().unwrap();
+    /// let body = locks.with_locks_owned([2, 1], || async { "moved" });
+    /// assert_eq!(pool.spawn_with_handle(body).unwrap().await, "moved");
+    /// assert_eq!(locks.locked_count(), 0);
+    /// # });
+    /// ```
+    pub fn with_locks_owned<I, F, Fut>(
+        self: &Arc<Self>,
+        keys: I,
+        f: F,
+    ) -> impl Future<Output = Fut::Output>
+    where
+        I: IntoIterator<Item = K>,
+        F: FnOnce() -> Fut,
+        Fut: Future,
+    {
+        let acquire = self.acquire_many_owned(keys);
         async move {
             let _guard = acquire.await;
             f().await

@@ -57,6 +57,25 @@ fn owned_futures_and_guards_are_static() {
     is_static::<OwnedLockGuard<u64>>();
 }
 
+/// The value's type, for the futures whose type cannot be named.
+fn send_and_static<T: Send + 'static>(_: &T) {}
+
+#[test]
+fn owned_with_lock_futures_are_send_and_static() {
+    let locks = Arc::new(LockManager::<String>::new());
+    send_and_static(&locks.with_lock_owned("a".into(), || async {}));
+    send_and_static(&locks.with_locks_owned(["a".into()], || async {}));
+}
+
+#[test]
+fn the_errors_are_plain_values() {
+    send::<lock_manager::TimedOut>();
+    sync::<lock_manager::TimedOut>();
+    is_static::<lock_manager::TimedOut>();
+    send::<lock_manager::Busy>();
+    sync::<lock_manager::Busy>();
+}
+
 #[test]
 fn multi_key_futures_and_guards_are_send_sync_and_unpin_for_ordinary_keys() {
     send::<AcquireMany<'_, String>>();

@@ -39,7 +39,7 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
 /// module may use only modules of the layers below its own.
 const LAYERS: &[&[&str]] = &[
     // Plain data and helpers: no locking, no waiting.
-    &["busy", "clock", "diagnostics", "hashed", "small", "sync"],
+    &["clock", "diagnostics", "error", "hashed", "small", "sync"],
     // One key's wait queue, linked through a slab.
     &["queue"],
     // One shard's bookkeeping, run under its mutex.

@@ -1,4 +1,6 @@
-//! [`Busy`], the refusal of a bounded acquire.
+//! The errors of acquires that may give up: [`Busy`], the refusal of a
+//! bounded acquire, and [`TimedOut`], the end of a blocking wait with a
+//! deadline.
 
 use std::error::Error;
 use std::fmt;
@@ -58,3 +60,35 @@ impl fmt::Display for Busy {
 }
 
 impl Error for Busy {}
+
+/// Returned by the blocking acquires with a deadline, such as
+/// [`LockManager::acquire_blocking_timeout`], when the time ran out before
+/// the lock was handed over. The caller left the queue as a dropped
+/// [`Acquire`] does: it holds nothing, and a lock handed to it at the last
+/// moment went on to the next waiter.
+///
+/// [`LockManager::acquire_blocking_timeout`]: crate::LockManager::acquire_blocking_timeout
+/// [`Acquire`]: crate::Acquire
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_manager::{LockManager, TimedOut};
+///
+/// let locks = LockManager::new();
+/// let _held = locks.acquire_blocking("k");
+/// let timed_out = locks.acquire_blocking_timeout("k", Duration::from_millis(1)).unwrap_err();
+/// assert_eq!(timed_out, TimedOut);
+/// assert_eq!(timed_out.to_string(), "timed out waiting for a lock");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut;
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out waiting for a lock")
+    }
+}
+
+impl Error for TimedOut {}

@@ -1,0 +1,124 @@
+//! Holding one key while acquiring another, and acquiring a key already
+//! held by the same caller: the outcomes the crate docs' "Nesting and
+//! re-entrancy" section promises. Waits that would never end are cut by a
+//! deadline, so that each test ends.
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use crate::common::{within, Rt, Task};
+use lock_manager::{LockManager, TimedOut};
+
+/// A deadline the test expects to pass.
+const SHORT: Duration = Duration::from_millis(20);
+
+#[test]
+fn a_key_acquired_again_by_its_holder_waits_for_itself() {
+    let locks = LockManager::new();
+    let held = locks.acquire_blocking("k");
+    // Not re-entrant: the second acquire queues behind the first guard,
+    // which this thread would release only after it returned.
+    assert_eq!(
+        locks.acquire_blocking_timeout("k", SHORT).unwrap_err(),
+        TimedOut
+    );
+    let task = Task::new();
+    let mut again = locks.acquire("k");
+    assert!(task.poll(&mut again).is_pending());
+    assert!(task.poll(&mut again).is_pending());
+    assert_eq!(task.wakes(), 0, "nothing will ever wake it but the holder");
+    drop(held);
+    assert_eq!(task.wakes(), 1);
+    assert!(task.poll(&mut again).is_ready());
+}
+
+/// The same in a task: `with_lock` nested on its own key never completes.
+async fn nested_with_lock_on_the_same_key_never_completes(rt: Rt) {
+    let locks = LockManager::new();
+    let nested = locks.with_lock(1, || async {
+        rt.timeout(SHORT, locks.with_lock(1, || async {})).await
+    });
+    assert_eq!(nested.await, None, "the inner body ran under its own lock");
+    assert_eq!(locks.locked_count(), 0);
+}
+
+on_every_runtime!(nested_with_lock_on_the_same_key_never_completes);
+
+#[test]
+fn opposite_orders_wait_for_each_other_until_a_deadline() {
+    let locks = Arc::new(LockManager::new());
+    let (took_first, tried_second) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let worker = |first: u8, second: u8| {
+        let (locks, took_first, tried_second) = (
+            Arc::clone(&locks),
+            Arc::clone(&took_first),
+            Arc::clone(&tried_second),
+        );
+        thread::spawn(move || {
+            let _first = locks.acquire_blocking(first);
+            took_first.wait();
+            let second = locks.acquire_blocking_timeout(second, SHORT).map(drop);
+            // Both keep their first key until both have tried: a deadlock,
+            // which only the deadlines end.
+            tried_second.wait();
+            second
+        })
+    };
+    let (one, two) = (worker(1, 2), worker(2, 1));
+    assert_eq!(one.join().unwrap(), Err(TimedOut));
+    assert_eq!(two.join().unwrap(), Err(TimedOut));
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn nested_acquires_in_one_global_order_always_finish() {
+    const THREADS: u32 = 4;
+    const ROUNDS: u32 = 500;
+    let locks = Arc::new(LockManager::new());
+    within(
+        Duration::from_secs(60),
+        "nested acquires in one order",
+        move || {
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let locks = Arc::clone(&locks);
+                    thread::spawn(move || {
+                        for round in 0..ROUNDS {
+                            // Any two of three keys, always the smaller first.
+                            let (a, b) = ((t + round) % 3, (t + round + 1) % 3);
+                            let (low, high) = (a.min(b), a.max(b));
+                            let _outer = locks.acquire_blocking(low);
+                            let _inner = locks.acquire_blocking(high);
+                        }
+                    })
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().unwrap());
+            assert_eq!(locks.locked_count(), 0);
+        },
+    );
+}
+
+/// Tasks in opposite orders, with `acquire_many` instead of nesting:
+/// never a deadlock.
+async fn acquire_many_takes_opposite_orders_without_deadlock(rt: Rt) {
+    const ROUNDS: usize = 500;
+    let locks = Arc::new(LockManager::new());
+    let tasks: Vec<_> = [[1, 2], [2, 1]]
+        .into_iter()
+        .map(|keys| {
+            let locks = Arc::clone(&locks);
+            rt.spawn(async move {
+                for _ in 0..ROUNDS {
+                    let _both = locks.acquire_many(keys).await;
+                    rt.yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let all = rt.timeout(Duration::from_secs(60), futures::future::join_all(tasks));
+    assert!(all.await.is_some(), "deadlocked");
+    assert_eq!(locks.locked_count(), 0);
+}
+
+on_every_runtime!(acquire_many_takes_opposite_orders_without_deadlock);
