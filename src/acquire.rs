@@ -179,6 +179,15 @@ where
     /// the next waiter. Wrapping it in any runtime's `timeout` is therefore
     /// correct: a timed-out acquire never holds or loses the lock.
     ///
+    /// The lock is not re-entrant: a caller that acquires a key it already
+    /// holds waits for itself for good (see the crate docs, "Nesting and
+    /// re-entrancy").
+    ///
+    /// # Panics
+    ///
+    /// If the key's `Hash` panics, the panic leaves this call, which hashes
+    /// the key (once). The future's own panics are listed on [`Acquire`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -190,6 +199,28 @@ where
     /// assert_eq!(*guard.key(), 42);
     /// assert!(locks.is_locked(&42));
     /// # });
+    /// ```
+    ///
+    /// A time limit on the wait only, here with tokio (any runtime's
+    /// `timeout` serves): a caller that waited too long gets "busy, retry
+    /// later" and has left the queue, while a caller that got the key runs
+    /// its update to the end, whatever the time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_manager::LockManager;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let locks = LockManager::new();
+    /// let _writer = locks.acquire(7).await;
+    ///
+    /// match tokio::time::timeout(Duration::from_millis(10), locks.acquire(7)).await {
+    ///     Ok(_guard) => { /* read, modify, write story 7 */ }
+    ///     Err(_elapsed) => { /* answer 503 with Retry-After */ }
+    /// }
+    /// assert_eq!(locks.queue_len(&7), 1, "the timed-out caller left the queue");
+    /// # }
     /// ```
     pub fn acquire(&self, key: K) -> Acquire<'_, K, S> {
         Acquire::new(self, key)
@@ -359,6 +390,26 @@ where
     /// dropping it while `f`'s future runs drops that future, then releases
     /// the lock. The body's own cancel safety is the caller's concern.
     ///
+    /// So do not wrap `with_lock` in a timeout to bound the wait: the
+    /// timeout would also cancel the body, halfway through its write. Time
+    /// out the acquire alone, then run the body under its guard:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_manager::LockManager;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let locks = LockManager::new();
+    /// let waited = tokio::time::timeout(Duration::from_secs(1), locks.acquire("story")).await;
+    /// if let Ok(_guard) = waited {
+    ///     // The body runs to the end, however long it takes.
+    ///     tokio::time::sleep(Duration::from_millis(5)).await;
+    /// }
+    /// assert!(!locks.is_locked("story"));
+    /// # }
+    /// ```
+    ///
     /// # Examples
     ///
     /// ```
@@ -450,6 +501,8 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> LockManager<K, S> {
 /// [`LockGuard`].
 ///
 /// The future joins the key's queue when first polled, not when created.
+/// Polling it again while it waits keeps its place and adds no waiter; the
+/// waker is cloned again only when it would wake a different task.
 ///
 /// # Cancel safety
 ///
@@ -457,10 +510,24 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> LockManager<K, S> {
 /// and leaves everyone else's place unchanged; if the lock had already been
 /// handed to it, the lock passes to the next waiter.
 ///
+/// # Leaking
+///
+/// A polled future passed to [`std::mem::forget`] keeps its place: once it
+/// reaches the front, it is granted the key and holds it for as long as the
+/// manager lives. Callers behind it wait, and can still give up their
+/// places; other keys are not affected.
+///
 /// # Panics
 ///
 /// Polling it again after it returned its guard panics, and so does
 /// queueing it behind `2^32 - 2` other waiters of its shard.
+///
+/// A panic in the key's `Eq` or `Clone` or in the waker's `clone` reaches
+/// the poller: after a first poll nothing stays queued, after a later one
+/// the future keeps its place and the waker it had. A panic in a waker's
+/// `drop` or `wake` leaves the poll or drop that ran it, after the queue
+/// was updated: a future dropped once the key was handed to it still passes
+/// the key on. The manager stays consistent either way.
 ///
 /// # Examples
 ///
@@ -557,10 +624,13 @@ impl<K: fmt::Debug, S> fmt::Debug for Acquire<'_, K, S> {
 /// The same as [`Acquire`]: dropping it gives up its place in the queue, or
 /// passes on a lock already handed to it.
 ///
+/// # Leaking
+///
+/// As for [`Acquire`].
+///
 /// # Panics
 ///
-/// Polling it again after it returned its guard panics, and so does
-/// queueing it behind `2^32 - 2` other waiters of its shard.
+/// As for [`Acquire`].
 ///
 /// # Examples
 ///

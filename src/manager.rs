@@ -21,10 +21,30 @@ use crate::state::State;
 /// Memory therefore follows the number of keys held and callers waiting at
 /// once, never the number of distinct keys ever locked.
 ///
-/// Share a manager by reference, in a `static`, or in an
-/// [`Arc`](std::sync::Arc) (for [`acquire_owned`](Self::acquire_owned) and
-/// guards that move into spawned tasks). [`global`](crate::global) is a
-/// ready process-wide instance keyed by `String`.
+/// Share a manager by reference, in an [`Arc`](std::sync::Arc) (for
+/// [`acquire_owned`](Self::acquire_owned) and guards that move into spawned
+/// tasks), or in a `static` through [`std::sync::LazyLock`] or
+/// [`std::sync::OnceLock`]. No constructor is `const`: each allocates its
+/// shards, as many as the machine's cores suggest. [`global`](crate::global)
+/// is a ready process-wide instance keyed by `String`.
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use lock_manager::LockManager;
+///
+/// static STORY_LOCKS: LazyLock<LockManager<u64>> = LazyLock::new(LockManager::new);
+///
+/// assert!(STORY_LOCKS.try_acquire(7).is_some());
+/// ```
+///
+/// # Choosing a key type
+///
+/// Each acquire hashes its key once and clones it once (the manager keeps
+/// one copy while the key is held, the guard the other), so prefer keys
+/// that are cheap to clone: integer ids such as `u64`, or `Arc<str>` for
+/// names, whose clone is a reference count. A `String` costs the caller an
+/// allocation to build and the manager another to clone. Queries take a
+/// borrowed form: `is_locked("a")` on a `LockManager<String>`.
 ///
 /// # Key requirements
 ///
@@ -242,11 +262,13 @@ where
             .read(|state| state.is_locked(key, hash))
     }
 
-    /// The number of lock entries for `key`: its holder plus its waiters, or
-    /// 0 when the key is free.
+    /// How many callers hold or wait for `key`: 1 for its holder plus 1 per
+    /// waiter, or 0 when the key is free.
     ///
     /// A waiter counts from its first poll until its guard is dropped or its
-    /// future is dropped.
+    /// future is dropped. (The reports count differently, waiters only:
+    /// [`HeldKey::waiters`] and [`Busy::waiters`](crate::Busy::waiters) are
+    /// `queue_len - 1` for a held key.)
     ///
     /// # Examples
     ///
@@ -361,8 +383,8 @@ where
     /// # Timing
     ///
     /// Ages need a clock read on every acquire and hand-off, which costs
-    /// about half of an uncontended acquire and release (see the README's
-    /// performance section); hence the opt-in `timing` feature. The counts
+    /// about half of an uncontended acquire and release (`benches/README.md`
+    /// in the repository has the figures); hence the opt-in `timing` feature. The counts
     /// are always there.
     ///
     /// # Examples

@@ -679,9 +679,17 @@ where
 /// Dropping it before completion gives up its place on every key and hands
 /// every key it already holds to that key's next waiter.
 ///
+/// # Leaking
+///
+/// As for [`Acquire`](crate::Acquire), on each of its keys.
+///
 /// # Panics
 ///
-/// Polling it again after it returned its guard panics.
+/// Polling it again after it returned its guard panics, and so does
+/// queueing it behind `2^32 - 2` other waiters of one of its shards. The
+/// key's and the waker's panics are as for [`Acquire`](crate::Acquire);
+/// if a waiter's `wake` panics while the dropped future hands its keys on,
+/// every key is still handed over, then the first panic propagates.
 ///
 /// # Examples
 ///
@@ -751,9 +759,13 @@ impl<K: fmt::Debug, S> fmt::Debug for AcquireMany<'_, K, S> {
 /// The same as [`AcquireMany`]: dropping it gives up every place and hands
 /// on every key it holds.
 ///
+/// # Leaking
+///
+/// As for [`AcquireMany`].
+///
 /// # Panics
 ///
-/// Polling it again after it returned its guard panics.
+/// As for [`AcquireMany`].
 ///
 /// # Examples
 ///
