@@ -384,8 +384,8 @@ where
     ///
     /// Ages need a clock read on every acquire and hand-off, which costs
     /// about half of an uncontended acquire and release (`benches/README.md`
-    /// in the repository has the figures); hence the opt-in `timing` feature. The counts
-    /// are always there.
+    /// in the repository has the figures); hence the opt-in `timing`
+    /// feature. The counts are always there.
     ///
     /// # Examples
     ///
