@@ -91,12 +91,10 @@ fn a_thread_served_before_its_deadline_gets_the_guard() {
 fn a_zero_timeout_takes_a_free_key_and_refuses_a_held_one() {
     let locks = LockManager::new();
     let guard = locks.acquire_blocking_timeout(5, Duration::ZERO).unwrap();
-    assert_eq!(
-        locks
-            .acquire_blocking_timeout(5, Duration::ZERO)
-            .unwrap_err(),
-        TimedOut
-    );
+    let refused = locks.acquire_blocking_timeout(5, Duration::ZERO).map(drop);
+    assert_eq!(refused, Err(TimedOut));
+    let message = refused.unwrap_err().to_string();
+    assert_eq!(message, "timed out waiting for a lock");
     assert_eq!(locks.queue_len(&5), 1, "the refused caller left no waiter");
     drop(guard);
     let many = locks
