@@ -39,6 +39,11 @@ fn main() -> io::Result<()> {
         }
     };
     let results = results::Results::read(target);
+    // Say so rather than overwrite the last report with empty tables.
+    if results.is_empty() {
+        eprintln!("bench-report: no results under {}", target.display());
+        process::exit(1);
+    }
     if let Some(line) = markdown::contended_line(&results) {
         println!("{line}");
     }

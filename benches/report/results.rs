@@ -65,6 +65,16 @@ impl Results {
         }
     }
 
+    /// Whether no bench left a figure: nothing to report.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+            && self.queue.is_empty()
+            && self.memory.is_empty()
+            && self.scaling.is_empty()
+            && self.fairness.is_empty()
+            && self.tight.is_empty()
+    }
+
     /// The median ns per operation of `name` in scenario `id`.
     pub fn time(&self, id: &str, name: &str) -> Option<f64> {
         self.times
@@ -251,6 +261,8 @@ mod tests {
             ]
         );
         assert_eq!(results.date, None);
+        assert!(!results.is_empty());
+        assert!(Results::read(&dir.join("criterion")).is_empty());
         fs::remove_dir_all(&dir).unwrap();
     }
 
