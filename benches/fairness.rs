@@ -58,7 +58,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{median, Peer, RefAsyncLockMutex, RefFuturesMutex, RefTokioMutex};
+use common::{median, names, Peer, RefAsyncLockMutex, RefFuturesMutex, RefTokioMutex};
 
 /// Tasks, all on one key.
 const TASKS: usize = 64;
@@ -368,12 +368,12 @@ fn main() {
     for_each_peer!(u64, P => {
         // The floor excludes nobody: it would lose updates by design.
         if P::IS_LOCK {
-            entries.extend(entry::<P>("peer"));
+            entries.extend(entry::<P>(names::KIND_PEER));
         }
     });
-    entries.extend(entry::<RefTokioMutex>("reference"));
-    entries.extend(entry::<RefAsyncLockMutex>("reference"));
-    entries.extend(entry::<RefFuturesMutex>("reference"));
+    entries.extend(entry::<RefTokioMutex>(names::KIND_REFERENCE));
+    entries.extend(entry::<RefAsyncLockMutex>(names::KIND_REFERENCE));
+    entries.extend(entry::<RefFuturesMutex>(names::KIND_REFERENCE));
 
     for section in Section::ALL {
         let ops_per_round = section.ops(ops_per_round);

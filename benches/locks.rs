@@ -43,7 +43,8 @@ use criterion::{
 };
 
 use common::{
-    key_sequences, now, string_key, OursOneByOne, Peer, RefAsyncLockMutex, RefTokioMutex, Zipf,
+    key_sequences, names, now, string_key, OursOneByOne, Peer, RefAsyncLockMutex, RefTokioMutex,
+    Zipf,
 };
 
 /// Tasks in the multi-task scenarios.
@@ -85,22 +86,22 @@ fn churn_string<P: Peer<String>>(group: &mut BenchmarkGroup<'_, WallTime>) {
 }
 
 fn single_task(c: &mut Criterion) {
-    let mut group = c.benchmark_group("uncontended");
+    let mut group = c.benchmark_group(names::UNCONTENDED.id);
     group.throughput(Throughput::Elements(1));
     for_each_peer!(u64, P => { uncontended::<P>(&mut group); });
     group.finish();
 
-    let mut group = c.benchmark_group("churn-u64");
+    let mut group = c.benchmark_group(names::CHURN_U64.id);
     group.throughput(Throughput::Elements(1));
     for_each_peer!(u64, P => { churn_u64::<P>(&mut group); });
     group.finish();
 
-    let mut group = c.benchmark_group("churn-string");
+    let mut group = c.benchmark_group(names::CHURN_STRING.id);
     group.throughput(Throughput::Elements(1));
     for_each_peer!(String, P => { churn_string::<P>(&mut group); });
     // What building the owned key alone costs; every row above includes it.
     let mut next = 0u64;
-    group.bench_function("key-only", |b| {
+    group.bench_function(names::KEY_ONLY, |b| {
         b.iter(|| {
             next = next.wrapping_add(1);
             drop(black_box(string_key(black_box(next))));
@@ -228,15 +229,15 @@ fn many_tasks(c: &mut Criterion) {
         .expect("tokio runtime");
     let zipf = Zipf::new(10_000, 1.0);
     let contended = key_sequences(TASKS, 1, |_| 0u64);
-    scenario(c, &rt, "contended", contended, true);
+    scenario(c, &rt, names::CONTENDED.id, contended, true);
     let spread = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.below(SPREAD_KEYS));
-    scenario(c, &rt, "spread", spread, false);
+    scenario(c, &rt, names::SPREAD.id, spread, false);
     let pairs = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.distinct_pair(SPREAD_KEYS));
-    scenario(c, &rt, "pairs", pairs, false);
+    scenario(c, &rt, names::PAIRS.id, pairs, false);
     let pairs_16 = key_sequences(TASKS, KEYS_PER_TASK, |rng| rng.distinct_pair(PAIRS_16_KEYS));
-    scenario(c, &rt, "pairs-16", pairs_16, false);
+    scenario(c, &rt, names::PAIRS_16.id, pairs_16, false);
     let hot = key_sequences(TASKS, KEYS_PER_TASK, |rng| zipf.sample(rng));
-    scenario(c, &rt, "hot", hot, false);
+    scenario(c, &rt, names::HOT.id, hot, false);
 }
 
 fn config() -> Criterion {

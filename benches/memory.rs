@@ -25,7 +25,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 use std::task::Poll;
 
-use common::{now, string_key, Ours, Peer, Slots};
+use common::{names, now, string_key, Ours, Peer, Slots};
 
 struct Counting;
 
@@ -259,7 +259,7 @@ fn main() {
         drop(std::hint::black_box(string_key(n)));
     }
     out.put(
-        "key-only",
+        names::KEY_ONLY,
         "allocs_per_cycle_string",
         (allocs() - before) as f64 / CYCLES as f64,
     );

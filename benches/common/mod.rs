@@ -15,6 +15,8 @@ use std::task::{Context, Poll};
 
 use lock_manager::LockManager;
 
+pub mod names;
+
 /// What a key must be for every peer.
 pub trait Key: Clone + Hash + Eq + Send + Sync + 'static {}
 impl<T: Clone + Hash + Eq + Send + Sync + 'static> Key for T {}
@@ -57,8 +59,8 @@ pub trait Peer<K: Key>: Send + Sync + 'static {
 pub struct Ours<K>(pub LockManager<K>);
 
 impl<K: Key> Peer<K> for Ours<K> {
-    const NAME: &'static str = "lock-manager";
-    const FIFO: bool = true;
+    const NAME: &'static str = names::OURS.name;
+    const FIFO: bool = names::OURS.fifo;
 
     fn create() -> Self {
         Ours(LockManager::new())
@@ -86,8 +88,8 @@ impl<K: Key> Peer<K> for Ours<K> {
 pub struct OursOneByOne<K>(pub LockManager<K>);
 
 impl<K: Key> Peer<K> for OursOneByOne<K> {
-    const NAME: &'static str = "lock-manager, 1 by 1";
-    const FIFO: bool = true;
+    const NAME: &'static str = names::OURS_ONE_BY_ONE.name;
+    const FIFO: bool = names::OURS_ONE_BY_ONE.fifo;
 
     fn create() -> Self {
         OursOneByOne(LockManager::new())
@@ -103,8 +105,8 @@ impl<K: Key> Peer<K> for OursOneByOne<K> {
 pub struct OursOneShard<K>(pub LockManager<K>);
 
 impl<K: Key> Peer<K> for OursOneShard<K> {
-    const NAME: &'static str = "lock-manager, 1 shard";
-    const FIFO: bool = true;
+    const NAME: &'static str = names::OURS_ONE_SHARD.name;
+    const FIFO: bool = names::OURS_ONE_SHARD.fifo;
 
     fn create() -> Self {
         OursOneShard(LockManager::with_shards(1))
@@ -144,8 +146,8 @@ impl<K: Key> Drop for FloorGuard<'_, K> {
 }
 
 impl<K: Key> Peer<K> for Floor<K> {
-    const NAME: &'static str = "floor";
-    const FIFO: bool = false;
+    const NAME: &'static str = names::FLOOR.name;
+    const FIFO: bool = names::FLOOR.fifo;
     const IS_LOCK: bool = false;
 
     fn create() -> Self {
@@ -188,8 +190,8 @@ impl<K: Key> Drop for ShardedFloorGuard<'_, K> {
 }
 
 impl<K: Key> Peer<K> for ShardedFloor<K> {
-    const NAME: &'static str = "sharded floor";
-    const FIFO: bool = false;
+    const NAME: &'static str = names::SHARDED_FLOOR.name;
+    const FIFO: bool = names::SHARDED_FLOOR.fifo;
     const IS_LOCK: bool = false;
 
     fn create() -> Self {
@@ -319,10 +321,10 @@ impl<K: Key, M: AsyncMutex> Recipe<K, M> {
 }
 
 macro_rules! recipe_peer {
-    ($mutex:ty, $name:literal, $fifo:literal) => {
+    ($mutex:ty, $lock:expr) => {
         impl<K: Key> Peer<K> for Recipe<K, $mutex> {
-            const NAME: &'static str = $name;
-            const FIFO: bool = $fifo;
+            const NAME: &'static str = $lock.name;
+            const FIFO: bool = $lock.fifo;
 
             fn create() -> Self {
                 Recipe::create()
@@ -335,9 +337,9 @@ macro_rules! recipe_peer {
     };
 }
 
-recipe_peer!(tokio::sync::Mutex<()>, "tokio-recipe", true);
-recipe_peer!(async_lock::Mutex<()>, "async-lock-recipe", false);
-recipe_peer!(futures::lock::Mutex<()>, "futures-lock-recipe", false);
+recipe_peer!(tokio::sync::Mutex<()>, names::TOKIO_RECIPE);
+recipe_peer!(async_lock::Mutex<()>, names::ASYNC_LOCK_RECIPE);
+recipe_peer!(futures::lock::Mutex<()>, names::FUTURES_LOCK_RECIPE);
 
 pub type TokioRecipe<K> = Recipe<K, tokio::sync::Mutex<()>>;
 pub type AsyncLockRecipe<K> = Recipe<K, async_lock::Mutex<()>>;
@@ -350,8 +352,8 @@ pub type FuturesRecipe<K> = Recipe<K, futures::lock::Mutex<()>>;
 pub struct Lockable<K: Key>(lockable::LockableHashMap<K, ()>);
 
 impl<K: Key> Peer<K> for Lockable<K> {
-    const NAME: &'static str = "lockable";
-    const FIFO: bool = true;
+    const NAME: &'static str = names::LOCKABLE.name;
+    const FIFO: bool = names::LOCKABLE.fifo;
 
     fn create() -> Self {
         Lockable(lockable::LockableHashMap::new())
@@ -372,8 +374,8 @@ impl<K: Key> Peer<K> for Lockable<K> {
 pub struct KeyedLock<K: Key>(keyed_lock::r#async::KeyedLock<K>);
 
 impl<K: Key> Peer<K> for KeyedLock<K> {
-    const NAME: &'static str = "keyed-lock";
-    const FIFO: bool = true;
+    const NAME: &'static str = names::KEYED_LOCK.name;
+    const FIFO: bool = names::KEYED_LOCK.fifo;
 
     fn create() -> Self {
         KeyedLock(keyed_lock::r#async::KeyedLock::new())
@@ -388,8 +390,8 @@ impl<K: Key> Peer<K> for KeyedLock<K> {
 pub struct KeyMutex<K: Key>(key_mutex::tokio::KeyMutex<K, ()>);
 
 impl<K: Key> Peer<K> for KeyMutex<K> {
-    const NAME: &'static str = "key-mutex";
-    const FIFO: bool = true;
+    const NAME: &'static str = names::KEY_MUTEX.name;
+    const FIFO: bool = names::KEY_MUTEX.fifo;
 
     fn create() -> Self {
         KeyMutex(key_mutex::tokio::KeyMutex::new())
@@ -411,10 +413,10 @@ impl<K: Key> Peer<K> for KeyMutex<K> {
 pub struct Single<M>(M);
 
 macro_rules! reference {
-    ($mutex:ty, $name:literal, $fifo:literal) => {
+    ($mutex:ty, $lock:expr) => {
         impl<K: Key> Peer<K> for Single<$mutex> {
-            const NAME: &'static str = $name;
-            const FIFO: bool = $fifo;
+            const NAME: &'static str = $lock.name;
+            const FIFO: bool = $lock.fifo;
 
             fn create() -> Self {
                 Single(<$mutex>::default())
@@ -428,10 +430,9 @@ macro_rules! reference {
     };
 }
 
-// The names start with `ref-` so that no table takes them for peers.
-reference!(tokio::sync::Mutex<()>, "ref-tokio-mutex", true);
-reference!(async_lock::Mutex<()>, "ref-async-lock-mutex", false);
-reference!(futures::lock::Mutex<()>, "ref-futures-mutex", false);
+reference!(tokio::sync::Mutex<()>, names::REF_TOKIO_MUTEX);
+reference!(async_lock::Mutex<()>, names::REF_ASYNC_LOCK_MUTEX);
+reference!(futures::lock::Mutex<()>, names::REF_FUTURES_MUTEX);
 
 pub type RefTokioMutex = Single<tokio::sync::Mutex<()>>;
 pub type RefAsyncLockMutex = Single<async_lock::Mutex<()>>;
