@@ -20,6 +20,9 @@ use lock_manager::{LockManager, TimedOut};
 const AMPLE: Duration = Duration::from_secs(10);
 /// A deadline the test expects to pass.
 const SHORT: Duration = Duration::from_millis(20);
+/// A deadline the test expects to pass, but only after it has watched the
+/// waiter queue (polling every millisecond).
+const WATCHED: Duration = Duration::from_millis(500);
 
 /// Sleeps until `done` holds, failing after 10 s.
 fn wait_until(what: &str, done: impl Fn() -> bool) {
@@ -44,7 +47,7 @@ fn a_thread_that_times_out_leaves_the_queue_in_order() {
         move |barrier: Arc<Barrier>| {
             thread::spawn(move || {
                 barrier.wait();
-                locks.acquire_blocking_timeout("k", SHORT).map(drop)
+                locks.acquire_blocking_timeout("k", WATCHED).map(drop)
             })
         }
     });
@@ -130,7 +133,7 @@ fn a_many_key_timeout_gives_back_the_keys_it_held() {
         let locks = Arc::clone(&locks);
         move |barrier: Arc<Barrier>| {
             thread::spawn(move || {
-                let result = locks.acquire_many_owned_blocking_timeout([1, 2], SHORT * 5);
+                let result = locks.acquire_many_owned_blocking_timeout([1, 2], WATCHED);
                 barrier.wait();
                 result.map(drop)
             })
@@ -212,6 +215,16 @@ async fn owned_with_lock_spawns(rt: Rt) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let holder = locks.acquire_owned(1_u32).await;
 
+    // A spawned task queues when the runtime first polls it: each is
+    // spawned once the one before has queued, so that they arrive in order.
+    let queued = |n: usize| {
+        let locks = Arc::clone(&locks);
+        async move {
+            while locks.queue_len(&1) < n {
+                rt.sleep(Duration::from_millis(1)).await;
+            }
+        }
+    };
     let single = rt.spawn(locks.with_lock_owned(1, {
         let (locks, log) = (Arc::clone(&locks), Arc::clone(&log));
         move || async move {
@@ -219,6 +232,7 @@ async fn owned_with_lock_spawns(rt: Rt) {
             locks.is_locked(&1)
         }
     }));
+    queued(2).await;
     let many = rt.spawn(locks.with_locks_owned([2, 1], {
         let (locks, log) = (Arc::clone(&locks), Arc::clone(&log));
         move || async move {
@@ -226,9 +240,8 @@ async fn owned_with_lock_spawns(rt: Rt) {
             locks.is_locked(&1) && locks.is_locked(&2)
         }
     }));
-    // Both wait for the holder (on a runtime they may first have to run).
-    rt.sleep(SHORT).await;
-    assert!(log.lock().unwrap().is_empty());
+    queued(3).await;
+    assert!(log.lock().unwrap().is_empty(), "both wait for the holder");
     drop(holder);
     assert!(single.await);
     assert!(many.await);
