@@ -18,6 +18,7 @@ use crate::hashed::KeyHash;
 use crate::manager::LockManager;
 use crate::queue::Slot;
 use crate::shards::{Shards, WaiterRef};
+use crate::trace::Caller;
 
 /// Where an acquire future is in its life. Shared by both futures, which
 /// differ only in how they hold the manager.
@@ -29,11 +30,13 @@ enum Progress<K> {
     /// polled to completion or dropped. (The key hashed up front and the
     /// slot an `Option` rather than a variant of their own: the two leave
     /// the enum a niche for its tag, so the future stays at 24 bytes for
-    /// `u64` keys.)
+    /// `u64` keys.) `caller` asked for it (zero-sized without the
+    /// `diagnostics` feature).
     Active {
         key: K,
         hash: KeyHash,
         slot: Option<Slot>,
+        caller: Caller,
     },
     /// The guard was handed out.
     Done,
@@ -58,6 +61,7 @@ impl<K: fmt::Debug, S> fmt::Debug for Shown<'_, K, S> {
                 ref key,
                 hash,
                 slot: Some(slot),
+                ..
             } => match self.shards.is_granted(WaiterRef { hash, slot }) {
                 Some(true) => ("Granted", key),
                 Some(false) => ("Queued", key),
@@ -76,6 +80,7 @@ impl<K> Progress<K> {
             key,
             hash,
             slot: Some(slot),
+            ..
         } = std::mem::replace(self, Progress::Done)
         {
             shards.cancel(&key, WaiterRef { hash, slot });
@@ -86,19 +91,21 @@ impl<K> Progress<K> {
         matches!(self, Progress::Done)
     }
 
-    fn unpolled(key: K, hash: KeyHash) -> Self {
+    fn unpolled(key: K, hash: KeyHash, caller: Caller) -> Self {
         Progress::Active {
             key,
             hash,
             slot: None,
+            caller,
         }
     }
 
-    fn placed(key: K, WaiterRef { hash, slot }: WaiterRef) -> Self {
+    fn placed(key: K, WaiterRef { hash, slot }: WaiterRef, caller: Caller) -> Self {
         Progress::Active {
             key,
             hash,
             slot: Some(slot),
+            caller,
         }
     }
 }
@@ -119,14 +126,17 @@ impl<K: Eq + Hash> Progress<K> {
             Progress::Active { slot: None, .. } => {
                 // Left `Done` if anything below panics: nothing is queued
                 // then (`lock_or_enqueue` undoes its own queueing).
-                let Progress::Active { key, hash, .. } = std::mem::replace(self, Progress::Done)
+                let Progress::Active {
+                    key, hash, caller, ..
+                } = std::mem::replace(self, Progress::Done)
                 else {
                     unreachable!("matched above");
                 };
-                match manager.shards().lock_or_enqueue(&key, hash, cx.waker()) {
+                let shards = manager.shards();
+                match shards.lock_or_enqueue(&key, hash, cx.waker(), caller) {
                     None => Poll::Ready((key, hash)),
                     Some(slot) => {
-                        *self = Progress::placed(key, WaiterRef { hash, slot });
+                        *self = Progress::placed(key, WaiterRef { hash, slot }, caller);
                         Poll::Pending
                     }
                 }
@@ -222,8 +232,9 @@ where
     /// assert_eq!(locks.queue_len(&7), 1, "the timed-out caller left the queue");
     /// # }
     /// ```
+    #[track_caller]
     pub fn acquire(&self, key: K) -> Acquire<'_, K, S> {
-        Acquire::new(self, key)
+        Acquire::new(self, key, Caller::here())
     }
 
     /// Like [`acquire`](Self::acquire), for a manager in an [`Arc`]: the
@@ -248,8 +259,9 @@ where
     /// assert!(!locks.is_locked("a"));
     /// # });
     /// ```
+    #[track_caller]
     pub fn acquire_owned(self: &Arc<Self>, key: K) -> AcquireOwned<K, S> {
-        AcquireOwned::new(Arc::clone(self), key)
+        AcquireOwned::new(Arc::clone(self), key, Caller::here())
     }
 
     /// Takes the lock on `key` if it is free and nobody waits for it.
@@ -275,8 +287,9 @@ where
     /// drop(guard);
     /// assert!(locks.try_acquire("a").is_some());
     /// ```
+    #[track_caller]
     pub fn try_acquire(&self, key: K) -> Option<LockGuard<'_, K, S>> {
-        self.try_lock(&key)
+        self.try_lock(&key, Caller::here())
             .map(|hash| LockGuard::new(self, key, hash))
     }
 
@@ -295,8 +308,9 @@ where
     /// drop(guard);
     /// assert_eq!(locks.locked_count(), 0);
     /// ```
+    #[track_caller]
     pub fn try_acquire_owned(self: &Arc<Self>, key: K) -> Option<OwnedLockGuard<K, S>> {
-        self.try_lock(&key)
+        self.try_lock(&key, Caller::here())
             .map(|hash| OwnedLockGuard::new(Arc::clone(self), key, hash))
     }
 
@@ -339,9 +353,11 @@ where
     /// assert_eq!(*guard.key(), "report");
     /// # });
     /// ```
+    #[track_caller]
     pub fn acquire_bounded(&self, key: K, max_waiters: usize) -> Result<Acquire<'_, K, S>, Busy> {
-        let placed = self.place(&key, max_waiters)?;
-        Ok(Acquire::placed(self, key, placed))
+        let caller = Caller::here();
+        let placed = self.place(&key, max_waiters, caller)?;
+        Ok(Acquire::placed(self, key, placed, caller))
     }
 
     /// Like [`acquire_bounded`](Self::acquire_bounded), for a manager in an
@@ -369,13 +385,15 @@ where
     /// assert_eq!(locks.locked_count(), 0);
     /// # });
     /// ```
+    #[track_caller]
     pub fn acquire_owned_bounded(
         self: &Arc<Self>,
         key: K,
         max_waiters: usize,
     ) -> Result<AcquireOwned<K, S>, Busy> {
-        let placed = self.place(&key, max_waiters)?;
-        Ok(AcquireOwned::placed(Arc::clone(self), key, placed))
+        let caller = Caller::here();
+        let placed = self.place(&key, max_waiters, caller)?;
+        Ok(AcquireOwned::placed(Arc::clone(self), key, placed, caller))
     }
 
     /// Runs `f` under the lock on `key` and returns its output.
@@ -426,6 +444,7 @@ where
     /// assert!(!locks.is_locked("counter"));
     /// # });
     /// ```
+    #[track_caller]
     pub fn with_lock<'a, F, Fut>(&'a self, key: K, f: F) -> impl Future<Output = Fut::Output> + 'a
     where
         F: FnOnce() -> Fut + 'a,
@@ -462,6 +481,7 @@ where
     /// assert!(!locks.is_locked(&3));
     /// # });
     /// ```
+    #[track_caller]
     pub fn with_lock_owned<F, Fut>(
         self: &Arc<Self>,
         key: K,
@@ -480,17 +500,17 @@ where
 }
 
 impl<K: Eq + Hash + Clone, S: BuildHasher> LockManager<K, S> {
-    /// Takes `key` if it is free, returning its hash.
-    fn try_lock(&self, key: &K) -> Option<KeyHash> {
+    /// Takes `key` for `caller` if it is free, returning its hash.
+    fn try_lock(&self, key: &K, caller: Caller) -> Option<KeyHash> {
         let hash = self.hash(key);
-        self.shards().try_lock(key, hash).then_some(hash)
+        self.shards().try_lock(key, hash, caller).then_some(hash)
     }
 
     /// Places a waiter for `key` (granted at once if the key is free, else
     /// queued without a waker), unless `max_waiters` already wait.
-    fn place(&self, key: &K, max_waiters: usize) -> Result<WaiterRef, Busy> {
+    fn place(&self, key: &K, max_waiters: usize, caller: Caller) -> Result<WaiterRef, Busy> {
         let hash = self.hash(key);
-        match self.shards().place(key, hash, max_waiters) {
+        match self.shards().place(key, hash, max_waiters, caller) {
             Ok(slot) => Ok(WaiterRef { hash, slot }),
             Err(waiters) => Err(Busy { waiters }),
         }
@@ -553,7 +573,8 @@ pub struct Acquire<'a, K, S = RandomState> {
 }
 
 impl<'a, K, S> Acquire<'a, K, S> {
-    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K) -> Self
+    /// A future for `caller`, which joins the queue when first polled.
+    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K, caller: Caller) -> Self
     where
         K: Hash,
         S: BuildHasher,
@@ -561,15 +582,20 @@ impl<'a, K, S> Acquire<'a, K, S> {
         let hash = manager.hash(&key);
         Self {
             manager,
-            progress: Progress::unpolled(key, hash),
+            progress: Progress::unpolled(key, hash, caller),
         }
     }
 
     /// A future whose waiter is already placed (queued, or granted).
-    pub(crate) fn placed(manager: &'a LockManager<K, S>, key: K, waiter: WaiterRef) -> Self {
+    pub(crate) fn placed(
+        manager: &'a LockManager<K, S>,
+        key: K,
+        waiter: WaiterRef,
+        caller: Caller,
+    ) -> Self {
         Self {
             manager,
-            progress: Progress::placed(key, waiter),
+            progress: Progress::placed(key, waiter, caller),
         }
     }
 }
@@ -654,7 +680,8 @@ pub struct AcquireOwned<K, S = RandomState> {
 }
 
 impl<K, S> AcquireOwned<K, S> {
-    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K) -> Self
+    /// A future for `caller`, which joins the queue when first polled.
+    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K, caller: Caller) -> Self
     where
         K: Hash,
         S: BuildHasher,
@@ -662,15 +689,20 @@ impl<K, S> AcquireOwned<K, S> {
         let hash = manager.hash(&key);
         Self {
             manager,
-            progress: Progress::unpolled(key, hash),
+            progress: Progress::unpolled(key, hash, caller),
         }
     }
 
     /// A future whose waiter is already placed (queued, or granted).
-    pub(crate) fn placed(manager: Arc<LockManager<K, S>>, key: K, waiter: WaiterRef) -> Self {
+    pub(crate) fn placed(
+        manager: Arc<LockManager<K, S>>,
+        key: K,
+        waiter: WaiterRef,
+        caller: Caller,
+    ) -> Self {
         Self {
             manager,
-            progress: Progress::placed(key, waiter),
+            progress: Progress::placed(key, waiter, caller),
         }
     }
 }

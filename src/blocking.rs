@@ -51,6 +51,7 @@ where
     /// drop(guard); // hands the key to the worker
     /// assert_eq!(worker.join().unwrap(), "config");
     /// ```
+    #[track_caller]
     pub fn acquire_blocking(&self, key: K) -> LockGuard<'_, K, S> {
         block_on(self.acquire(key))
     }
@@ -76,6 +77,7 @@ where
     /// std::thread::spawn(move || drop(guard)).join().unwrap();
     /// assert!(!locks.is_locked(&7));
     /// ```
+    #[track_caller]
     pub fn acquire_owned_blocking(self: &Arc<Self>, key: K) -> OwnedLockGuard<K, S> {
         block_on(self.acquire_owned(key))
     }
@@ -112,6 +114,7 @@ where
     /// drop(a); // the worker then holds both
     /// assert_eq!(worker.join().unwrap(), 2);
     /// ```
+    #[track_caller]
     pub fn acquire_many_blocking<I>(&self, keys: I) -> MultiLockGuard<'_, K, S>
     where
         I: IntoIterator<Item = K>,
@@ -140,6 +143,7 @@ where
     /// std::thread::spawn(move || drop(guard)).join().unwrap();
     /// assert_eq!(locks.locked_count(), 0);
     /// ```
+    #[track_caller]
     pub fn acquire_many_owned_blocking<I>(self: &Arc<Self>, keys: I) -> OwnedMultiLockGuard<K, S>
     where
         I: IntoIterator<Item = K>,
@@ -182,6 +186,7 @@ where
     /// let guard = locks.acquire_blocking_timeout("report", Duration::from_millis(10));
     /// assert!(guard.is_ok());
     /// ```
+    #[track_caller]
     pub fn acquire_blocking_timeout(
         &self,
         key: K,
@@ -219,6 +224,7 @@ where
     /// assert!(again.join().unwrap(), "held by the guard");
     /// drop(guard);
     /// ```
+    #[track_caller]
     pub fn acquire_owned_blocking_timeout(
         self: &Arc<Self>,
         key: K,
@@ -255,6 +261,7 @@ where
     /// let both = locks.acquire_many_blocking_timeout(["a", "b"], Duration::from_millis(10)).unwrap();
     /// assert_eq!(both.keys().len(), 2);
     /// ```
+    #[track_caller]
     pub fn acquire_many_blocking_timeout<I>(
         &self,
         keys: I,
@@ -293,6 +300,7 @@ where
     /// std::thread::spawn(move || assert_eq!(guard.keys().len(), 2)).join().unwrap();
     /// assert_eq!(locks.locked_count(), 0);
     /// ```
+    #[track_caller]
     pub fn acquire_many_owned_blocking_timeout<I>(
         self: &Arc<Self>,
         keys: I,
@@ -336,6 +344,7 @@ where
     /// assert_eq!(log.into_inner().unwrap().len(), 2);
     /// assert!(!locks.is_locked("log"));
     /// ```
+    #[track_caller]
     pub fn with_lock_blocking<F, R>(&self, key: K, f: F) -> R
     where
         F: FnOnce() -> R,
@@ -370,6 +379,7 @@ where
     /// assert_eq!(moved, 30);
     /// assert_eq!(locks.locked_count(), 0);
     /// ```
+    #[track_caller]
     pub fn with_locks_blocking<I, F, R>(&self, keys: I, f: F) -> R
     where
         I: IntoIterator<Item = K>,

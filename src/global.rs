@@ -52,6 +52,7 @@ pub fn global() -> &'static LockManager<String> {
 /// assert!(!lock_manager::global().is_locked("story-7"));
 /// # });
 /// ```
+#[track_caller]
 pub fn with_lock<'a, F, Fut>(key: impl Into<String>, f: F) -> impl Future<Output = Fut::Output> + 'a
 where
     F: FnOnce() -> Fut + 'a,

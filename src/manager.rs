@@ -256,10 +256,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.shards.hash(key);
-        self.shards
-            .of(hash)
-            .read(|state| state.is_locked(key, hash))
+        self.read_key(key, |state, hash| state.is_locked(key, hash))
     }
 
     /// How many callers hold or wait for `key`: 1 for its holder plus 1 per
@@ -294,10 +291,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.shards.hash(key);
-        self.shards
-            .of(hash)
-            .read(|state| state.queue_len(key, hash))
+        self.read_key(key, |state, hash| state.queue_len(key, hash))
     }
 
     /// Returns all the memory kept from busier times: the room the manager
@@ -370,22 +364,23 @@ where
     S: BuildHasher,
 {
     /// Every key held right now, with its number of waiters and, with the
-    /// `timing` feature, how long it has been held and how long its oldest
-    /// waiter has waited.
+    /// `diagnostics` feature, how long it has been held and by which call,
+    /// and how long its oldest waiter has waited and from where.
     ///
-    /// With `timing`, the longest-held key comes first; without it, the key
-    /// with the most waiters. Shards are read one after another, so the
-    /// snapshot is exact per key but not one instant across keys.
+    /// With `diagnostics`, the longest-held key comes first; without it,
+    /// the key with the most waiters. Shards are read one after another, so
+    /// the snapshot is exact per key but not one instant across keys. To ask
+    /// about one key, [`held`](Self::held) reads its shard alone.
     ///
     /// The keys are cloned while their shard's mutex is held, so `K`'s
     /// `Clone` must not call back into the manager here.
     ///
-    /// # Timing
+    /// # Diagnostics
     ///
-    /// Ages need a clock read on every acquire and hand-off, which costs
-    /// about half of an uncontended acquire and release (`benches/README.md`
-    /// in the repository has the figures); hence the opt-in `timing`
-    /// feature. The counts are always there.
+    /// Ages need a clock read on every acquire and release, which costs
+    /// about as much as an uncontended acquire and release itself
+    /// (`benches/README.md` in the repository has the figures); hence the
+    /// opt-in `diagnostics` feature. The counts are always there.
     ///
     /// # Examples
     ///
@@ -411,11 +406,48 @@ where
         for shard in self.shards.iter() {
             shard.read(|state| state.report(&mut held));
         }
-        // Without timing every age is `None`, and the waiters decide.
+        // Without diagnostics every age is `None`, and the waiters decide.
         held.sort_by(|a, b| {
             (b.held_for, b.waiters, b.oldest_waiter).cmp(&(a.held_for, a.waiters, a.oldest_waiter))
         });
         held
+    }
+
+    /// The report on `key` alone, as [`snapshot`](Self::snapshot) gives it
+    /// for every key, or `None` if it is free: its waiters and, with the
+    /// `diagnostics` feature, how long it has been held and by which call,
+    /// and its oldest waiter's age and call site. Reads only the key's
+    /// shard.
+    ///
+    /// The key is cloned while its shard's mutex is held, so `K`'s `Clone`
+    /// must not call back into the manager here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::FutureExt;
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// assert!(locks.held("story-7").is_none());
+    ///
+    /// let _writer = locks.acquire("story-7").await;
+    /// let mut reader = locks.acquire("story-7");
+    /// assert!((&mut reader).now_or_never().is_none());
+    /// let held = locks.held("story-7").unwrap();
+    /// assert_eq!(held.waiters, 1);
+    /// if let (Some(holder), Some(waiter)) = (held.held_by, held.oldest_waiter_from) {
+    ///     println!("held by {holder}, the oldest waiter from {waiter}");
+    /// }
+    /// # });
+    /// ```
+    pub fn held<Q>(&self, key: &Q) -> Option<HeldKey<K>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read_key(key, |state, hash| state.report_one(key, hash))
     }
 }
 
@@ -425,6 +457,18 @@ impl<K: Hash, S: BuildHasher> LockManager<K, S> {
     #[inline]
     pub(crate) fn hash(&self, key: &K) -> KeyHash {
         self.shards.hash(key)
+    }
+}
+
+impl<K, S: BuildHasher> LockManager<K, S> {
+    /// Runs `read` on the state of the shard of `key` (a borrowed form of
+    /// the key type), given the key's hash, under that shard's mutex.
+    fn read_key<Q, R>(&self, key: &Q, read: impl FnOnce(&State<K>, KeyHash) -> R) -> R
+    where
+        Q: Hash + ?Sized,
+    {
+        let hash = self.shards.hash(key);
+        self.shards.of(hash).read(|state| read(state, hash))
     }
 }
 

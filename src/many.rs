@@ -27,6 +27,7 @@ use crate::error::Busy;
 use crate::manager::LockManager;
 use crate::shards::{Place, Shards, WaiterRef};
 use crate::small::Small;
+use crate::trace::Caller;
 
 /// A multi-key acquire future's keys, its place on each, and where it is
 /// in its life.
@@ -37,6 +38,8 @@ struct Progress<K> {
     /// The place of each key, at the same position.
     places: Small<Place>,
     stage: Stage,
+    /// Who asked (zero-sized without the `diagnostics` feature).
+    caller: Caller,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -68,8 +71,13 @@ impl<K: fmt::Debug> fmt::Debug for Progress<K> {
 }
 
 impl<K> Progress<K> {
-    /// A request for `keys`, each hashed, in the caller's order.
-    fn new<S: BuildHasher>(manager: &LockManager<K, S>, keys: impl IntoIterator<Item = K>) -> Self
+    /// A request for `keys` by `caller`, each key hashed, in the caller's
+    /// order.
+    fn new<S: BuildHasher>(
+        manager: &LockManager<K, S>,
+        keys: impl IntoIterator<Item = K>,
+        caller: Caller,
+    ) -> Self
     where
         K: Hash,
     {
@@ -86,6 +94,7 @@ impl<K> Progress<K> {
             keys,
             places,
             stage: Stage::Unpolled,
+            caller,
         }
     }
 
@@ -110,8 +119,9 @@ impl<K: Eq + Hash + Clone> Progress<K> {
         manager: &LockManager<K, S>,
         keys: impl IntoIterator<Item = K>,
         max_waiters: Option<usize>,
+        caller: Caller,
     ) -> Result<Self, Busy> {
-        let mut progress = Progress::new(manager, keys);
+        let mut progress = Progress::new(manager, keys, caller);
         progress.place(manager.shards(), max_waiters)?;
         Ok(progress)
     }
@@ -126,6 +136,7 @@ impl<K: Eq + Hash + Clone> Progress<K> {
                 self.keys.as_slice(),
                 self.places.as_mut_slice(),
                 max_waiters,
+                self.caller,
             )
             .map_err(|waiters| Busy { waiters })?;
         self.stage = Stage::Waiting { next: 0 };
@@ -332,13 +343,14 @@ where
     /// assert_eq!(accounts.locked_count(), 0);
     /// # });
     /// ```
+    #[track_caller]
     pub fn acquire_many<I>(&self, keys: I) -> AcquireMany<'_, K, S>
     where
         I: IntoIterator<Item = K>,
     {
         AcquireMany {
             manager: self,
-            progress: Progress::new(self, keys),
+            progress: Progress::new(self, keys, Caller::here()),
         }
     }
 
@@ -368,13 +380,14 @@ where
     /// assert_eq!(locks.locked_count(), 0);
     /// # });
     /// ```
+    #[track_caller]
     pub fn acquire_many_owned<I>(self: &Arc<Self>, keys: I) -> AcquireManyOwned<K, S>
     where
         I: IntoIterator<Item = K>,
     {
         AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::new(self, keys),
+            progress: Progress::new(self, keys, Caller::here()),
         }
     }
 
@@ -410,6 +423,7 @@ where
     /// let both = locks.try_acquire_many(["alice", "bob"]).expect("both free");
     /// assert_eq!(both.keys().len(), 2);
     /// ```
+    #[track_caller]
     pub fn try_acquire_many<I>(&self, keys: I) -> Option<MultiLockGuard<'_, K, S>>
     where
         I: IntoIterator<Item = K>,
@@ -440,6 +454,7 @@ where
     /// std::thread::spawn(move || drop(guard)).join().unwrap();
     /// assert_eq!(locks.locked_count(), 0);
     /// ```
+    #[track_caller]
     pub fn try_acquire_many_owned<I>(self: &Arc<Self>, keys: I) -> Option<OwnedMultiLockGuard<K, S>>
     where
         I: IntoIterator<Item = K>,
@@ -494,6 +509,7 @@ where
     /// assert_eq!(first.await.keys().len(), 2);
     /// # });
     /// ```
+    #[track_caller]
     pub fn acquire_many_bounded<I>(
         &self,
         keys: I,
@@ -504,7 +520,7 @@ where
     {
         Ok(AcquireMany {
             manager: self,
-            progress: Progress::placed(self, keys, Some(max_waiters))?,
+            progress: Progress::placed(self, keys, Some(max_waiters), Caller::here())?,
         })
     }
 
@@ -537,6 +553,7 @@ where
     /// assert_eq!(locks.locked_count(), 0);
     /// # });
     /// ```
+    #[track_caller]
     pub fn acquire_many_owned_bounded<I>(
         self: &Arc<Self>,
         keys: I,
@@ -547,7 +564,7 @@ where
     {
         Ok(AcquireManyOwned {
             manager: Arc::clone(self),
-            progress: Progress::placed(self, keys, Some(max_waiters))?,
+            progress: Progress::placed(self, keys, Some(max_waiters), Caller::here())?,
         })
     }
 
@@ -586,6 +603,7 @@ where
     /// assert_eq!(locks.locked_count(), 0);
     /// # });
     /// ```
+    #[track_caller]
     pub fn with_locks<'a, I, F, Fut>(
         &'a self,
         keys: I,
@@ -632,6 +650,7 @@ where
     /// assert_eq!(locks.locked_count(), 0);
     /// # });
     /// ```
+    #[track_caller]
     pub fn with_locks_owned<I, F, Fut>(
         self: &Arc<Self>,
         keys: I,
@@ -656,13 +675,14 @@ where
     S: BuildHasher,
 {
     /// Takes every key in `keys` if all are free, and returns them merged.
+    #[track_caller]
     fn try_lock_all<I: IntoIterator<Item = K>>(&self, keys: I) -> Option<Held<K>> {
         // With no waiter allowed, an admitted request holds every key. Only
         // a key whose `Hash` and `Eq` disagree could be queued regardless:
         // then `request` is dropped, and gives it up.
         let mut request = AcquireMany {
             manager: self,
-            progress: Progress::placed(self, keys, Some(0)).ok()?,
+            progress: Progress::placed(self, keys, Some(0), Caller::here()).ok()?,
         };
         request.progress.take_if_held()
     }

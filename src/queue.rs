@@ -9,7 +9,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::clock::{self, Stamp};
+use crate::trace::{Origin, Stamp};
 
 /// The slab index of a waiter, stored plus one so that `Option<Slot>` fits
 /// in four bytes.
@@ -55,8 +55,9 @@ pub(crate) struct Waiter {
     /// The neighbours in the key's queue, while queued.
     prev: Slot,
     next: Slot,
-    /// When it joined the queue (zero-sized without the `timing` feature).
-    since: Stamp,
+    /// When it joined the queue, and from where (zero-sized without the
+    /// `diagnostics` feature).
+    origin: Origin,
 }
 
 /// A waiter's state, unpacked.
@@ -88,21 +89,34 @@ impl Waiter {
 }
 
 /// Allocates a waiter that holds its key already, in no queue: for a
-/// request placed at `now` while the key was free.
+/// request placed (at `origin`) while the key was free.
 ///
 /// # Panics
 ///
 /// Panics if the slab would need an index past `2^32 - 3`.
 #[track_caller]
-pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>, now: Stamp) -> Slot {
+pub(crate) fn insert_granted(waiters: &mut Slab<Waiter>, origin: Origin) -> Slot {
     let slot = Slot::new(waiters.vacant_key());
     waiters.insert(Waiter {
         waker: None,
         prev: Slot::GRANTED,
         next: Slot::GRANTED,
-        since: now,
+        origin,
     });
     slot
+}
+
+/// A key handed from its holder to the oldest waiter, by
+/// [`WaitQueue::grant_front`].
+#[derive(Debug)]
+pub(crate) struct Handoff {
+    /// The waiter's waker, to wake once unlocked; `None` if it has none
+    /// yet, and so will find the grant when it supplies one.
+    pub(crate) waker: Option<Waker>,
+    /// When the previous holder took the key.
+    pub(crate) held_since: Stamp,
+    /// When the waiter joined the queue.
+    pub(crate) waited_since: Stamp,
 }
 
 /// The waiters queued on one held key, oldest first: a doubly linked list
@@ -121,29 +135,29 @@ pub(crate) struct WaitQueue {
     head: Option<Slot>,
     tail: Option<Slot>,
     len: u32,
-    /// When the current holder took the key.
-    since: Stamp,
+    /// When the current holder took the key, and from where.
+    holder: Origin,
 }
 
 impl WaitQueue {
-    /// The queue of a key taken at `now`, with nobody waiting.
-    pub(crate) fn new(now: Stamp) -> Self {
+    /// The queue of a key taken by `holder`, with nobody waiting.
+    pub(crate) fn new(holder: Origin) -> Self {
         Self {
             head: None,
             tail: None,
             len: 0,
-            since: now,
+            holder,
         }
     }
 
-    /// When the current holder took the key.
-    pub(crate) fn held_since(&self) -> Stamp {
-        self.since
+    /// When the current holder took the key, and from where.
+    pub(crate) fn holder(&self) -> Origin {
+        self.holder
     }
 
-    /// When the oldest waiter joined, if anyone waits.
-    pub(crate) fn oldest_since(&self, waiters: &Slab<Waiter>) -> Option<Stamp> {
-        self.head.map(|head| waiters[head.index()].since)
+    /// When the oldest waiter joined, and from where, if anyone waits.
+    pub(crate) fn oldest(&self, waiters: &Slab<Waiter>) -> Option<Origin> {
+        self.head.map(|head| waiters[head.index()].origin)
     }
 
     /// The number of waiters, the holder not counted.
@@ -151,8 +165,8 @@ impl WaitQueue {
         self.len as usize
     }
 
-    /// Appends a waiter that joined at `now`, woken through `waker` (which
-    /// may come later), in O(1).
+    /// Appends a waiter that joined at `origin`, woken through `waker`
+    /// (which may come later), in O(1).
     ///
     /// # Panics
     ///
@@ -163,7 +177,7 @@ impl WaitQueue {
         &mut self,
         waiters: &mut Slab<Waiter>,
         waker: Option<Waker>,
-        now: Stamp,
+        origin: Origin,
     ) -> Slot {
         let slot = Slot::new(waiters.vacant_key());
         let prev = match self.tail.replace(slot) {
@@ -181,27 +195,36 @@ impl WaitQueue {
             prev,
             // Never read while it is the tail.
             next: slot,
-            since: now,
+            origin,
         });
         self.len += 1;
         slot
     }
 
-    /// Hands the lock to the oldest waiter, in O(1): unlinks it, marks it
-    /// granted and returns its slot and its waker, to wake once unlocked.
-    /// `None` if the queue is empty; no waker if the waiter has none yet,
-    /// and so will find the grant when it supplies one.
+    /// Hands the lock, at `now`, to the oldest waiter, in O(1): unlinks
+    /// it and marks it granted. `None` if the queue is empty.
     #[inline]
     pub(crate) fn grant_front(
         &mut self,
         waiters: &mut Slab<Waiter>,
-    ) -> Option<(Slot, Option<Waker>)> {
+        now: Stamp,
+    ) -> Option<Handoff> {
         let head = self.head?;
         self.unlink(waiters, head);
-        self.since = clock::now();
         let waiter = &mut waiters[head.index()];
         waiter.next = Slot::GRANTED;
-        Some((head, waiter.waker.take()))
+        let previous = std::mem::replace(
+            &mut self.holder,
+            Origin {
+                since: now,
+                caller: waiter.origin.caller,
+            },
+        );
+        Some(Handoff {
+            waker: waiter.waker.take(),
+            held_since: previous.since,
+            waited_since: waiter.origin.since,
+        })
     }
 
     /// Unlinks the queued waiter at `slot` and frees its slab entry, in O(1),
@@ -235,6 +258,7 @@ impl WaitQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::{self, Caller};
     use std::sync::{Arc, Mutex};
     use std::task::Wake;
 
@@ -298,6 +322,10 @@ mod tests {
         out
     }
 
+    fn origin() -> Origin {
+        Origin::now(Caller::here())
+    }
+
     #[test]
     fn slot_round_trips_and_fits_four_bytes() {
         assert_eq!(Slot::new(0).index(), 0);
@@ -306,12 +334,17 @@ mod tests {
     }
 
     #[test]
-    #[cfg(not(feature = "timing"))]
     fn records_stay_small() {
         // What the memory target per waiter rests on (the map entry of a
-        // held key is pinned in `state`).
-        assert_eq!(std::mem::size_of::<WaitQueue>(), 12);
-        assert_eq!(std::mem::size_of::<Waiter>(), 24);
+        // held key is pinned in `state`). With `diagnostics`, each also
+        // keeps an `Instant` and a call site.
+        let (queue, waiter) = if cfg!(feature = "diagnostics") {
+            (40, 48)
+        } else {
+            (12, 24)
+        };
+        assert_eq!(std::mem::size_of::<WaitQueue>(), queue);
+        assert_eq!(std::mem::size_of::<Waiter>(), waiter);
     }
 
     #[test]
@@ -337,12 +370,13 @@ mod tests {
     #[test]
     fn a_waiter_without_a_waker_is_granted_silently() {
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::new(clock::now());
-        let slot = queue.push_back(&mut waiters, None, clock::now());
+        let mut queue = WaitQueue::new(origin());
+        let slot = queue.push_back(&mut waiters, None, origin());
         assert!(!waiters[slot.index()].is_granted());
-        assert!(
-            matches!(queue.grant_front(&mut waiters), Some((granted, None)) if granted == slot)
-        );
+        assert!(matches!(
+            queue.grant_front(&mut waiters, trace::now()),
+            Some(Handoff { waker: None, .. })
+        ));
         assert!(waiters[slot.index()].is_granted());
         assert_eq!(queue.len(), 0);
     }
@@ -351,19 +385,19 @@ mod tests {
     fn grants_in_push_order() {
         let (tags, log) = wakers(3);
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::new(clock::now());
+        let mut queue = WaitQueue::new(origin());
         let slots: Vec<_> = tags
             .iter()
-            .map(|w| queue.push_back(&mut waiters, Some(w.clone()), clock::now()))
+            .map(|w| queue.push_back(&mut waiters, Some(w.clone()), origin()))
             .collect();
         assert_eq!(order(&queue, &waiters), slots);
         for (tag, slot) in slots.iter().enumerate() {
-            let (granted, woken) = queue.grant_front(&mut waiters).unwrap();
-            assert_eq!(granted, *slot);
+            let Handoff { waker: woken, .. } =
+                queue.grant_front(&mut waiters, trace::now()).unwrap();
             assert_eq!(tag_of(&log, woken.unwrap()), tag);
             assert!(waiters[slot.index()].is_granted());
         }
-        assert!(queue.grant_front(&mut waiters).is_none());
+        assert!(queue.grant_front(&mut waiters, trace::now()).is_none());
         assert_eq!(order(&queue, &waiters), []);
     }
 
@@ -372,10 +406,10 @@ mod tests {
         let (tags, log) = wakers(4);
         for victim in 0..4 {
             let mut waiters = Slab::new();
-            let mut queue = WaitQueue::new(clock::now());
+            let mut queue = WaitQueue::new(origin());
             let mut slots: Vec<_> = tags
                 .iter()
-                .map(|w| queue.push_back(&mut waiters, Some(w.clone()), clock::now()))
+                .map(|w| queue.push_back(&mut waiters, Some(w.clone()), origin()))
                 .collect();
             let removed = queue.remove(&mut waiters, slots.remove(victim)).unwrap();
             assert_eq!(tag_of(&log, removed), victim);
@@ -383,10 +417,12 @@ mod tests {
             assert_eq!(waiters.len(), 3);
             // Whichever end moved, a newcomer joins at the back and the
             // rest are served in order.
-            slots.push(queue.push_back(&mut waiters, Some(tags[victim].clone()), clock::now()));
+            slots.push(queue.push_back(&mut waiters, Some(tags[victim].clone()), origin()));
             assert_eq!(order(&queue, &waiters), slots);
             for slot in slots {
-                assert_eq!(queue.grant_front(&mut waiters).unwrap().0, slot);
+                assert!(!waiters[slot.index()].is_granted());
+                assert!(queue.grant_front(&mut waiters, trace::now()).is_some());
+                assert!(waiters[slot.index()].is_granted());
             }
             assert_eq!(order(&queue, &waiters), []);
         }
@@ -396,11 +432,11 @@ mod tests {
     fn reused_slot_joins_at_the_back() {
         let (tags, _) = wakers(3);
         let mut waiters = Slab::new();
-        let mut queue = WaitQueue::new(clock::now());
-        let a = queue.push_back(&mut waiters, Some(tags[0].clone()), clock::now());
-        let b = queue.push_back(&mut waiters, Some(tags[1].clone()), clock::now());
+        let mut queue = WaitQueue::new(origin());
+        let a = queue.push_back(&mut waiters, Some(tags[0].clone()), origin());
+        let b = queue.push_back(&mut waiters, Some(tags[1].clone()), origin());
         queue.remove(&mut waiters, a);
-        let c = queue.push_back(&mut waiters, Some(tags[2].clone()), clock::now());
+        let c = queue.push_back(&mut waiters, Some(tags[2].clone()), origin());
         assert_eq!(c, a, "the slab reuses the freed index");
         assert_eq!(order(&queue, &waiters), [b, c]);
     }

@@ -15,6 +15,7 @@ use crate::queue::Slot;
 use crate::small::Small;
 use crate::state::{State, WaiterPoll};
 use crate::sync::{Mutex, MutexGuard};
+use crate::trace::Caller;
 
 /// One shard: its state behind its own mutex, alone on its cache lines, so
 /// that threads working on neighbouring shards do not slow each other down.
@@ -137,13 +138,14 @@ impl<K, S: BuildHasher> Shards<K, S> {
 /// The operations on one key. Each takes the key's hash, computed once
 /// when its request was made, and runs any waker only after unlocking.
 impl<K: Eq, S> Shards<K, S> {
-    /// Takes `key` if it is free, with a copy of it in the map.
-    pub(crate) fn try_lock(&self, key: &K, hash: KeyHash) -> bool
+    /// Takes `key` for `caller` if it is free, with a copy of it in the
+    /// map.
+    pub(crate) fn try_lock(&self, key: &K, hash: KeyHash, caller: Caller) -> bool
     where
         K: Clone,
     {
         let candidate = key.clone();
-        self.of(hash).lock().try_lock(candidate, hash)
+        self.of(hash).lock().try_lock(candidate, hash, caller)
     }
 
     /// Locks `key` at once (`None`), or queues a waiter woken through a
@@ -155,25 +157,39 @@ impl<K: Eq, S> Shards<K, S> {
     /// uncontended acquire and release took 55 ns instead of 42 ns
     /// (`cargo bench --bench locks -- uncontended`).
     #[inline(never)]
-    pub(crate) fn lock_or_enqueue(&self, key: &K, hash: KeyHash, waker: &Waker) -> Option<Slot>
+    pub(crate) fn lock_or_enqueue(
+        &self,
+        key: &K,
+        hash: KeyHash,
+        waker: &Waker,
+        caller: Caller,
+    ) -> Option<Slot>
     where
         K: Clone,
     {
         let candidate = key.clone();
         self.of(hash)
             .lock()
-            .lock_or_enqueue(candidate, hash, Some(waker))
+            .lock_or_enqueue(candidate, hash, Some(waker), caller)
     }
 
     /// Places a waiter for `key` (granted at once if the key is free, else
     /// queued without a waker), unless `max_waiters` already wait: then
     /// returns their number.
-    pub(crate) fn place(&self, key: &K, hash: KeyHash, max_waiters: usize) -> Result<Slot, usize>
+    pub(crate) fn place(
+        &self,
+        key: &K,
+        hash: KeyHash,
+        max_waiters: usize,
+        caller: Caller,
+    ) -> Result<Slot, usize>
     where
         K: Clone,
     {
         let candidate = key.clone();
-        self.of(hash).lock().place(candidate, hash, max_waiters)
+        self.of(hash)
+            .lock()
+            .place(candidate, hash, max_waiters, caller)
     }
 
     /// Takes the grant of `waiter` (`true`), or makes sure it is woken
@@ -245,6 +261,7 @@ impl<K: Eq, S> Shards<K, S> {
         keys: &[K],
         places: &mut [Place],
         max_waiters: Option<usize>,
+        caller: Caller,
     ) -> Result<(), usize>
     where
         K: Clone,
@@ -283,7 +300,7 @@ impl<K: Eq, S> Shards<K, S> {
             let hash = placing.places[i].hash;
             let state = locked_shard(&mut placing.locked, self.index_of(hash));
             // Queued without a waker: the first poll installs one.
-            placing.places[i].slot = state.lock_or_enqueue(copy, hash, None);
+            placing.places[i].slot = state.lock_or_enqueue(copy, hash, None, caller);
             placing.to_undo = i + 1;
         }
         placing.to_undo = 0;
@@ -398,7 +415,9 @@ mod tests {
 
     #[test]
     fn an_idle_shard_takes_two_cache_lines() {
-        assert_eq!(std::mem::size_of::<Shard<u64>>(), 128);
+        // Ten with `diagnostics`: its two histograms take 432 bytes.
+        let lines = if cfg!(feature = "diagnostics") { 10 } else { 2 };
+        assert_eq!(std::mem::size_of::<Shard<u64>>(), 64 * lines);
     }
 
     #[test]

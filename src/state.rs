@@ -11,10 +11,10 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::clock;
-use crate::diagnostics::{HeldKey, Stats};
+use crate::diagnostics::{HeldKey, Stats, Timings};
 use crate::hashed::{BuildStoredHash, Hashed, KeyHash, Lookup, Probe};
-use crate::queue::{self, Slot, WaitQueue, Waiter, WaiterState};
+use crate::queue::{self, Handoff, Slot, WaitQueue, Waiter, WaiterState};
+use crate::trace::{self, Caller, Origin};
 
 /// The capacity, in keys and in waiters, up to which a shard keeps the room
 /// it grew, so that steady traffic never reallocates; room beyond it that
@@ -34,6 +34,8 @@ pub(crate) struct State<K> {
     waiters: Slab<Waiter>,
     /// Counted under the mutex held anyway: no atomic operation.
     counts: Counts,
+    /// The waits and holds measured (nothing without `diagnostics`).
+    timings: Timings,
 }
 
 /// [`Stats`] less its acquisitions, which are the releases plus the keys
@@ -99,6 +101,7 @@ impl<K> State<K> {
             keys: HashMap::default(),
             waiters: Slab::new(),
             counts: Counts::default(),
+            timings: Timings::default(),
         }
     }
 
@@ -109,13 +112,16 @@ impl<K> State<K> {
             handoffs,
             cancellations,
         } = self.counts;
-        Stats {
+        let mut stats = Stats {
             acquisitions: releases + self.keys.len() as u64,
             releases,
             contended,
             handoffs,
             cancellations,
-        }
+            ..Stats::default()
+        };
+        self.timings.add_to(&mut stats);
+        stats
     }
 
     /// The number of keys held.
@@ -165,11 +171,11 @@ impl<K: Eq> State<K> {
         self.keys.contains_key(&probe(key, hash) as &dyn Probe<Q>)
     }
 
-    /// Takes `key` if it is free. Never queues.
-    pub(crate) fn try_lock(&mut self, key: K, hash: KeyHash) -> bool {
+    /// Takes `key` for `caller` if it is free. Never queues.
+    pub(crate) fn try_lock(&mut self, key: K, hash: KeyHash, caller: Caller) -> bool {
         match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::new(clock::now()));
+                entry.insert(WaitQueue::new(Origin::now(caller)));
                 true
             }
             Entry::Occupied(_) => false,
@@ -185,12 +191,13 @@ impl<K: Eq> State<K> {
         key: K,
         hash: KeyHash,
         max_waiters: usize,
+        caller: Caller,
     ) -> Result<Slot, usize> {
-        let now = clock::now();
+        let origin = Origin::now(caller);
         match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::new(now));
-                Ok(queue::insert_granted(&mut self.waiters, now))
+                entry.insert(WaitQueue::new(origin));
+                Ok(queue::insert_granted(&mut self.waiters, origin))
             }
             Entry::Occupied(mut entry) => {
                 let queue = entry.get_mut();
@@ -198,7 +205,7 @@ impl<K: Eq> State<K> {
                     return Err(queue.len());
                 }
                 self.counts.contended += 1;
-                Ok(queue.push_back(&mut self.waiters, None, now))
+                Ok(queue.push_back(&mut self.waiters, None, origin))
             }
         }
     }
@@ -214,17 +221,18 @@ impl<K: Eq> State<K> {
         key: K,
         hash: KeyHash,
         waker: Option<&Waker>,
+        caller: Caller,
     ) -> Option<Slot> {
-        let now = clock::now();
+        let origin = Origin::now(caller);
         match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
-                entry.insert(WaitQueue::new(now));
+                entry.insert(WaitQueue::new(origin));
                 None
             }
             Entry::Occupied(mut entry) => {
                 let waker = waker.cloned();
                 self.counts.contended += 1;
-                Some(entry.get_mut().push_back(&mut self.waiters, waker, now))
+                Some(entry.get_mut().push_back(&mut self.waiters, waker, origin))
             }
         }
     }
@@ -301,7 +309,9 @@ impl<K: Eq> State<K> {
         // One hash lookup either way in the common cases: a shard where
         // nobody waits removes the key at once; one with waiters looks the
         // key up, hands it on in place, and removes it only if its own
-        // queue turns out empty.
+        // queue turns out empty. With `diagnostics`, one clock read ends
+        // the hold and, on a hand-off, the wait, and begins the next hold.
+        let now = trace::now();
         let handed = if self.waiters.is_empty() {
             None
         } else {
@@ -309,21 +319,25 @@ impl<K: Eq> State<K> {
                 // Only reachable through an inconsistent `Eq`.
                 return Deferred::Nothing;
             };
-            queue.grant_front(&mut self.waiters)
+            queue.grant_front(&mut self.waiters, now)
         };
         match handed {
-            Some((_, waker)) => {
+            Some(Handoff {
+                waker,
+                held_since,
+                waited_since,
+                ..
+            }) => {
                 self.counts.releases += 1;
                 self.counts.handoffs += 1;
+                self.timings.held(held_since, now);
+                self.timings.waited(waited_since, now);
                 waker.map_or(Deferred::Nothing, Deferred::Wake)
             }
             None => {
-                if self
-                    .keys
-                    .remove(&probe(key, hash) as &dyn Probe<K>)
-                    .is_some()
-                {
+                if let Some(queue) = self.keys.remove(&probe(key, hash) as &dyn Probe<K>) {
                     self.counts.releases += 1;
+                    self.timings.held(queue.holder().since, now);
                     self.trim_keys();
                 }
                 Deferred::Nothing
@@ -332,15 +346,39 @@ impl<K: Eq> State<K> {
     }
 }
 
-impl<K: Clone> State<K> {
+impl<K: Eq + Clone> State<K> {
     /// Appends every key held in this shard to `held`.
     pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>) {
-        held.extend(self.keys.iter().map(|(Hashed { key, .. }, queue)| HeldKey {
+        held.extend(
+            self.keys
+                .iter()
+                .map(|(Hashed { key, .. }, queue)| self.held_key(key, queue)),
+        );
+    }
+
+    /// The report on `key`, if it is held.
+    pub(crate) fn report_one<Q>(&self, key: &Q, hash: KeyHash) -> Option<HeldKey<K>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (Hashed { key, .. }, queue) = self
+            .keys
+            .get_key_value(&probe(key, hash) as &dyn Probe<Q>)?;
+        Some(self.held_key(key, queue))
+    }
+
+    fn held_key(&self, key: &K, queue: &WaitQueue) -> HeldKey<K> {
+        let holder = queue.holder();
+        let oldest = queue.oldest(&self.waiters);
+        HeldKey {
             key: key.clone(),
             waiters: queue.len(),
-            held_for: clock::age(queue.held_since()),
-            oldest_waiter: queue.oldest_since(&self.waiters).and_then(clock::age),
-        }));
+            held_for: trace::age(holder.since),
+            held_by: holder.caller.location(),
+            oldest_waiter: oldest.and_then(|oldest| trace::age(oldest.since)),
+            oldest_waiter_from: oldest.and_then(|oldest| oldest.caller.location()),
+        }
     }
 }
 
@@ -355,11 +393,16 @@ mod tests {
     }
 
     #[test]
-    #[cfg(not(feature = "timing"))]
     fn a_held_u64_key_takes_32_bytes_of_map_entry() {
         // What the memory per held key rests on: the key and its hash, then
-        // its queue's ends and length.
-        assert_eq!(std::mem::size_of::<(Hashed<u64>, WaitQueue)>(), 32);
+        // its queue's ends and length; with `diagnostics`, its holder's
+        // `Instant` and call site too.
+        let entry = if cfg!(feature = "diagnostics") {
+            56
+        } else {
+            32
+        };
+        assert_eq!(std::mem::size_of::<(Hashed<u64>, WaitQueue)>(), entry);
     }
 
     /// The hash of `key`, as the manager computes it.
@@ -368,7 +411,7 @@ mod tests {
     }
 
     fn try_lock(state: &mut State<u64>, key: u64) -> bool {
-        state.try_lock(key, hash(key))
+        state.try_lock(key, hash(key), Caller::here())
     }
 
     fn release(state: &mut State<u64>, key: u64) {
@@ -384,7 +427,7 @@ mod tests {
         (0..n)
             .map(|_| {
                 state
-                    .lock_or_enqueue(0, hash(0), None)
+                    .lock_or_enqueue(0, hash(0), None, Caller::here())
                     .expect("key 0 is held")
             })
             .collect()

@@ -1,26 +1,30 @@
 //! Counters and snapshots: every path that grants, queues, hands over or
 //! cancels is counted once, and a snapshot lists exactly the held keys with
-//! their waiters (and, with the `timing` feature, their ages, oldest first).
+//! their waiters (and, with the `diagnostics` feature, their ages, oldest
+//! first, and call sites), and the wait and hold histograms fill as they
+//! should.
 use std::sync::Arc;
 
 use crate::common::Task;
 use futures::future::FutureExt;
 use lock_manager::{LockManager, Stats};
 
-fn stats(
-    acquisitions: u64,
-    releases: u64,
-    contended: u64,
-    handoffs: u64,
-    cancellations: u64,
-) -> Stats {
-    let mut stats = Stats::default();
-    stats.acquisitions = acquisitions;
-    stats.releases = releases;
-    stats.contended = contended;
-    stats.handoffs = handoffs;
-    stats.cancellations = cancellations;
-    stats
+/// The counters of `stats`: acquisitions, releases, contended, hand-offs
+/// and cancellations. Checks on the way that, with `diagnostics`, one wait
+/// was measured per hand-off and one hold per release, and nothing
+/// without it.
+fn counts(stats: Stats) -> [u64; 5] {
+    let measured = cfg!(feature = "diagnostics");
+    let expected = |count| if measured { count } else { 0 };
+    assert_eq!(stats.waits.count(), expected(stats.handoffs), "waits");
+    assert_eq!(stats.holds.count(), expected(stats.releases), "holds");
+    [
+        stats.acquisitions,
+        stats.releases,
+        stats.contended,
+        stats.handoffs,
+        stats.cancellations,
+    ]
 }
 
 #[test]
@@ -39,7 +43,7 @@ fn uncontended_acquires_count_only_acquisitions() {
     drop(locks.acquire_owned(4).now_or_never());
     drop(locks.acquire_bounded(5, 0).unwrap().now_or_never());
     drop(locks.acquire_blocking(6));
-    assert_eq!(locks.stats(), stats(6, 6, 0, 0, 0));
+    assert_eq!(counts(locks.stats()), [6, 6, 0, 0, 0]);
 }
 
 #[test]
@@ -50,7 +54,7 @@ fn refusals_count_nothing() {
     assert!(locks.acquire_bounded(1, 0).is_err());
     assert!(locks.try_acquire_many([0, 1, 2]).is_none());
     assert!(locks.acquire_many_bounded([0, 1, 2], 0).is_err());
-    assert_eq!(locks.stats(), stats(1, 0, 0, 0, 0));
+    assert_eq!(counts(locks.stats()), [1, 0, 0, 0, 0]);
     drop(held);
 }
 
@@ -61,18 +65,18 @@ fn a_hand_off_counts_a_contended_acquisition() {
     let task = Task::new();
     let mut waiter = locks.acquire("k");
     assert!(task.poll(&mut waiter).is_pending());
-    assert_eq!(locks.stats(), stats(1, 0, 1, 0, 0));
+    assert_eq!(counts(locks.stats()), [1, 0, 1, 0, 0]);
     drop(holder);
-    assert_eq!(locks.stats(), stats(2, 1, 1, 1, 0));
+    assert_eq!(counts(locks.stats()), [2, 1, 1, 1, 0]);
     let guard = task.poll(&mut waiter);
     assert!(guard.is_ready());
     assert_eq!(
-        locks.stats(),
-        stats(2, 1, 1, 1, 0),
+        counts(locks.stats()),
+        [2, 1, 1, 1, 0],
         "taking a grant counts nothing"
     );
     drop(guard);
-    assert_eq!(locks.stats(), stats(2, 2, 1, 1, 0));
+    assert_eq!(counts(locks.stats()), [2, 2, 1, 1, 0]);
 }
 
 #[test]
@@ -85,10 +89,10 @@ fn cancellations_count_queued_and_granted_waiters() {
     assert!(a.poll(&mut queued).is_pending());
     assert!(b.poll(&mut granted).is_pending());
     drop(queued);
-    assert_eq!(locks.stats(), stats(1, 0, 2, 0, 1));
+    assert_eq!(counts(locks.stats()), [1, 0, 2, 0, 1]);
     drop(holder);
     drop(granted); // handed the key, never polled again: passes it on
-    assert_eq!(locks.stats(), stats(2, 2, 2, 1, 2));
+    assert_eq!(counts(locks.stats()), [2, 2, 2, 1, 2]);
     assert_eq!(locks.locked_count(), 0);
 }
 
@@ -99,37 +103,37 @@ fn a_multi_key_request_counts_per_key() {
     let task = Task::new();
     let mut both = locks.acquire_many([1, 2, 3]);
     assert!(task.poll(&mut both).is_pending());
-    assert_eq!(locks.stats(), stats(3, 0, 1, 0, 0));
+    assert_eq!(counts(locks.stats()), [3, 0, 1, 0, 0]);
     drop(two);
-    assert_eq!(locks.stats(), stats(4, 1, 1, 1, 0));
+    assert_eq!(counts(locks.stats()), [4, 1, 1, 1, 0]);
     drop(both);
-    assert_eq!(locks.stats(), stats(4, 4, 1, 1, 1));
+    assert_eq!(counts(locks.stats()), [4, 4, 1, 1, 1]);
 }
 
 #[test]
 fn bounded_acquires_count_like_plain_ones() {
     let locks = LockManager::new();
     let held = locks.acquire_bounded(1, 0).unwrap().now_or_never().unwrap();
-    assert_eq!(locks.stats(), stats(1, 0, 0, 0, 0));
+    assert_eq!(counts(locks.stats()), [1, 0, 0, 0, 0]);
     let queued = locks.acquire_bounded(1, 1).unwrap();
-    assert_eq!(locks.stats(), stats(1, 0, 1, 0, 0));
+    assert_eq!(counts(locks.stats()), [1, 0, 1, 0, 0]);
     drop(held);
-    assert_eq!(locks.stats(), stats(2, 1, 1, 1, 0));
+    assert_eq!(counts(locks.stats()), [2, 1, 1, 1, 0]);
     drop(queued.now_or_never().unwrap());
-    assert_eq!(locks.stats(), stats(2, 2, 1, 1, 0));
+    assert_eq!(counts(locks.stats()), [2, 2, 1, 1, 0]);
 }
 
 #[test]
 fn try_and_bounded_multi_key_requests_count_per_key() {
     let locks = LockManager::new();
     let held = locks.try_acquire_many([1, 2, 2]).unwrap();
-    assert_eq!(locks.stats(), stats(2, 0, 0, 0, 0));
+    assert_eq!(counts(locks.stats()), [2, 0, 0, 0, 0]);
     let bounded = locks.acquire_many_bounded([2, 3], 1).unwrap();
-    assert_eq!(locks.stats(), stats(3, 0, 1, 0, 0));
+    assert_eq!(counts(locks.stats()), [3, 0, 1, 0, 0]);
     drop(held);
-    assert_eq!(locks.stats(), stats(4, 2, 1, 1, 0));
+    assert_eq!(counts(locks.stats()), [4, 2, 1, 1, 0]);
     drop(bounded.now_or_never().unwrap());
-    assert_eq!(locks.stats(), stats(4, 4, 1, 1, 0));
+    assert_eq!(counts(locks.stats()), [4, 4, 1, 1, 0]);
 }
 
 #[test]
@@ -152,9 +156,39 @@ fn a_snapshot_lists_each_held_key_with_its_waiters() {
     assert_eq!(listed, [("busy", 2), ("quiet", 0)]);
     let quiet = snapshot.iter().find(|held| held.key == "quiet").unwrap();
     assert_eq!(quiet.oldest_waiter, None, "nobody waits for it");
-    if !cfg!(feature = "timing") {
-        assert_eq!(snapshot[0].key, "busy", "most waiters first without timing");
+    if !cfg!(feature = "diagnostics") {
+        assert_eq!(
+            snapshot[0].key, "busy",
+            "most waiters first without diagnostics"
+        );
         assert!(snapshot.iter().all(|held| held.held_for.is_none()));
+    }
+}
+
+#[test]
+fn held_reports_one_key_as_the_snapshot_does() {
+    let locks = LockManager::<String>::new();
+    assert_eq!(locks.held("a"), None);
+    let _a = locks.try_acquire("a".to_string()).unwrap();
+    let _b = locks.try_acquire("b".to_string()).unwrap();
+    let task = Task::new();
+    let mut waiter = locks.acquire("a".to_string());
+    assert!(task.poll(&mut waiter).is_pending());
+
+    let held = locks.held("a").expect("held");
+    assert_eq!((held.key.as_str(), held.waiters), ("a", 1));
+    let listed = locks.snapshot().into_iter().find(|held| held.key == "a");
+    // Equal but for the ages, which went on between the two reads.
+    let same = |mut held: lock_manager::HeldKey<String>| {
+        (held.held_for, held.oldest_waiter) = (None, None);
+        held
+    };
+    assert_eq!(same(listed.unwrap()), same(held));
+    assert_eq!(locks.held("b").unwrap().waiters, 0);
+    assert_eq!(locks.held("c"), None);
+    if !cfg!(feature = "diagnostics") {
+        let held = locks.held("a").unwrap();
+        assert_eq!((held.held_by, held.oldest_waiter_from), (None, None));
     }
 }
 
@@ -167,12 +201,159 @@ fn a_snapshot_forgets_released_keys() {
     assert!(locks.snapshot().is_empty());
 }
 
-#[cfg(feature = "timing")]
-mod timing {
+#[cfg(feature = "diagnostics")]
+mod measured {
+    use std::panic::Location;
     use std::thread::sleep;
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    /// The location of its own call: compared by file and line with the
+    /// call on the same line that a report should name.
+    #[track_caller]
+    fn here() -> &'static Location<'static> {
+        Location::caller()
+    }
+
+    fn same_line(recorded: Option<&'static Location<'static>>, expected: &Location<'_>) {
+        let recorded = recorded.expect("a call site is recorded");
+        assert_eq!(
+            (recorded.file(), recorded.line()),
+            (expected.file(), expected.line()),
+            "recorded {recorded}, expected the line of {expected}"
+        );
+    }
+
+    // Each acquire must stay on the line of its `held!`: not reformatted.
+    #[rustfmt::skip]
+    #[test]
+    fn every_acquire_method_records_its_callers_line() {
+        let locks = Arc::new(LockManager::new());
+        let mut sites = Vec::new();
+        let mut guards = Vec::new();
+        macro_rules! held {
+            ($key:expr, $acquire:expr) => {{
+                let (site, guard) = (here(), $acquire);
+                sites.push(($key, site));
+                guards.push(Box::new(guard) as Box<dyn std::fmt::Debug + '_>);
+            }};
+        }
+        let zero = Duration::ZERO;
+        held!(1, locks.try_acquire(1).unwrap());
+        held!(2, locks.try_acquire_owned(2).unwrap());
+        held!(3, locks.acquire(3).now_or_never().unwrap());
+        held!(4, locks.acquire_owned(4).now_or_never().unwrap());
+        held!(5, locks.acquire_bounded(5, 0).unwrap().now_or_never().unwrap());
+        held!(6, locks.acquire_owned_bounded(6, 0).unwrap().now_or_never().unwrap());
+        held!(7, locks.acquire_blocking(7));
+        held!(8, locks.acquire_owned_blocking(8));
+        held!(9, locks.acquire_blocking_timeout(9, zero).unwrap());
+        held!(10, locks.acquire_many([10]).now_or_never().unwrap());
+        held!(11, locks.try_acquire_many([11]).unwrap());
+        held!(12, locks.acquire_many_bounded([12], 0).unwrap().now_or_never().unwrap());
+        held!(13, locks.acquire_many_blocking([13]));
+        held!(14, locks.acquire_many_owned_blocking_timeout([14], zero).unwrap());
+        held!(15, locks.acquire_many_owned([15]).now_or_never().unwrap());
+        held!(16, locks.try_acquire_many_owned([16]).unwrap());
+        held!(17, locks.acquire_many_owned_bounded([17], 0).unwrap().now_or_never().unwrap());
+        held!(18, locks.acquire_many_owned_blocking([18]));
+        held!(19, locks.acquire_owned_blocking_timeout(19, zero).unwrap());
+        held!(20, locks.acquire_many_blocking_timeout([20], zero).unwrap());
+        for (key, site) in sites {
+            same_line(locks.held(&key).unwrap().held_by, site);
+        }
+        drop(guards);
+
+        // The body runs under a lock taken at the `with_lock` call.
+        let report = |key| locks.held(&key).unwrap();
+        let (site, held) = (here(), locks.with_lock_blocking(30, || report(30)));
+        same_line(held.held_by, site);
+        let (site, held) = (here(), locks.with_lock(31, || async { report(31) }));
+        same_line(held.now_or_never().unwrap().held_by, site);
+        let (site, held) = (here(), locks.with_locks_blocking([32], || report(32)));
+        same_line(held.held_by, site);
+        let (site, held) = (here(), locks.with_locks([33], || async { report(33) }));
+        same_line(held.now_or_never().unwrap().held_by, site);
+        let (site, held) = (here(), locks.with_lock_owned(34, || async { report(34) }));
+        same_line(held.now_or_never().unwrap().held_by, site);
+        let (site, held) = (here(), locks.with_locks_owned([35], || async { report(35) }));
+        same_line(held.now_or_never().unwrap().held_by, site);
+        let global = || async { lock_manager::global().held("g").unwrap() };
+        let (site, held) = (here(), lock_manager::with_lock("g", global));
+        same_line(held.now_or_never().unwrap().held_by, site);
+    }
+
+    #[test]
+    fn a_hand_off_passes_the_holders_site_to_the_oldest_waiter() {
+        let locks = LockManager::new();
+        let (holder_site, holder) = (here(), locks.try_acquire("k").unwrap());
+        let (first, second) = (Task::new(), Task::new());
+        let (first_site, mut a) = (here(), locks.acquire("k"));
+        assert!(first.poll(&mut a).is_pending());
+        let (second_site, mut b) = (here(), locks.acquire_many(["k", "other"]));
+        assert!(second.poll(&mut b).is_pending());
+
+        let held = locks.held("k").unwrap();
+        same_line(held.held_by, holder_site);
+        same_line(held.oldest_waiter_from, first_site);
+        same_line(locks.held("other").unwrap().held_by, second_site);
+
+        drop(holder);
+        let held = locks.held("k").unwrap();
+        same_line(held.held_by, first_site);
+        same_line(held.oldest_waiter_from, second_site);
+        drop(first.poll(&mut a));
+        let held = locks.held("k").unwrap();
+        same_line(held.held_by, second_site);
+        assert_eq!((held.oldest_waiter, held.oldest_waiter_from), (None, None));
+        drop(second.poll(&mut b));
+    }
+
+    #[test]
+    fn waits_and_holds_fall_in_the_buckets_of_their_durations() {
+        const PAUSE: Duration = Duration::from_millis(5);
+        let locks = LockManager::new();
+        let start = Instant::now();
+        let holder = locks.try_acquire("k").unwrap();
+        let task = Task::new();
+        let mut waiter = locks.acquire("k");
+        assert!(task.poll(&mut waiter).is_pending());
+        sleep(PAUSE);
+        drop(holder);
+        let guard = task.poll(&mut waiter);
+        drop(guard);
+        let elapsed = start.elapsed();
+        drop(locks.try_acquire("quick"));
+
+        let stats = locks.stats();
+        assert_eq!((stats.waits.count(), stats.holds.count()), (1, 3));
+        // A bucket's bound is at most twice what it holds, and it holds
+        // the duration measured: at least the pause, at most `elapsed`.
+        let waited = stats.waits.max().unwrap();
+        assert!(waited >= PAUSE && waited <= elapsed * 2, "{waited:?}");
+        let longest = stats.holds.max().unwrap();
+        assert!(longest >= PAUSE && longest <= elapsed * 2, "{longest:?}");
+        let (p50, p99) = (stats.holds.quantile(0.5), stats.holds.quantile(0.99));
+        assert!(p50 <= p99 && p99 <= Some(longest));
+        assert!(
+            p50 < Some(PAUSE),
+            "two of the three holds were short: {p50:?}"
+        );
+    }
+
+    #[test]
+    fn cancelled_waiters_count_no_wait() {
+        let locks = LockManager::new();
+        let holder = locks.try_acquire(1).unwrap();
+        let task = Task::new();
+        let mut waiter = locks.acquire(1);
+        assert!(task.poll(&mut waiter).is_pending());
+        drop(waiter);
+        drop(holder);
+        let stats = locks.stats();
+        assert_eq!((stats.waits.count(), stats.holds.count()), (0, 1));
+    }
 
     #[test]
     fn the_longest_held_key_comes_first() {
@@ -250,4 +431,55 @@ fn only_a_snapshot_clones_keys_under_the_mutex() {
     );
     drop(guard);
     drop(task.poll(&mut waiter));
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn the_reports_serialize() {
+    use serde_json::json;
+    let locks = LockManager::new();
+    let holder = locks.try_acquire("story-7").unwrap();
+    let task = Task::new();
+    let mut waiter = locks.acquire("story-7");
+    assert!(task.poll(&mut waiter).is_pending());
+    drop(holder);
+    drop(task.poll(&mut waiter));
+
+    let stats = serde_json::to_value(locks.stats()).unwrap();
+    assert_eq!(stats["acquisitions"], 2);
+    assert_eq!(stats["releases"], 2);
+    assert_eq!(stats["contended"], 1);
+    assert_eq!(stats["handoffs"], 1);
+    assert_eq!(stats["cancellations"], 0);
+    let measured = cfg!(feature = "diagnostics");
+    assert_eq!(stats["waits"]["count"], if measured { 1 } else { 0 });
+    assert_eq!(stats["holds"]["count"], if measured { 2 } else { 0 });
+    let buckets = stats["holds"]["buckets"].as_array().unwrap();
+    let counts: Vec<u64> = buckets
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), if measured { 2 } else { 0 });
+    assert!(
+        counts.iter().all(|&count| count > 0),
+        "only non-empty buckets"
+    );
+    if let Some(bucket) = buckets.first() {
+        assert!(bucket["up_to"]["secs"].is_u64() && bucket["up_to"]["nanos"].is_u64());
+    }
+
+    let _held = locks.try_acquire("story-8").unwrap();
+    let held = serde_json::to_value(locks.held("story-8").unwrap()).unwrap();
+    assert_eq!(held["key"], "story-8");
+    assert_eq!(held["waiters"], 0);
+    assert_eq!(held["oldest_waiter"], json!(null));
+    assert_eq!(held["oldest_waiter_from"], json!(null));
+    if measured {
+        let site = held["held_by"].as_str().unwrap();
+        assert!(site.starts_with(file!()), "{site}");
+        assert!(held["held_for"]["nanos"].is_u64());
+    } else {
+        assert_eq!(held["held_by"], json!(null));
+        assert_eq!(held["held_for"], json!(null));
+    }
 }

@@ -39,11 +39,11 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
 /// module may use only modules of the layers below its own.
 const LAYERS: &[&[&str]] = &[
     // Plain data and helpers: no locking, no waiting.
-    &["clock", "diagnostics", "error", "hashed", "small", "sync"],
-    // One key's wait queue, linked through a slab.
-    &["queue"],
-    // One shard's bookkeeping, run under its mutex.
-    &["state"],
+    &["error", "hashed", "small", "sync", "trace"],
+    // The reports; one key's wait queue, linked through a slab.
+    &["diagnostics", "queue"],
+    // One shard's bookkeeping, run under its mutex; the reports' `serde`.
+    &["serialize", "state"],
     // The shards, and every rule for taking their mutexes.
     &["shards"],
     // The manager: construction, queries, reports.

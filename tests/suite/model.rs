@@ -10,7 +10,8 @@
 //!
 //! After every step the test checks, for every key, `is_locked` and
 //! `queue_len`; `locked_count` and the number of waiters the manager's
-//! `Debug` reports; `stats()`, all but its cancellations; the wake count of every waker ever handed to the
+//! `Debug` reports; `stats()`, all but its cancellations (and with
+//! `diagnostics`, a wait measured per hand-off and a hold per release); the wake count of every waker ever handed to the
 //! manager (only the new head of a queue is woken, once, through the waker
 //! of its latest poll); the number of clones of each waker the manager
 //! still holds (one per queued future whose latest poll used it); which
@@ -839,6 +840,13 @@ impl<'a> Harness<'a> {
         // had taken a key handed to it is the manager's business.
         let mut stats = locks.stats();
         stats.cancellations = 0;
+        // With `diagnostics`, one wait measured per hand-off and one hold
+        // per release; nothing measured without it.
+        let measured = cfg!(feature = "diagnostics");
+        let (waits, holds) = (stats.waits.count(), stats.holds.count());
+        prop_assert_eq!(waits, if measured { stats.handoffs } else { 0 }, "waits");
+        prop_assert_eq!(holds, if measured { stats.releases } else { 0 }, "holds");
+        (stats.waits, stats.holds) = Default::default();
         prop_assert_eq!(stats, self.counts, "stats");
         // Waiters in the slab: the queued ones and those granted, unpolled.
         // A multi-key request has one for each key it waits for, and may

@@ -1,0 +1,78 @@
+//! What the `diagnostics` feature records of each hold and each wait: when
+//! it began ([`Stamp`]) and which code asked for it ([`Caller`]). Without
+//! the feature both are zero-sized and record nothing, so that no `cfg`
+//! reaches the state code.
+
+use std::panic::Location;
+use std::time::Duration;
+
+#[cfg(feature = "diagnostics")]
+pub(crate) type Stamp = std::time::Instant;
+
+/// The time something started, not measured.
+#[cfg(not(feature = "diagnostics"))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamp;
+
+#[inline]
+pub(crate) fn now() -> Stamp {
+    #[cfg(feature = "diagnostics")]
+    return std::time::Instant::now();
+    #[cfg(not(feature = "diagnostics"))]
+    Stamp
+}
+
+/// How long ago `stamp` was taken, if the clock is on.
+#[cfg_attr(not(feature = "diagnostics"), allow(unused_variables))]
+pub(crate) fn age(stamp: Stamp) -> Option<Duration> {
+    #[cfg(feature = "diagnostics")]
+    return Some(stamp.elapsed());
+    #[cfg(not(feature = "diagnostics"))]
+    None
+}
+
+/// The code that asked for a key: the call site of a `#[track_caller]`
+/// acquire method, with the feature on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Caller {
+    #[cfg(feature = "diagnostics")]
+    location: &'static Location<'static>,
+}
+
+impl Caller {
+    /// The caller of the `#[track_caller]` chain this is called from.
+    #[track_caller]
+    #[inline]
+    pub(crate) fn here() -> Self {
+        Self {
+            #[cfg(feature = "diagnostics")]
+            location: Location::caller(),
+        }
+    }
+
+    /// Where the call was made, if recorded.
+    pub(crate) fn location(self) -> Option<&'static Location<'static>> {
+        #[cfg(feature = "diagnostics")]
+        return Some(self.location);
+        #[cfg(not(feature = "diagnostics"))]
+        None
+    }
+}
+
+/// When a hold or a wait began, and which code asked for it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Origin {
+    pub(crate) since: Stamp,
+    pub(crate) caller: Caller,
+}
+
+impl Origin {
+    /// Begins now, for `caller`.
+    #[inline]
+    pub(crate) fn now(caller: Caller) -> Self {
+        Self {
+            since: now(),
+            caller,
+        }
+    }
+}
