@@ -136,34 +136,15 @@ async fn move_page(State(app): State<App>, Json(page): Json<Move>) -> Result<Jso
     .await
 }
 
-/// The manager's view as JSON. The library has no serde support, so the
-/// fields of `Stats` and `HeldKey` are copied out one by one.
+/// The manager's view as JSON, through the library's `serde` feature: its
+/// counters with the distributions of waits and holds, and every story held
+/// with its waiters. The ages, call sites and distributions are empty
+/// (null) unless the `diagnostics` feature is on.
 async fn lock_report(State(app): State<App>) -> Json<Value> {
-    let stats = app.locks.stats();
-    let held: Vec<Value> = app
-        .locks
-        .snapshot()
-        .into_iter()
-        .map(|held| {
-            json!({
-                "story": held.key,
-                "waiters": held.waiters,
-                // Both are `None` (null) without the `timing` feature.
-                "held_ms": held.held_for.map(|age| age.as_secs_f64() * 1e3),
-                "oldest_waiter_ms": held.oldest_waiter.map(|age| age.as_secs_f64() * 1e3),
-            })
-        })
-        .collect();
     Json(json!({
         "lock": app.config.lock,
-        "stats": {
-            "acquisitions": stats.acquisitions,
-            "releases": stats.releases,
-            "contended": stats.contended,
-            "handoffs": stats.handoffs,
-            "cancellations": stats.cancellations,
-        },
-        "held": held,
+        "stats": app.locks.stats(),
+        "held": app.locks.snapshot(),
     }))
 }
 
