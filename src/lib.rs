@@ -122,8 +122,10 @@
 //! It costs a clock read on every acquire and release, 24 bytes more per
 //! waiter and per held key (an `Instant` and a call site) and 8 more per
 //! future (`benches/README.md` in the repository has the figures). Without
-//! it those fields are `None` and the histograms empty. The `serde` feature (off by default) implements
-//! `Serialize` for [`Stats`], [`Histogram`] and [`HeldKey`].
+//! it those fields are `None` and the histograms empty.
+//!
+//! The `serde` feature (off by default) implements `Serialize` for
+//! [`Stats`], [`Histogram`] and [`HeldKey`].
 //!
 //! # When to use something else
 //!
