@@ -326,7 +326,6 @@ impl<K: Eq> State<K> {
                 waker,
                 held_since,
                 waited_since,
-                ..
             }) => {
                 self.counts.releases += 1;
                 self.counts.handoffs += 1;

@@ -3,19 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{Rt, Task};
+use crate::common::{wait_until, Rt, Task};
 use lock_manager::LockManager;
-
-/// Waits (briefly sleeping) until `done` holds, failing after 10 s.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
 
 /// Joins `thread`, failing after 10 s: a parked thread that is never
 /// woken fails the test instead of hanging it.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use crate::common::soak::Holders;
-use crate::common::{within, Rng, Rt, Task};
+use crate::common::{wait_until, within, Rng, Rt, Task};
 use lock_manager::{LockManager, TimedOut};
 
 /// Long enough for any wait the test expects to end.
@@ -23,15 +23,6 @@ const SHORT: Duration = Duration::from_millis(20);
 /// A deadline the test expects to pass, but only after it has watched the
 /// waiter queue (polling every millisecond).
 const WATCHED: Duration = Duration::from_millis(500);
-
-/// Sleeps until `done` holds, failing after 10 s.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(start.elapsed() < AMPLE, "timed out waiting until {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
 
 #[test]
 fn a_thread_that_times_out_leaves_the_queue_in_order() {

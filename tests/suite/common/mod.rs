@@ -277,6 +277,19 @@ pub fn within<T: Send + 'static>(
     }
 }
 
+/// Waits (sleeping a millisecond at a time) until `done` holds, failing
+/// after 10 s, naming `what`.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// No key held and no waiter left, by the counts and by `Debug`.
 pub fn assert_empty<K, S>(locks: &lock_manager::LockManager<K, S>, seed: u64) {
     assert_eq!(locks.locked_count(), 0, "seed {seed}");
