@@ -105,7 +105,7 @@ async fn main() {
         .unwrap();
     // ...and one taken by a thread is released by a task.
     let taken = Arc::clone(&locks);
-    let guard = tokio::task::spawn_blocking(move || taken.acquire_owned_blocking(1))
+    let guard = tokio::task::spawn_blocking(move || taken.acquire_owned(1).wait())
         .await
         .unwrap();
     tokio::spawn(async move { drop(guard) }).await.unwrap();
@@ -116,7 +116,7 @@ async fn main() {
     let impatient = Arc::clone(&locks);
     let waited = tokio::task::spawn_blocking(move || {
         impatient
-            .acquire_blocking_timeout(2, Duration::from_millis(20))
+            .acquire(2).wait_timeout(Duration::from_millis(20))
             .map(drop)
     });
     match waited.await.unwrap() {

@@ -1,17 +1,17 @@
-//! The errors of acquires that may give up: [`Busy`], the refusal of a
-//! bounded acquire, and [`TimedOut`], the end of a blocking wait with a
-//! deadline.
+//! The ways an acquire can give up: [`Busy`], the refusal of a bounded
+//! enqueue, [`TimedOut`], the end of a blocking wait with a deadline, and
+//! [`Error`], either one, for callers who use `?` over several forms.
 
-use std::error::Error;
+use std::error::Error as StdError;
 use std::fmt;
 
-/// Returned by [`LockManager::acquire_bounded`] and
-/// [`LockManager::acquire_many_bounded`] when a key already has as many
-/// waiters as the caller allows: the request was refused at once and
-/// changed nothing.
+/// Returned by [`Acquire::enqueue_bounded`] and
+/// [`AcquireMany::enqueue_bounded`] when a key already has as many waiters
+/// as the caller allows: the request was refused at once and changed
+/// nothing.
 ///
-/// [`LockManager::acquire_bounded`]: crate::LockManager::acquire_bounded
-/// [`LockManager::acquire_many_bounded`]: crate::LockManager::acquire_many_bounded
+/// [`Acquire::enqueue_bounded`]: crate::SingleAcquire::enqueue_bounded
+/// [`AcquireMany::enqueue_bounded`]: crate::MultiAcquire::enqueue_bounded
 ///
 /// # Examples
 ///
@@ -20,7 +20,7 @@ use std::fmt;
 ///
 /// let locks = LockManager::new();
 /// let _held = locks.try_acquire("k");
-/// let busy = locks.acquire_bounded("k", 0).unwrap_err();
+/// let busy = locks.acquire("k").enqueue_bounded(0).unwrap_err();
 /// assert_eq!(busy.waiters(), 0);
 /// assert_eq!(busy.to_string(), "the key is held and has 0 waiters, the most allowed");
 /// ```
@@ -40,9 +40,8 @@ impl Busy {
     ///
     /// let locks = LockManager::new();
     /// let _held = locks.try_acquire(1);
-    /// let mut queued = locks.acquire(1);
-    /// assert!((&mut queued).now_or_never().is_none());
-    /// assert_eq!(locks.acquire_bounded(1, 1).unwrap_err().waiters(), 1);
+    /// let _queued = locks.acquire(1).enqueue();
+    /// assert_eq!(locks.acquire(1).enqueue_bounded(1).unwrap_err().waiters(), 1);
     /// ```
     pub fn waiters(&self) -> usize {
         self.waiters
@@ -59,15 +58,15 @@ impl fmt::Display for Busy {
     }
 }
 
-impl Error for Busy {}
+impl StdError for Busy {}
 
-/// Returned by the blocking acquires with a deadline, such as
-/// [`LockManager::acquire_blocking_timeout`], when the time ran out before
-/// the lock was handed over. The caller left the queue as a dropped
+/// Returned by [`wait_timeout`] and [`wait_deadline`] when the time ran out
+/// before the lock was handed over. The caller left the queue as a dropped
 /// [`Acquire`] does: it holds nothing, and a lock handed to it at the last
 /// moment went on to the next waiter.
 ///
-/// [`LockManager::acquire_blocking_timeout`]: crate::LockManager::acquire_blocking_timeout
+/// [`wait_timeout`]: crate::SingleAcquire::wait_timeout
+/// [`wait_deadline`]: crate::SingleAcquire::wait_deadline
 /// [`Acquire`]: crate::Acquire
 ///
 /// # Examples
@@ -77,8 +76,8 @@ impl Error for Busy {}
 /// use lock_manager::{LockManager, TimedOut};
 ///
 /// let locks = LockManager::new();
-/// let _held = locks.acquire_blocking("k");
-/// let timed_out = locks.acquire_blocking_timeout("k", Duration::from_millis(1)).unwrap_err();
+/// let _held = locks.acquire("k").wait();
+/// let timed_out = locks.acquire("k").wait_timeout(Duration::from_millis(1)).unwrap_err();
 /// assert_eq!(timed_out, TimedOut);
 /// assert_eq!(timed_out.to_string(), "timed out waiting for a lock");
 /// ```
@@ -91,4 +90,58 @@ impl fmt::Display for TimedOut {
     }
 }
 
-impl Error for TimedOut {}
+impl StdError for TimedOut {}
+
+/// Any way an acquire gave up, for a caller that uses `?` over several
+/// forms: [`Busy`] and [`TimedOut`] convert into it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use lock_manager::{Error, LockManager};
+///
+/// fn save(locks: &LockManager<u64>, story: u64) -> Result<(), Error> {
+///     let waiting = locks.acquire(story).enqueue_bounded(8)?; // Busy
+///     let _guard = waiting.wait_timeout(Duration::from_millis(50))?; // TimedOut
+///     // read, modify and write the story
+///     Ok(())
+/// }
+///
+/// let locks = LockManager::new();
+/// assert!(save(&locks, 1).is_ok());
+/// let _held = locks.try_acquire(1);
+/// assert!(matches!(save(&locks, 1), Err(Error::TimedOut(_))));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A bounded enqueue found too many waiters.
+    Busy(Busy),
+    /// A blocking wait reached its deadline.
+    TimedOut(TimedOut),
+}
+
+impl From<Busy> for Error {
+    fn from(busy: Busy) -> Self {
+        Error::Busy(busy)
+    }
+}
+
+impl From<TimedOut> for Error {
+    fn from(timed_out: TimedOut) -> Self {
+        Error::TimedOut(timed_out)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Busy(busy) => busy.fmt(f),
+            Error::TimedOut(timed_out) => timed_out.fmt(f),
+        }
+    }
+}
+
+/// Displays as the error it holds, whose message it is: no `source`.
+impl StdError for Error {}

@@ -1,17 +1,94 @@
-//! The guards that hold a key's lock until dropped.
+//! What a caller holds: the guard of one key ([`SingleGuard`]) and of
+//! several ([`MultiGuard`]), each borrowed or owned through its
+//! [`ManagerRef`], and [`Guard`], the shape they share. Dropping a guard
+//! releases its keys, handing each straight to its oldest waiter.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::hashed::KeyHash;
-use crate::manager::LockManager;
+use crate::manager::{LockManager, ManagerRef};
+use crate::shards::{Claim, Shards};
+use crate::small::Small;
+
+/// What every guard of the crate offers: the keys it holds and the manager
+/// they belong to, so that a helper over any guard is one generic function.
+///
+/// Implemented by [`LockGuard`], [`OwnedLockGuard`], [`MultiLockGuard`] and
+/// [`OwnedMultiLockGuard`] (sealed: no other type implements it).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::{Guard, LockManager};
+///
+/// /// Says what a critical section holds, whichever guard it got.
+/// fn describe(guard: &impl Guard<Key = u64>) -> String {
+///     let mut keys = guard.keys().to_vec();
+///     keys.sort();
+///     format!("{keys:?} of {} held", guard.manager().locked_count())
+/// }
+///
+/// let locks = Arc::new(LockManager::new());
+/// let one = locks.try_acquire(1).unwrap();
+/// assert_eq!(describe(&one), "[1] of 1 held");
+/// let two = locks.try_acquire_many_owned([3, 2]).unwrap();
+/// assert_eq!(describe(&two), "[2, 3] of 3 held");
+/// ```
+pub trait Guard: sealed::Sealed {
+    /// The manager's key type.
+    type Key;
+    /// The manager's hasher.
+    type Hasher;
+
+    /// The keys held, without duplicates: one for a single-key guard; for a
+    /// multi-key guard, in no particular order.
+    fn keys(&self) -> &[Self::Key];
+
+    /// The manager the keys belong to.
+    fn manager(&self) -> &LockManager<Self::Key, Self::Hasher>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<M: crate::ManagerRef> Sealed for super::SingleGuard<M> {}
+    impl<M: crate::ManagerRef> Sealed for super::MultiGuard<M> {}
+}
+
+/// A guard of one key, borrowing its manager: returned by
+/// [`LockManager::acquire`] and [`LockManager::try_acquire`].
+pub type LockGuard<'a, K, S = RandomState> = SingleGuard<&'a LockManager<K, S>>;
+
+/// A guard of one key that holds a clone of its manager's [`Arc`], so it is
+/// `'static` when `K` and `S` are, can move into a spawned task, and keeps
+/// the manager alive: returned by [`LockManager::acquire_owned`] and
+/// [`LockManager::try_acquire_owned`].
+pub type OwnedLockGuard<K, S = RandomState> = SingleGuard<Arc<LockManager<K, S>>>;
+
+/// A guard of several keys, borrowing its manager: returned by
+/// [`LockManager::acquire_many`] and [`LockManager::try_acquire_many`].
+pub type MultiLockGuard<'a, K, S = RandomState> = MultiGuard<&'a LockManager<K, S>>;
+
+/// A guard of several keys that holds a clone of its manager's [`Arc`]:
+/// returned by [`LockManager::acquire_many_owned`] and
+/// [`LockManager::try_acquire_many_owned`].
+pub type OwnedMultiLockGuard<K, S = RandomState> = MultiGuard<Arc<LockManager<K, S>>>;
 
 /// Holds the lock on one key of a [`LockManager`]; dropping it releases the
 /// key, handing it straight to the oldest waiter if there is one.
 ///
-/// Returned by [`LockManager::acquire`] and [`LockManager::try_acquire`].
-/// The guard may be dropped on any thread.
+/// Used through its two forms, [`LockGuard`] (borrowing the manager) and
+/// [`OwnedLockGuard`] (holding an `Arc` of it). It converts into a
+/// multi-key guard with `.into()`.
+///
+/// # Send and Sync
+///
+/// `Send` and `Sync` when `K` is `Send + Sync` and `S` is `Sync` (the
+/// owned form: `S: Send + Sync`), as the manager it refers to is: a guard
+/// taken by a task may be dropped by a thread, and the other way round.
 ///
 /// # Drop order
 ///
@@ -19,11 +96,8 @@ use crate::manager::LockManager;
 /// guard and the work it protects live in one struct (a hand-written
 /// future holding the guard beside the future that writes the record),
 /// declare the work first: a cancelled caller then drops the half-done
-/// write before the key passes on. Declared the other way round, the next
-/// caller may start on the record while the old write is still alive, as
-/// when it flushes or rolls back in its own `Drop`.
-/// [`with_lock`](LockManager::with_lock) drops its body first, then
-/// releases the key.
+/// write before the key passes on. [`with_lock`](LockManager::with_lock)
+/// drops its body first, then releases the key.
 ///
 /// ```
 /// use lock_manager::{LockGuard, LockManager};
@@ -46,8 +120,9 @@ use crate::manager::LockManager;
 /// # Leaking
 ///
 /// [`std::mem::forget`] on a guard keeps its key locked for as long as the
-/// manager lives: later acquires of that key wait forever. Nothing else is
-/// affected and nothing unsafe happens.
+/// manager lives (an owned guard keeps the manager allocated for good):
+/// later acquires of that key wait forever. Nothing else is affected and
+/// nothing unsafe happens.
 ///
 /// # Panics
 ///
@@ -58,28 +133,47 @@ use crate::manager::LockManager;
 /// # Examples
 ///
 /// ```
+/// use std::sync::Arc;
 /// use lock_manager::LockManager;
 ///
 /// # futures::executor::block_on(async {
-/// let locks = LockManager::new();
+/// let locks = Arc::new(LockManager::new());
 /// let guard = locks.acquire("a").await;
 /// assert_eq!(*guard.key(), "a");
 /// drop(guard);
+///
+/// let owned = locks.acquire_owned("a").await;
+/// std::thread::spawn(move || drop(owned)).join().unwrap();
 /// assert!(!locks.is_locked("a"));
 /// # });
 /// ```
 #[clippy::has_significant_drop]
 #[must_use = "if unused the lock is released immediately"]
-pub struct LockGuard<'a, K, S = RandomState> {
-    manager: &'a LockManager<K, S>,
-    key: K,
+pub struct SingleGuard<M: ManagerRef> {
+    /// `None` only once moved into a [`MultiGuard`]; the manager's
+    /// reference gives the `Option` a niche, so it costs no space.
+    held: Option<Hold<M>>,
+}
+
+/// What a [`SingleGuard`] holds.
+struct Hold<M: ManagerRef> {
+    manager: M,
+    key: M::Key,
     /// Finds the key's shard and entry again at release, without hashing.
     hash: KeyHash,
 }
 
-impl<'a, K, S> LockGuard<'a, K, S> {
-    pub(crate) fn new(manager: &'a LockManager<K, S>, key: K, hash: KeyHash) -> Self {
-        Self { manager, key, hash }
+impl<M: ManagerRef> SingleGuard<M> {
+    pub(crate) fn new(manager: M, key: M::Key, hash: KeyHash) -> Self {
+        Self {
+            held: Some(Hold { manager, key, hash }),
+        }
+    }
+
+    fn held(&self) -> &Hold<M> {
+        self.held
+            .as_ref()
+            .expect("lock-manager: a guard is emptied only as it is consumed")
     }
 
     /// The key this guard holds.
@@ -93,11 +187,96 @@ impl<'a, K, S> LockGuard<'a, K, S> {
     /// let guard = locks.try_acquire(7).unwrap();
     /// assert_eq!(*guard.key(), 7);
     /// ```
-    pub fn key(&self) -> &K {
-        &self.key
+    pub fn key(&self) -> &M::Key {
+        &self.held().key
+    }
+}
+
+impl<M: ManagerRef> Guard for SingleGuard<M> {
+    type Key = M::Key;
+    type Hasher = M::Hasher;
+
+    fn keys(&self) -> &[M::Key] {
+        std::slice::from_ref(self.key())
     }
 
-    /// The manager this guard's key belongs to.
+    fn manager(&self) -> &LockManager<M::Key, M::Hasher> {
+        self.held().manager.manager()
+    }
+}
+
+impl<M: ManagerRef> Drop for SingleGuard<M> {
+    fn drop(&mut self) {
+        if let Some(Hold { manager, key, hash }) = &self.held {
+            manager.manager().shards().release(key, *hash);
+        }
+    }
+}
+
+impl<M: ManagerRef> fmt::Debug for SingleGuard<M>
+where
+    M::Key: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", self.key())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Holds the locks on several keys of a [`LockManager`]; dropping it
+/// releases every one, handing each straight to its oldest waiter.
+///
+/// Used through its two forms, [`MultiLockGuard`] (borrowing the manager)
+/// and [`OwnedMultiLockGuard`] (holding an `Arc` of it). A single-key
+/// guard converts into one with `.into()`.
+///
+/// # Send and Sync
+///
+/// As for [`SingleGuard`]: `Send` and `Sync` when `K` is `Send + Sync`
+/// and the hasher `Sync` (the owned form: `Send + Sync`).
+///
+/// # Leaking
+///
+/// [`std::mem::forget`] on the guard keeps all its keys locked for as long
+/// as the manager lives. Nothing else is affected and nothing unsafe
+/// happens.
+///
+/// # Panics
+///
+/// If a woken waiter's `wake` panics while the guard is dropped, every key
+/// is still released and handed over; then the first panic propagates.
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::{LockManager, MultiLockGuard};
+///
+/// # futures::executor::block_on(async {
+/// let locks = LockManager::new();
+/// let guard = locks.acquire_many([3, 1, 2, 1]).await;
+/// let mut keys = guard.keys().to_vec();
+/// keys.sort();
+/// assert_eq!(keys, [1, 2, 3]); // duplicates merged
+///
+/// let one: MultiLockGuard<'_, _> = locks.acquire(4).await.into();
+/// assert_eq!(one.keys(), [4]);
+/// # });
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "if unused the locks are released immediately"]
+pub struct MultiGuard<M: ManagerRef> {
+    manager: M,
+    held: HeldKeys<M::Key>,
+}
+
+impl<M: ManagerRef> MultiGuard<M> {
+    pub(crate) fn new(manager: M, held: HeldKeys<M::Key>) -> Self {
+        Self { manager, held }
+    }
+
+    /// The keys this guard holds, without duplicates, in no particular
+    /// order (as [`Guard::keys`] gives them, without the trait in scope).
     ///
     /// # Examples
     ///
@@ -105,116 +284,88 @@ impl<'a, K, S> LockGuard<'a, K, S> {
     /// use lock_manager::LockManager;
     ///
     /// let locks = LockManager::new();
-    /// let guard = locks.try_acquire(7).unwrap();
-    /// assert!(std::ptr::eq(guard.manager(), &locks));
+    /// let guard = locks.try_acquire_many(["a", "a"]).unwrap();
+    /// assert_eq!(guard.keys(), ["a"]);
     /// ```
-    pub fn manager(&self) -> &'a LockManager<K, S> {
-        self.manager
+    pub fn keys(&self) -> &[M::Key] {
+        self.held.keys.as_slice()
     }
 }
 
-impl<K, S> Drop for LockGuard<'_, K, S> {
+impl<M: ManagerRef> Guard for MultiGuard<M> {
+    type Key = M::Key;
+    type Hasher = M::Hasher;
+
+    fn keys(&self) -> &[M::Key] {
+        self.keys()
+    }
+
+    fn manager(&self) -> &LockManager<M::Key, M::Hasher> {
+        self.manager.manager()
+    }
+}
+
+/// A guard of one key as a guard of several, holding that one key.
+impl<M: ManagerRef> From<SingleGuard<M>> for MultiGuard<M> {
+    fn from(mut guard: SingleGuard<M>) -> Self {
+        let Hold { manager, key, hash } = guard
+            .held
+            .take()
+            .expect("lock-manager: a guard is emptied only as it is consumed");
+        let held = HeldKeys {
+            keys: Small::One([key]),
+            claims: Small::One([Claim { hash, slot: None }]),
+        };
+        MultiGuard { manager, held }
+    }
+}
+
+impl<M: ManagerRef> Drop for MultiGuard<M> {
     fn drop(&mut self) {
-        self.manager.shards().release(&self.key, self.hash);
+        self.held.release(self.manager.manager().shards());
     }
 }
 
-impl<K: fmt::Debug, S> fmt::Debug for LockGuard<'_, K, S> {
+impl<M: ManagerRef> fmt::Debug for MultiGuard<M>
+where
+    M::Key: fmt::Debug,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard")
-            .field("key", &self.key)
+        f.debug_struct("MultiLockGuard")
+            .field("keys", &self.keys())
             .finish_non_exhaustive()
     }
 }
 
-/// Like [`LockGuard`], but holds a clone of the manager's [`Arc`] instead of
-/// a borrow, so it is `'static` when `K` and `S` are and can move into a
-/// spawned task. It keeps the manager alive.
-///
-/// Returned by [`LockManager::acquire_owned`] and
-/// [`LockManager::try_acquire_owned`]. Declare it after the work it
-/// protects in a struct that holds both (see [`LockGuard`]'s drop order).
-///
-/// # Leaking
-///
-/// [`std::mem::forget`] on a guard keeps its key locked, and the manager
-/// allocated, for good. Nothing else is affected and nothing unsafe happens.
-///
-/// # Panics
-///
-/// As for [`LockGuard`]: a panic from the next waiter's waker propagates
-/// out of the drop, after the key has been handed over.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Arc;
-/// use lock_manager::LockManager;
-///
-/// # futures::executor::block_on(async {
-/// let locks = Arc::new(LockManager::new());
-/// let guard = locks.acquire_owned(3).await;
-/// drop(locks); // the guard keeps the manager alive
-/// assert!(guard.manager().is_locked(&3));
-/// # });
-/// ```
-#[clippy::has_significant_drop]
-#[must_use = "if unused the lock is released immediately"]
-pub struct OwnedLockGuard<K, S = RandomState> {
-    manager: Arc<LockManager<K, S>>,
-    key: K,
-    /// Finds the key's shard and entry again at release, without hashing.
-    hash: KeyHash,
+/// The keys a multi-key guard holds, with their claims (their hashes), so
+/// that releasing them never hashes again.
+#[derive(Debug)]
+pub(crate) struct HeldKeys<K> {
+    pub(crate) keys: Small<K>,
+    pub(crate) claims: Small<Claim>,
 }
 
-impl<K, S> OwnedLockGuard<K, S> {
-    pub(crate) fn new(manager: Arc<LockManager<K, S>>, key: K, hash: KeyHash) -> Self {
-        Self { manager, key, hash }
-    }
-
-    /// The key this guard holds.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lock_manager::LockManager;
-    ///
-    /// let locks = Arc::new(LockManager::new());
-    /// let guard = locks.try_acquire_owned("a").unwrap();
-    /// assert_eq!(*guard.key(), "a");
-    /// ```
-    pub fn key(&self) -> &K {
-        &self.key
-    }
-
-    /// The manager this guard's key belongs to.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lock_manager::LockManager;
-    ///
-    /// let locks = Arc::new(LockManager::new());
-    /// let guard = locks.try_acquire_owned("a").unwrap();
-    /// assert!(Arc::ptr_eq(guard.manager(), &locks));
-    /// ```
-    pub fn manager(&self) -> &Arc<LockManager<K, S>> {
-        &self.manager
+impl<K> HeldKeys<K> {
+    /// Releases every key, handing each to its oldest waiter.
+    fn release<S>(&self, shards: &Shards<K, S>) {
+        let keys = self.keys.as_slice().iter();
+        for_each_to_the_end(keys.zip(self.claims.as_slice()), |(key, claim)| {
+            shards.release(key, claim.hash);
+        });
     }
 }
 
-impl<K, S> Drop for OwnedLockGuard<K, S> {
-    fn drop(&mut self) {
-        self.manager.shards().release(&self.key, self.hash);
+/// Calls `f` on every item, even after one of the calls panicked, then
+/// resumes the first panic: one key's failure must not leave the others
+/// locked.
+pub(crate) fn for_each_to_the_end<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T)) {
+    let mut first_panic = None;
+    for item in items {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
+            first_panic.get_or_insert(payload);
+        }
     }
-}
-
-impl<K: fmt::Debug, S> fmt::Debug for OwnedLockGuard<K, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedLockGuard")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
+    if let Some(payload) = first_panic {
+        panic::resume_unwind(payload);
     }
 }

@@ -161,15 +161,19 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
+// Declared in the order the manager's methods appear on its page:
+// construction, then acquiring, then queries and reports.
+mod manager;
+
 mod acquire;
-mod blocking;
+mod many;
+mod report;
+
 mod diagnostics;
 mod error;
 mod global;
 mod guard;
 mod hashed;
-mod manager;
-mod many;
 mod queue;
 #[cfg(feature = "serde")]
 mod serialize;
@@ -178,14 +182,15 @@ mod small;
 mod state;
 mod sync;
 mod trace;
+mod wait;
 
-pub use acquire::{Acquire, AcquireOwned};
+pub use acquire::{Acquire, AcquireOwned, SingleAcquire};
 pub use diagnostics::{HeldKey, Histogram, Stats};
-pub use error::{Busy, TimedOut};
-pub use global::{global, with_lock};
-pub use guard::{LockGuard, OwnedLockGuard};
-pub use manager::LockManager;
-pub use many::{AcquireMany, AcquireManyOwned, MultiLockGuard, OwnedMultiLockGuard};
+pub use error::{Busy, Error, TimedOut};
+pub use global::{global, is_locked, queue_len, with_lock};
+pub use guard::{Guard, LockGuard, MultiGuard, MultiLockGuard, OwnedLockGuard, OwnedMultiLockGuard, SingleGuard};
+pub use manager::{LockManager, ManagerRef};
+pub use many::{AcquireMany, AcquireManyOwned, MultiAcquire};
 
 /// Runs the README's examples as doctests.
 #[cfg(doctest)]

@@ -1,17 +1,16 @@
-//! [`LockManager`]: its construction, its queries and reports, and the
-//! primitives every way of acquiring is built on (`acquire.rs` and
-//! `many.rs` define the acquire methods beside their futures).
+//! [`LockManager`] and its construction, and [`ManagerRef`], the two ways
+//! a future or guard holds its manager (borrowed, or in an `Arc`). The
+//! acquire methods are in `acquire.rs` and `many.rs`, beside their futures;
+//! the queries and reports in `report.rs`.
 
-use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::Arc;
 
-use crate::diagnostics::{HeldKey, Stats};
 use crate::hashed::KeyHash;
 use crate::shards::{self, Shards};
-use crate::state::State;
 
 /// A set of exclusive async locks, one per key, each granted in strict FIFO
 /// order.
@@ -185,270 +184,6 @@ impl<K, S> LockManager<K, S> {
     pub(crate) fn shards(&self) -> &Shards<K, S> {
         &self.shards
     }
-
-    /// The hasher the manager hashes keys with, as [`HashMap::hasher`]
-    /// gives its own: for a map kept beside the manager that should hash
-    /// alike.
-    ///
-    /// [`HashMap::hasher`]: std::collections::HashMap::hasher
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::collections::HashMap;
-    /// use lock_manager::LockManager;
-    ///
-    /// let locks: LockManager<&str> = LockManager::new();
-    /// let mut sizes = HashMap::with_hasher(locks.hasher().clone());
-    /// sizes.insert("story-1", 1200);
-    /// assert_eq!(sizes["story-1"], 1200);
-    /// ```
-    pub fn hasher(&self) -> &S {
-        self.shards.hasher()
-    }
-
-    /// The number of keys held right now.
-    ///
-    /// A key granted to a waiter that has not yet been polled counts as held.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// let locks = LockManager::new();
-    /// let _a = locks.try_acquire('a');
-    /// let _b = locks.try_acquire('b');
-    /// assert_eq!(locks.locked_count(), 2);
-    /// ```
-    pub fn locked_count(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| shard.read(State::locked_count))
-            .sum()
-    }
-}
-
-impl<K, S> LockManager<K, S>
-where
-    K: Eq + Hash,
-    S: BuildHasher,
-{
-    /// Whether `key` is held.
-    ///
-    /// The answer may be stale as soon as it returns; use it for diagnostics
-    /// and tests, not to decide whether to lock.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// let locks = LockManager::new();
-    /// assert!(!locks.is_locked("a"));
-    /// let guard = locks.try_acquire("a");
-    /// assert!(locks.is_locked("a"));
-    /// drop(guard);
-    /// assert!(!locks.is_locked("a"));
-    /// ```
-    pub fn is_locked<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.read_key(key, |state, hash| state.is_locked(key, hash))
-    }
-
-    /// How many callers hold or wait for `key`: 1 for its holder plus 1 per
-    /// waiter, or 0 when the key is free.
-    ///
-    /// A waiter counts from its first poll until its guard is dropped or its
-    /// future is dropped. (The reports count differently, waiters only:
-    /// [`HeldKey::waiters`] and [`Busy::waiters`](crate::Busy::waiters) are
-    /// `queue_len - 1` for a held key.)
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    /// use futures::FutureExt;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let holder = locks.acquire("a").await;
-    /// let mut waiter = locks.acquire("a");
-    /// assert!((&mut waiter).now_or_never().is_none()); // queued
-    /// assert_eq!(locks.queue_len("a"), 2);
-    ///
-    /// drop(holder);
-    /// assert_eq!(locks.queue_len("a"), 1); // handed straight to the waiter
-    /// drop(waiter.await);
-    /// assert_eq!(locks.queue_len("a"), 0);
-    /// # });
-    /// ```
-    pub fn queue_len<Q>(&self, key: &Q) -> usize
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.read_key(key, |state, hash| state.queue_len(key, hash))
-    }
-
-    /// Returns all the memory kept from busier times: the room the manager
-    /// grew for keys and waiters that have since gone.
-    ///
-    /// The manager already gives back most of it on its own: a shard's key
-    /// map shrinks once less than an eighth of it is in use, and its waiter
-    /// slab is freed once empty, down to room for 32 of each, which a shard
-    /// keeps so that a steady load allocates nothing. Call this to give
-    /// back that too, or a slab's vacant room below a waiter still queued.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// let locks = LockManager::new();
-    /// let burst: Vec<_> = (0..10_000).map(|key| locks.try_acquire(key)).collect();
-    /// drop(burst);
-    /// locks.shrink_to_fit();
-    /// assert_eq!(locks.locked_count(), 0);
-    /// ```
-    pub fn shrink_to_fit(&self) {
-        for shard in self.shards.iter() {
-            shard.shrink_to_fit();
-        }
-    }
-}
-
-impl<K, S> LockManager<K, S> {
-    /// The manager's counters, added up over its shards.
-    ///
-    /// Shards are read one after another, so counts taken while other
-    /// threads work may be a little apart from each other.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    /// use futures::FutureExt;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let holder = locks.acquire(1).await;
-    /// let mut waiter = locks.acquire(1);
-    /// assert!((&mut waiter).now_or_never().is_none()); // queued
-    /// drop(holder); // hands 1 to the waiter
-    /// drop(waiter); // which gives it up unpolled
-    ///
-    /// let stats = locks.stats();
-    /// assert_eq!(stats.acquisitions, 2);
-    /// assert_eq!(stats.releases, 2); // the waiter's release passed 1 on
-    /// assert_eq!(stats.contended, 1);
-    /// assert_eq!(stats.handoffs, 1);
-    /// assert_eq!(stats.cancellations, 1);
-    /// # });
-    /// ```
-    pub fn stats(&self) -> Stats {
-        let mut total = Stats::default();
-        for shard in self.shards.iter() {
-            total += shard.read(State::stats);
-        }
-        total
-    }
-}
-
-impl<K, S> LockManager<K, S>
-where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-{
-    /// Every key held right now, with its number of waiters and, with the
-    /// `diagnostics` feature, how long it has been held and by which call,
-    /// and how long its oldest waiter has waited and from where.
-    ///
-    /// With `diagnostics`, the longest-held key comes first; without it,
-    /// the key with the most waiters. Shards are read one after another, so
-    /// the snapshot is exact per key but not one instant across keys. To ask
-    /// about one key, [`held`](Self::held) reads its shard alone.
-    ///
-    /// The keys are cloned while their shard's mutex is held, so `K`'s
-    /// `Clone` must not call back into the manager here.
-    ///
-    /// # Diagnostics
-    ///
-    /// Ages need a clock read on every acquire and release, which costs
-    /// about as much as an uncontended acquire and release itself
-    /// (`benches/README.md` in the repository has the figures); hence the
-    /// opt-in `diagnostics` feature. The counts are always there.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    /// use futures::FutureExt;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let _stuck = locks.acquire("stuck").await;
-    /// let mut waiter = locks.acquire("stuck");
-    /// assert!((&mut waiter).now_or_never().is_none());
-    /// let _fine = locks.acquire("fine").await;
-    ///
-    /// let snapshot = locks.snapshot();
-    /// assert_eq!(snapshot.len(), 2);
-    /// let stuck = snapshot.iter().find(|held| held.key == "stuck").unwrap();
-    /// assert_eq!(stuck.waiters, 1);
-    /// # });
-    /// ```
-    pub fn snapshot(&self) -> Vec<HeldKey<K>> {
-        let mut held = Vec::new();
-        for shard in self.shards.iter() {
-            shard.read(|state| state.report(&mut held));
-        }
-        // Without diagnostics every age is `None`, and the waiters decide.
-        held.sort_by(|a, b| {
-            (b.held_for, b.waiters, b.oldest_waiter).cmp(&(a.held_for, a.waiters, a.oldest_waiter))
-        });
-        held
-    }
-
-    /// The report on `key` alone, as [`snapshot`](Self::snapshot) gives it
-    /// for every key, or `None` if it is free: its waiters and, with the
-    /// `diagnostics` feature, how long it has been held and by which call,
-    /// and its oldest waiter's age and call site. Reads only the key's
-    /// shard.
-    ///
-    /// The key is cloned while its shard's mutex is held, so `K`'s `Clone`
-    /// must not call back into the manager here.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use futures::FutureExt;
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// assert!(locks.held("story-7").is_none());
-    ///
-    /// let _writer = locks.acquire("story-7").await;
-    /// let mut reader = locks.acquire("story-7");
-    /// assert!((&mut reader).now_or_never().is_none());
-    /// let held = locks.held("story-7").unwrap();
-    /// assert_eq!(held.waiters, 1);
-    /// if let (Some(holder), Some(waiter)) = (held.held_by, held.oldest_waiter_from) {
-    ///     println!("held by {holder}, the oldest waiter from {waiter}");
-    /// }
-    /// # });
-    /// ```
-    pub fn held<Q>(&self, key: &Q) -> Option<HeldKey<K>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.read_key(key, |state, hash| state.report_one(key, hash))
-    }
 }
 
 impl<K: Hash, S: BuildHasher> LockManager<K, S> {
@@ -457,18 +192,6 @@ impl<K: Hash, S: BuildHasher> LockManager<K, S> {
     #[inline]
     pub(crate) fn hash(&self, key: &K) -> KeyHash {
         self.shards.hash(key)
-    }
-}
-
-impl<K, S: BuildHasher> LockManager<K, S> {
-    /// Runs `read` on the state of the shard of `key` (a borrowed form of
-    /// the key type), given the key's hash, under that shard's mutex.
-    fn read_key<Q, R>(&self, key: &Q, read: impl FnOnce(&State<K>, KeyHash) -> R) -> R
-    where
-        Q: Hash + ?Sized,
-    {
-        let hash = self.shards.hash(key);
-        self.shards.of(hash).read(|state| read(state, hash))
     }
 }
 
@@ -506,5 +229,81 @@ impl<K, S> fmt::Debug for LockManager<K, S> {
             None => out.field("state", &format_args!("<locked>")),
         };
         out.finish()
+    }
+}
+
+/// How a future or guard holds its [`LockManager`]: borrowed
+/// (`&LockManager`, for [`acquire`](LockManager::acquire) and the other
+/// plain forms) or shared (`Arc<LockManager>`, for the `_owned` forms,
+/// whose futures and guards borrow nothing and can move into spawned
+/// tasks). Implemented by those two types only.
+///
+/// The futures and guards are generic over it, so that each is written
+/// once: [`Acquire`](crate::Acquire) is `SingleAcquire<&LockManager<K, S>>`
+/// and [`AcquireOwned`](crate::AcquireOwned) is
+/// `SingleAcquire<Arc<LockManager<K, S>>>`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::{LockManager, ManagerRef};
+///
+/// fn count<M: ManagerRef>(manager: &M) -> usize {
+///     manager.manager().locked_count()
+/// }
+///
+/// let locks = Arc::new(LockManager::<u64>::new());
+/// let _guard = locks.try_acquire(1);
+/// assert_eq!(count(&&*locks), 1);
+/// assert_eq!(count(&locks), 1);
+/// ```
+pub trait ManagerRef: Clone + sealed::Sealed {
+    /// The manager's key type.
+    type Key;
+    /// The manager's hasher.
+    type Hasher;
+
+    /// The manager itself.
+    fn manager(&self) -> &LockManager<Self::Key, Self::Hasher>;
+}
+
+impl<K, S> ManagerRef for &LockManager<K, S> {
+    type Key = K;
+    type Hasher = S;
+
+    #[inline]
+    fn manager(&self) -> &LockManager<K, S> {
+        self
+    }
+}
+
+impl<K, S> ManagerRef for Arc<LockManager<K, S>> {
+    type Key = K;
+    type Hasher = S;
+
+    #[inline]
+    fn manager(&self) -> &LockManager<K, S> {
+        self
+    }
+}
+
+mod sealed {
+    /// Keeps [`ManagerRef`](super::ManagerRef) to the crate's two forms.
+    pub trait Sealed {}
+    impl<K, S> Sealed for &super::LockManager<K, S> {}
+    impl<K, S> Sealed for std::sync::Arc<super::LockManager<K, S>> {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_count_is_the_one_asked_for_rounded_up_to_a_power_of_two() {
+        let count = |locks: LockManager<u64>| locks.shards().iter().count();
+        assert_eq!(count(LockManager::with_shards(1)), 1);
+        assert_eq!(count(LockManager::with_shards(5)), 8);
+        assert_eq!(count(LockManager::new()), shards::default_count());
     }
 }

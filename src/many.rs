@@ -1,7 +1,7 @@
-//! Locking several keys at once: [`LockManager::acquire_many`] and every
-//! other multi-key form (`try_acquire_many`, `acquire_many_bounded`,
-//! `with_locks`, the owned forms), their futures and their guards; the
-//! blocking forms are in `blocking.rs`.
+//! Acquiring several keys at once: [`LockManager::acquire_many`],
+//! `try_acquire_many`, `with_locks` and the owned forms, and
+//! [`MultiAcquire`], the future they return, with the same methods as the
+//! single-key future (`enqueue`, `enqueue_bounded`, `wait`, ...).
 //!
 //! A request joins the queue of every one of its keys in one step, with the
 //! mutexes of all the shards it touches held together (taken in index
@@ -16,281 +16,20 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_core::future::FusedFuture;
 
-use crate::error::Busy;
-use crate::manager::LockManager;
-use crate::shards::{Place, Shards, WaiterRef};
+use crate::error::{Busy, TimedOut};
+use crate::guard::{for_each_to_the_end, HeldKeys, MultiGuard, MultiLockGuard, OwnedMultiLockGuard};
+use crate::manager::{LockManager, ManagerRef};
+use crate::shards::{Claim, Shards, WaiterRef};
 use crate::small::Small;
 use crate::trace::Caller;
-
-/// A multi-key acquire future's keys, its place on each, and where it is
-/// in its life.
-struct Progress<K> {
-    /// In the caller's order until placed, then sorted by hash without
-    /// duplicates; moved into the guard at the end.
-    keys: Small<K>,
-    /// The place of each key, at the same position.
-    places: Small<Place>,
-    stage: Stage,
-    /// Who asked (zero-sized without the `diagnostics` feature).
-    caller: Caller,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Stage {
-    /// Not polled yet: in no queue, so dropping it does nothing.
-    Unpolled,
-    /// In the queue of every key, or holding it. The keys before `next`
-    /// are held; the future waits for key `next`, the only one whose
-    /// waiter carries a waker.
-    Waiting { next: usize },
-    /// The guard was handed out (or placing the request panicked).
-    Done,
-}
-
-/// Prints the stage and the keys, not the internal places.
-impl<K: fmt::Debug> fmt::Debug for Progress<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = self.keys.as_slice();
-        match self.stage {
-            Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
-            Stage::Waiting { next } => f
-                .debug_struct("Waiting")
-                .field("keys", &keys)
-                .field("held", &next)
-                .finish(),
-            Stage::Done => f.write_str("Done"),
-        }
-    }
-}
-
-impl<K> Progress<K> {
-    /// A request for `keys` by `caller`, each key hashed, in the caller's
-    /// order.
-    fn new<S: BuildHasher>(
-        manager: &LockManager<K, S>,
-        keys: impl IntoIterator<Item = K>,
-        caller: Caller,
-    ) -> Self
-    where
-        K: Hash,
-    {
-        let keys: Small<K> = keys.into_iter().collect();
-        let places = keys
-            .as_slice()
-            .iter()
-            .map(|key| Place {
-                hash: manager.hash(key),
-                slot: None,
-            })
-            .collect();
-        Progress {
-            keys,
-            places,
-            stage: Stage::Unpolled,
-            caller,
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        matches!(self.stage, Stage::Done)
-    }
-
-    /// Moves the keys out, leaving the future done.
-    fn finish(&mut self) -> Held<K> {
-        self.stage = Stage::Done;
-        Held {
-            keys: std::mem::take(&mut self.keys),
-            places: std::mem::take(&mut self.places),
-        }
-    }
-}
-
-impl<K: Eq + Hash + Clone> Progress<K> {
-    /// Places the request now, unless a key has `max_waiters` waiters
-    /// already (see [`Shards::place_all`]).
-    fn placed<S: BuildHasher>(
-        manager: &LockManager<K, S>,
-        keys: impl IntoIterator<Item = K>,
-        max_waiters: Option<usize>,
-        caller: Caller,
-    ) -> Result<Self, Busy> {
-        let mut progress = Progress::new(manager, keys, caller);
-        progress.place(manager.shards(), max_waiters)?;
-        Ok(progress)
-    }
-
-    /// Places the request. Left `Done` if refused or if anything panics:
-    /// nothing is queued then (`place_all` undoes its own queueing).
-    fn place<S>(&mut self, shards: &Shards<K, S>, max_waiters: Option<usize>) -> Result<(), Busy> {
-        self.stage = Stage::Done;
-        sort_and_merge(&mut self.keys, &mut self.places);
-        shards
-            .place_all(
-                self.keys.as_slice(),
-                self.places.as_mut_slice(),
-                max_waiters,
-                self.caller,
-            )
-            .map_err(|waiters| Busy { waiters })?;
-        self.stage = Stage::Waiting { next: 0 };
-        Ok(())
-    }
-
-    /// Takes the keys of a placed request that holds them all already,
-    /// leaving it done; `None` (and the request unchanged) if it waits for
-    /// any.
-    fn take_if_held(&mut self) -> Option<Held<K>> {
-        let held = self
-            .places
-            .as_slice()
-            .iter()
-            .all(|place| place.slot.is_none());
-        held.then(|| self.finish())
-    }
-
-    /// Advances the future; yields the keys once every one is held.
-    #[track_caller]
-    fn poll<S>(&mut self, shards: &Shards<K, S>, cx: &mut Context<'_>) -> Poll<Held<K>> {
-        match self.stage {
-            Stage::Unpolled => self
-                .place(shards, None)
-                .unwrap_or_else(|_| unreachable!("an unbounded request is never refused")),
-            Stage::Waiting { .. } => {}
-            Stage::Done => panic!("lock-manager: acquire future polled after completion"),
-        }
-        let Stage::Waiting { next } = &mut self.stage else {
-            unreachable!("placed above");
-        };
-        // Each key is waited for in turn: a key handed over early is simply
-        // found granted when its turn comes.
-        while let Some(place) = self.places.as_mut_slice().get_mut(*next) {
-            if let Some(slot) = place.slot {
-                let waiter = WaiterRef {
-                    hash: place.hash,
-                    slot,
-                };
-                if !shards.poll_waiter(waiter, cx.waker()) {
-                    return Poll::Pending;
-                }
-                place.slot = None;
-            }
-            *next += 1;
-        }
-        Poll::Ready(self.finish())
-    }
-}
-
-impl<K> Progress<K> {
-    /// Gives up every place and every key held; runs when the future is
-    /// dropped.
-    fn cancel<S>(&mut self, shards: &Shards<K, S>) {
-        if let Stage::Waiting { .. } = self.stage {
-            self.stage = Stage::Done;
-            let keys = self.keys.as_slice().iter();
-            for_each_to_the_end(
-                keys.zip(self.places.as_slice()),
-                |(key, place)| match place.slot {
-                    None => shards.release(key, place.hash),
-                    Some(slot) => shards.cancel(
-                        key,
-                        WaiterRef {
-                            hash: place.hash,
-                            slot,
-                        },
-                    ),
-                },
-            );
-        }
-    }
-}
-
-/// Sorts a request's keys by hash, moving each key's place with it, and
-/// merges duplicate keys: all outside the mutexes.
-fn sort_and_merge<K: Eq>(keys: &mut Small<K>, places: &mut Small<Place>) {
-    if let (Small::Heap(_), Small::Heap(_)) = (&keys, &places) {
-        // Five keys or more, already on the heap.
-        let mut pairs: Vec<(K, Place)> = std::mem::take(keys)
-            .into_iter()
-            .zip(std::mem::take(places))
-            .collect();
-        pairs.sort_unstable_by_key(|(_, place)| place.hash);
-        let (sorted_keys, sorted_places): (Vec<K>, Vec<Place>) = pairs.into_iter().unzip();
-        (*keys, *places) = (Small::Heap(sorted_keys), Small::Heap(sorted_places));
-    } else {
-        // An insertion sort, which moves both alike.
-        let (k, p) = (keys.as_mut_slice(), places.as_mut_slice());
-        for i in 1..k.len() {
-            let mut j = i;
-            while j > 0 && p[j - 1].hash > p[j].hash {
-                k.swap(j - 1, j);
-                p.swap(j - 1, j);
-                j -= 1;
-            }
-        }
-    }
-    // Equal keys have equal hashes, so a duplicate sits in its hash's run.
-    let (k, p) = (keys.as_slice(), places.as_slice());
-    let duplicate = |i: usize| {
-        (0..i)
-            .rev()
-            .take_while(|&j| p[j].hash == p[i].hash)
-            .any(|j| k[j] == k[i])
-    };
-    if (1..k.len()).any(duplicate) {
-        let keep: Vec<bool> = (0..k.len()).map(|i| !duplicate(i)).collect();
-        retain(keys, &keep);
-        retain(places, &keep);
-    }
-}
-
-/// Keeps the items whose flag in `keep` is set.
-fn retain<T>(items: &mut Small<T>, keep: &[bool]) {
-    *items = std::mem::take(items)
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(item, &keep)| keep.then_some(item))
-        .collect();
-}
-
-/// Calls `f` on every item, even after one of the calls panicked, then
-/// resumes the first panic: one key's failure must not leave the others
-/// locked.
-fn for_each_to_the_end<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T)) {
-    let mut first_panic = None;
-    for item in items {
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
-            first_panic.get_or_insert(payload);
-        }
-    }
-    if let Some(payload) = first_panic {
-        panic::resume_unwind(payload);
-    }
-}
-
-/// The keys a multi-key guard holds, with their places (their hashes),
-/// so that releasing them never hashes again.
-#[derive(Debug)]
-struct Held<K> {
-    keys: Small<K>,
-    places: Small<Place>,
-}
-
-impl<K> Held<K> {
-    /// Releases every key, handing each to its oldest waiter.
-    fn release<S>(&self, shards: &Shards<K, S>) {
-        let keys = self.keys.as_slice().iter();
-        for_each_to_the_end(keys.zip(self.places.as_slice()), |(key, place)| {
-            shards.release(key, place.hash);
-        });
-    }
-}
+use crate::wait;
 
 impl<K, S> LockManager<K, S>
 where
@@ -300,20 +39,20 @@ where
     /// Waits for the locks on every key in `keys`, atomically: the future
     /// resolves to one guard holding them all.
     ///
-    /// The request joins the queue of every key at once, on its first poll,
-    /// so callers may list keys in any order and their sets may overlap
-    /// however they like: they never deadlock. FIFO order holds per key
-    /// between all requests, single-key and multi-key alike: nobody
-    /// overtakes a request that arrived before it on a shared key. Each key
-    /// is held from the moment it is handed over, and the future completes
-    /// once all are held.
+    /// The request arrives in the queue of every key at once (on its first
+    /// poll, or at [`enqueue`](MultiAcquire::enqueue)), so callers may list
+    /// keys in any order and their sets may overlap however they like: they
+    /// never deadlock. FIFO order holds per key between all requests,
+    /// single-key and multi-key alike: nobody overtakes a request that
+    /// arrived before it on a shared key. Each key is held from the moment
+    /// it is handed over, and the future completes once all are held.
     ///
     /// Duplicate keys are merged: `[a, b, a]` locks `a` and `b`. An empty
     /// set resolves at once to a guard holding nothing.
     ///
-    /// Every key is cloned once, on the first poll, as for
-    /// [`acquire`](Self::acquire). The future and its guard keep up to four
-    /// keys in place: such a request allocates nothing of its own.
+    /// Every key is hashed now and cloned once when the request arrives.
+    /// The future and its guard keep up to four keys in place: such a
+    /// request allocates nothing of its own.
     ///
     /// # Cancel safety
     ///
@@ -323,11 +62,8 @@ where
     ///
     /// # Panics
     ///
-    /// Polling the future again after it returned its guard panics. If a
-    /// key's `Hash` panics, the panic leaves this call, which hashes every
-    /// key; if its `Eq` panics while the request is placed, the panic
-    /// reaches the poller and the keys placed so far are given up (a second
-    /// panic while undoing aborts, as any panic during unwinding does).
+    /// If a key's `Hash` panics, the panic leaves this call, which hashes
+    /// every key. The future's own panics are listed on [`MultiAcquire`].
     ///
     /// # Examples
     ///
@@ -348,10 +84,7 @@ where
     where
         I: IntoIterator<Item = K>,
     {
-        AcquireMany {
-            manager: self,
-            progress: Progress::new(self, keys, Caller::here()),
-        }
+        MultiAcquire::new(self, keys, Caller::here())
     }
 
     /// Like [`acquire_many`](Self::acquire_many), for a manager in an
@@ -359,11 +92,6 @@ where
     /// can move into spawned tasks.
     ///
     /// # Cancel safety
-    ///
-    /// As for [`acquire_many`](Self::acquire_many): dropping the future
-    /// gives up every place and hands on every key it holds.
-    ///
-    /// # Panics
     ///
     /// As for [`acquire_many`](Self::acquire_many).
     ///
@@ -385,24 +113,18 @@ where
     where
         I: IntoIterator<Item = K>,
     {
-        AcquireManyOwned {
-            manager: Arc::clone(self),
-            progress: Progress::new(self, keys, Caller::here()),
-        }
+        MultiAcquire::new(Arc::clone(self), keys, Caller::here())
     }
 
     /// Takes the locks on every key in `keys` if all are free, atomically:
     /// all or nothing.
     ///
-    /// Decided in one critical section over every shard the keys live in,
-    /// as [`acquire_many`](Self::acquire_many) places its request: `None`
-    /// if any key is held (even if it is about to be released), and then
-    /// nothing changed, not even the counters. Like
+    /// Decided in one critical section over every shard the keys live in:
+    /// `None` if any key is held (even if it is about to be released), and
+    /// then nothing changed, not even the counters. Like
     /// [`try_acquire`](Self::try_acquire), it never barges past a queue.
     /// Duplicate keys are merged; an empty set gives a guard holding
     /// nothing.
-    ///
-    /// Every key is cloned once, before the decision.
     ///
     /// # Panics
     ///
@@ -428,11 +150,7 @@ where
     where
         I: IntoIterator<Item = K>,
     {
-        let held = self.try_lock_all(keys)?;
-        Some(MultiLockGuard {
-            manager: self,
-            held,
-        })
+        MultiAcquire::new(self, keys, Caller::here()).try_take()
     }
 
     /// Like [`try_acquire_many`](Self::try_acquire_many), returning a guard
@@ -459,126 +177,27 @@ where
     where
         I: IntoIterator<Item = K>,
     {
-        let held = self.try_lock_all(keys)?;
-        Some(OwnedMultiLockGuard {
-            manager: Arc::clone(self),
-            held,
-        })
-    }
-
-    /// Places a request for every key in `keys` now, unless a key already
-    /// has `max_waiters` callers waiting for it: then refuses at once with
-    /// [`Busy`] and changes nothing. Plain
-    /// [`acquire_many`](Self::acquire_many) never refuses.
-    ///
-    /// On success the returned future is already queued on every key (or
-    /// holds it, if free), in one critical section as for `acquire_many`:
-    /// its position is the order of this call, not of its first poll.
-    /// Await it as any [`AcquireMany`].
-    ///
-    /// # Errors
-    ///
-    /// [`Busy`] with the waiters of the first key found at its bound. A
-    /// `max_waiters` of 0 admits the request only when every key is free.
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`acquire_many`](Self::acquire_many): dropping the future
-    /// gives up every place and hands on every key it holds. A future kept
-    /// but never polled holds every key that reaches it.
-    ///
-    /// # Panics
-    ///
-    /// If a key's `Hash` or `Eq` panics, the panic reaches the caller and
-    /// nothing stays held or queued.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let holder = locks.acquire("b").await;
-    /// let first = locks.acquire_many_bounded(["a", "b"], 1).expect("room on b");
-    /// let refused = locks.acquire_many_bounded(["b", "c"], 1).unwrap_err();
-    /// assert_eq!(refused.waiters(), 1);
-    /// assert!(!locks.is_locked("c"));
-    ///
-    /// drop(holder);
-    /// assert_eq!(first.await.keys().len(), 2);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn acquire_many_bounded<I>(
-        &self,
-        keys: I,
-        max_waiters: usize,
-    ) -> Result<AcquireMany<'_, K, S>, Busy>
-    where
-        I: IntoIterator<Item = K>,
-    {
-        Ok(AcquireMany {
-            manager: self,
-            progress: Progress::placed(self, keys, Some(max_waiters), Caller::here())?,
-        })
-    }
-
-    /// Like [`acquire_many_bounded`](Self::acquire_many_bounded), for a
-    /// manager in an [`Arc`]: the future and its guard hold a clone of it.
-    ///
-    /// # Errors
-    ///
-    /// [`Busy`] when a key already has `max_waiters` waiters.
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`acquire_many_bounded`](Self::acquire_many_bounded).
-    ///
-    /// # Panics
-    ///
-    /// As for [`acquire_many_bounded`](Self::acquire_many_bounded).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = Arc::new(LockManager::new());
-    /// let guard = locks.acquire_many_owned_bounded([1, 2], 0).expect("free").await;
-    /// assert!(locks.acquire_many_owned_bounded([2], 0).is_err());
-    /// drop(guard);
-    /// assert_eq!(locks.locked_count(), 0);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn acquire_many_owned_bounded<I>(
-        self: &Arc<Self>,
-        keys: I,
-        max_waiters: usize,
-    ) -> Result<AcquireManyOwned<K, S>, Busy>
-    where
-        I: IntoIterator<Item = K>,
-    {
-        Ok(AcquireManyOwned {
-            manager: Arc::clone(self),
-            progress: Progress::placed(self, keys, Some(max_waiters), Caller::here())?,
-        })
+        MultiAcquire::new(Arc::clone(self), keys, Caller::here()).try_take()
     }
 
     /// Runs `f` under the locks on every key in `keys` (see
     /// [`acquire_many`](Self::acquire_many)) and returns its output.
     ///
-    /// Every key is released however the body ends: on return, on `Err`,
-    /// on panic, and when the returned future is dropped.
+    /// As with [`with_lock`](Self::with_lock), the request arrives in its
+    /// keys' queues when this is called, and every key is released however
+    /// the body ends: on return, on `Err`, on panic, and when the returned
+    /// future is dropped.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future while it waits gives up every place and every
     /// key already held; dropping it while `f`'s future runs drops that
     /// future, then releases every key.
+    ///
+    /// # Panics
+    ///
+    /// As for [`acquire_many`](Self::acquire_many), and if a key's `Eq`
+    /// panics: then nothing stays held or queued.
     ///
     /// # Examples
     ///
@@ -614,54 +233,7 @@ where
         F: FnOnce() -> Fut + 'a,
         Fut: Future + 'a,
     {
-        let acquire = self.acquire_many(keys);
-        async move {
-            let _guard = acquire.await;
-            f().await
-        }
-    }
-
-    /// Like [`with_locks`](Self::with_locks), for a manager in an [`Arc`]:
-    /// the future holds a clone of the `Arc` and borrows nothing, so it is
-    /// `'static` (and `Send`) whenever the keys, the hasher, `f` and its
-    /// future are, and can be spawned as a task of its own.
-    ///
-    /// # Panics
-    ///
-    /// As for [`acquire_many`](Self::acquire_many): if a key's `Hash`
-    /// panics, this call panics.
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`with_locks`](Self::with_locks).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use futures::task::SpawnExt;
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = Arc::new(LockManager::new());
-    /// let pool = futures::executor::ThreadPool::new().unwrap();
-    /// let body = locks.with_locks_owned([2, 1], || async { "moved" });
-    /// assert_eq!(pool.spawn_with_handle(body).unwrap().await, "moved");
-    /// assert_eq!(locks.locked_count(), 0);
-    /// # });
-    /// ```
-    #[track_caller]
-    pub fn with_locks_owned<I, F, Fut>(
-        self: &Arc<Self>,
-        keys: I,
-        f: F,
-    ) -> impl Future<Output = Fut::Output>
-    where
-        I: IntoIterator<Item = K>,
-        F: FnOnce() -> Fut,
-        Fut: Future,
-    {
-        let acquire = self.acquire_many_owned(keys);
+        let acquire = self.acquire_many(keys).enqueue();
         async move {
             let _guard = acquire.await;
             f().await
@@ -669,30 +241,25 @@ where
     }
 }
 
-impl<K, S> LockManager<K, S>
-where
-    K: Eq + Hash + Clone,
-    S: BuildHasher,
-{
-    /// Takes every key in `keys` if all are free, and returns them merged.
-    #[track_caller]
-    fn try_lock_all<I: IntoIterator<Item = K>>(&self, keys: I) -> Option<Held<K>> {
-        // With no waiter allowed, an admitted request holds every key. Only
-        // a key whose `Hash` and `Eq` disagree could be queued regardless:
-        // then `request` is dropped, and gives it up.
-        let mut request = AcquireMany {
-            manager: self,
-            progress: Progress::placed(self, keys, Some(0), Caller::here()).ok()?,
-        };
-        request.progress.take_if_held()
-    }
-}
+/// The future of [`LockManager::acquire_many`], borrowing the manager.
+pub type AcquireMany<'a, K, S = RandomState> = MultiAcquire<&'a LockManager<K, S>>;
 
-/// The future returned by [`LockManager::acquire_many`], resolving to a
-/// [`MultiLockGuard`].
+/// The future of [`LockManager::acquire_many_owned`], holding a clone of
+/// the manager's [`Arc`]: `'static` when `K` and `S` are.
+pub type AcquireManyOwned<K, S = RandomState> = MultiAcquire<Arc<LockManager<K, S>>>;
+
+/// The future that waits for several keys, resolving to one guard of them
+/// all: used through its two forms, [`AcquireMany`] and
+/// [`AcquireManyOwned`].
 ///
-/// The future joins the queues of its keys when first polled, not when
-/// created.
+/// The future arrives in the queues of its keys when first polled, or at
+/// once with [`enqueue`](Self::enqueue).
+///
+/// # Send and Sync
+///
+/// As for [`SingleAcquire`](crate::SingleAcquire): `Send` and `Sync` when
+/// `K` is `Send + Sync` and the hasher `Sync` (the owned form: `Send +
+/// Sync`); always `Unpin`.
 ///
 /// # Cancel safety
 ///
@@ -701,15 +268,18 @@ where
 ///
 /// # Leaking
 ///
-/// As for [`Acquire`](crate::Acquire), on each of its keys.
+/// As for [`SingleAcquire`](crate::SingleAcquire), on each of its keys.
 ///
 /// # Panics
 ///
 /// Polling it again after it returned its guard panics, and so does
-/// queueing it behind `2^32 - 2` other waiters of one of its shards. The
-/// key's and the waker's panics are as for [`Acquire`](crate::Acquire);
-/// if a waiter's `wake` panics while the dropped future hands its keys on,
-/// every key is still handed over, then the first panic propagates.
+/// queueing it behind `2^32 - 2` other waiters of one of its shards. If a
+/// key's `Eq` panics while the request arrives, the panic reaches the
+/// caller and the keys queued so far are given up (a second panic while
+/// undoing aborts, as any panic during unwinding does). The waker's panics
+/// are as for [`SingleAcquire`](crate::SingleAcquire); if a waiter's
+/// `wake` panics while the dropped future hands its keys on, every key is
+/// still handed over, then the first panic propagates.
 ///
 /// # Examples
 ///
@@ -731,39 +301,254 @@ where
 /// # });
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct AcquireMany<'a, K, S = RandomState> {
-    manager: &'a LockManager<K, S>,
-    progress: Progress<K>,
+pub struct MultiAcquire<M: ManagerRef> {
+    manager: M,
+    progress: Progress<M::Key>,
 }
 
-impl<'a, K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireMany<'a, K, S> {
-    type Output = MultiLockGuard<'a, K, S>;
+impl<M: ManagerRef> MultiAcquire<M>
+where
+    M::Key: Eq + Hash + Clone,
+    M::Hasher: BuildHasher,
+{
+    /// A request for `keys` by `caller`, each key hashed, in the caller's
+    /// order; it arrives when first polled.
+    fn new(manager: M, keys: impl IntoIterator<Item = M::Key>, caller: Caller) -> Self {
+        let keys: Small<M::Key> = keys.into_iter().collect();
+        let claims = keys
+            .as_slice()
+            .iter()
+            .map(|key| Claim {
+                hash: manager.manager().hash(key),
+                slot: None,
+            })
+            .collect();
+        let progress = Progress {
+            keys,
+            claims,
+            stage: Stage::Unpolled,
+            caller,
+        };
+        Self { manager, progress }
+    }
+
+    /// The guard of every key if all are free now, else `None` with nothing
+    /// changed.
+    fn try_take(mut self) -> Option<MultiGuard<M>> {
+        // With no waiter allowed, an admitted request holds every key. Only
+        // a key whose `Hash` and `Eq` disagree could be queued regardless:
+        // then `self` is dropped, and gives it up.
+        let shards = self.manager.manager().shards();
+        self.progress.enqueue(shards, Some(0)).ok()?;
+        let held = self.progress.take_if_held()?;
+        Some(MultiGuard::new(self.manager.clone(), held))
+    }
+
+    /// Takes the request's place in the queue of every key now, in one
+    /// step, rather than at its first poll: each key free is held at once,
+    /// and the request joins the back of the queue of each other one. Its
+    /// turn is then the order of this call. Does nothing to a request that
+    /// has its place already.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for any acquire future: dropping it gives up every place and
+    /// hands on every key it holds. A future kept but never polled holds
+    /// every key that reaches it.
+    ///
+    /// # Panics
+    ///
+    /// If a key's `Eq` panics, the panic reaches the caller and nothing
+    /// stays held or queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let both = locks.acquire_many(["a", "b"]).enqueue();
+    /// assert!(locks.is_locked("a") && locks.is_locked("b"), "held before any poll");
+    /// assert_eq!(both.await.keys().len(), 2);
+    /// # });
+    /// ```
+    pub fn enqueue(mut self) -> Self {
+        let shards = self.manager.manager().shards();
+        if let Err(_busy) = self.progress.enqueue(shards, None) {
+            unreachable!("an unbounded request is never refused");
+        }
+        self
+    }
+
+    /// Takes the request's place now, as [`enqueue`](Self::enqueue) does,
+    /// unless one of its keys already has `max_waiters` callers waiting for
+    /// it: then refuses with [`Busy`], having changed nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Busy`] with the waiters of the first key found at its bound. A
+    /// `max_waiters` of 0 admits the request only when every key is free.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`enqueue`](Self::enqueue).
+    ///
+    /// # Panics
+    ///
+    /// As for [`enqueue`](Self::enqueue).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let locks = LockManager::new();
+    /// let holder = locks.acquire("b").await;
+    /// let first = locks.acquire_many(["a", "b"]).enqueue_bounded(1).expect("room on b");
+    /// let refused = locks.acquire_many(["b", "c"]).enqueue_bounded(1).unwrap_err();
+    /// assert_eq!(refused.waiters(), 1);
+    /// assert!(!locks.is_locked("c"));
+    ///
+    /// drop(holder);
+    /// assert_eq!(first.await.keys().len(), 2);
+    /// # });
+    /// ```
+    pub fn enqueue_bounded(mut self, max_waiters: usize) -> Result<Self, Busy> {
+        let shards = self.manager.manager().shards();
+        self.progress.enqueue(shards, Some(max_waiters))?;
+        Ok(self)
+    }
+
+    /// Blocks the current thread until every key is handed over: see
+    /// [`SingleAcquire::wait`](crate::SingleAcquire::wait).
+    ///
+    /// # Panics
+    ///
+    /// As for polling the future (see [`MultiAcquire`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = Arc::new(LockManager::new());
+    /// let a = locks.acquire("a").wait();
+    /// let worker = {
+    ///     let locks = Arc::clone(&locks);
+    ///     std::thread::spawn(move || locks.acquire_many(["b", "a"]).wait().keys().len())
+    /// };
+    /// drop(a); // the worker then holds both
+    /// assert_eq!(worker.join().unwrap(), 2);
+    /// ```
+    pub fn wait(self) -> MultiGuard<M> {
+        match wait::wait(self, None) {
+            Ok(guard) => guard,
+            Err(TimedOut) => unreachable!("no deadline"),
+        }
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `timeout`: see
+    /// [`SingleAcquire::wait_timeout`](crate::SingleAcquire::wait_timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`] when not every key was handed over in time. The request
+    /// then leaves every queue and hands every key it already held to that
+    /// key's next waiter, as a dropped future does.
+    ///
+    /// # Panics
+    ///
+    /// As for [`wait`](Self::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let b = locks.acquire("b").wait();
+    /// let both = locks.acquire_many(["a", "b"]);
+    /// assert!(both.wait_timeout(Duration::from_millis(10)).is_err());
+    /// assert!(!locks.is_locked("a"), "a, taken while b was awaited, was given back");
+    /// drop(b);
+    /// let both = locks.acquire_many(["a", "b"]).wait_timeout(Duration::from_millis(10));
+    /// assert_eq!(both.unwrap().keys().len(), 2);
+    /// ```
+    pub fn wait_timeout(self, timeout: Duration) -> Result<MultiGuard<M>, TimedOut> {
+        wait::wait(self, Instant::now().checked_add(timeout))
+    }
+
+    /// Like [`wait_timeout`](Self::wait_timeout), until an instant rather
+    /// than for a duration.
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`], as for [`wait_timeout`](Self::wait_timeout).
+    ///
+    /// # Panics
+    ///
+    /// As for [`wait`](Self::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use lock_manager::LockManager;
+    ///
+    /// let locks = LockManager::new();
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// let both = locks.acquire_many([1, 2]).wait_deadline(deadline).unwrap();
+    /// assert_eq!(locks.locked_count(), 2);
+    /// # drop(both);
+    /// ```
+    pub fn wait_deadline(self, deadline: Instant) -> Result<MultiGuard<M>, TimedOut> {
+        wait::wait(self, Some(deadline))
+    }
+}
+
+impl<M: ManagerRef> Future for MultiAcquire<M>
+where
+    M::Key: Eq + Hash + Clone,
+    M::Hasher: BuildHasher,
+{
+    type Output = MultiGuard<M>;
 
     #[track_caller]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let manager = self.manager;
-        self.progress
-            .poll(manager.shards(), cx)
-            .map(|held| MultiLockGuard { manager, held })
+        let this = &mut *self;
+        this.progress
+            .poll(this.manager.manager().shards(), cx)
+            .map(|held| MultiGuard::new(this.manager.clone(), held))
     }
 }
 
-impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireMany<'_, K, S> {
+impl<M: ManagerRef> FusedFuture for MultiAcquire<M>
+where
+    M::Key: Eq + Hash + Clone,
+    M::Hasher: BuildHasher,
+{
     fn is_terminated(&self) -> bool {
-        self.progress.is_done()
+        matches!(self.progress.stage, Stage::Done)
     }
 }
 
-impl<K, S> Drop for AcquireMany<'_, K, S> {
+impl<M: ManagerRef> Drop for MultiAcquire<M> {
     fn drop(&mut self) {
-        self.progress.cancel(self.manager.shards());
+        self.progress.cancel(self.manager.manager().shards());
     }
 }
 
 // Nothing is pinned: the keys move out into the guard.
-impl<K, S> Unpin for AcquireMany<'_, K, S> {}
+impl<M: ManagerRef> Unpin for MultiAcquire<M> {}
 
-impl<K: fmt::Debug, S> fmt::Debug for AcquireMany<'_, K, S> {
+impl<M: ManagerRef> fmt::Debug for MultiAcquire<M>
+where
+    M::Key: fmt::Debug,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AcquireMany")
             .field("progress", &self.progress)
@@ -771,252 +556,190 @@ impl<K: fmt::Debug, S> fmt::Debug for AcquireMany<'_, K, S> {
     }
 }
 
-/// The future returned by [`LockManager::acquire_many_owned`], resolving to
-/// an [`OwnedMultiLockGuard`].
-///
-/// # Cancel safety
-///
-/// The same as [`AcquireMany`]: dropping it gives up every place and hands
-/// on every key it holds.
-///
-/// # Leaking
-///
-/// As for [`AcquireMany`].
-///
-/// # Panics
-///
-/// As for [`AcquireMany`].
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Arc;
-/// use lock_manager::LockManager;
-///
-/// # futures::executor::block_on(async {
-/// let locks = Arc::new(LockManager::new());
-/// let acquire = locks.acquire_many_owned(["x", "y"]);
-/// let guard = std::thread::spawn(move || futures::executor::block_on(acquire))
-///     .join()
-///     .unwrap();
-/// assert_eq!(guard.keys().len(), 2);
-/// # });
-/// ```
-#[must_use = "futures do nothing unless you `.await` or poll them"]
-pub struct AcquireManyOwned<K, S = RandomState> {
-    manager: Arc<LockManager<K, S>>,
-    progress: Progress<K>,
+/// A multi-key acquire future's keys, its claim on each, and where it is
+/// in its life.
+struct Progress<K> {
+    /// In the caller's order until it arrives, then sorted by hash without
+    /// duplicates; moved into the guard at the end.
+    keys: Small<K>,
+    /// The claim on each key, at the same position.
+    claims: Small<Claim>,
+    stage: Stage,
+    /// Who asked (zero-sized without the `diagnostics` feature).
+    caller: Caller,
 }
 
-impl<K: Eq + Hash + Clone, S: BuildHasher> Future for AcquireManyOwned<K, S> {
-    type Output = OwnedMultiLockGuard<K, S>;
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// Not arrived yet: in no queue, so dropping it does nothing.
+    Unpolled,
+    /// In the queue of every key, or holding it. The keys before `next`
+    /// are held; the future waits for key `next`, the only one whose
+    /// waiter carries a waker.
+    Waiting { next: usize },
+    /// The guard was handed out (or the request refused, or its arrival
+    /// panicked).
+    Done,
+}
 
+/// Prints the stage and the keys, not the internal claims.
+impl<K: fmt::Debug> fmt::Debug for Progress<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = self.keys.as_slice();
+        match self.stage {
+            Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
+            Stage::Waiting { next } => f
+                .debug_struct("Waiting")
+                .field("keys", &keys)
+                .field("held", &next)
+                .finish(),
+            Stage::Done => f.write_str("Done"),
+        }
+    }
+}
+
+impl<K> Progress<K> {
+    /// Moves the keys out, leaving the future done.
+    fn finish(&mut self) -> HeldKeys<K> {
+        self.stage = Stage::Done;
+        HeldKeys {
+            keys: std::mem::take(&mut self.keys),
+            claims: std::mem::take(&mut self.claims),
+        }
+    }
+
+    /// Takes the keys of a request that holds them all already, leaving it
+    /// done; `None` (and the request unchanged) if it waits for any.
+    fn take_if_held(&mut self) -> Option<HeldKeys<K>> {
+        let held = self
+            .claims
+            .as_slice()
+            .iter()
+            .all(|claim| claim.slot.is_none());
+        held.then(|| self.finish())
+    }
+
+    /// Gives up every place and every key held; runs when the future is
+    /// dropped.
+    fn cancel<S>(&mut self, shards: &Shards<K, S>) {
+        if let Stage::Waiting { .. } = self.stage {
+            self.stage = Stage::Done;
+            let keys = self.keys.as_slice().iter();
+            for_each_to_the_end(
+                keys.zip(self.claims.as_slice()),
+                |(key, claim)| match claim.slot {
+                    None => shards.release(key, claim.hash),
+                    Some(slot) => shards.cancel(
+                        key,
+                        WaiterRef {
+                            hash: claim.hash,
+                            slot,
+                        },
+                    ),
+                },
+            );
+        }
+    }
+}
+
+impl<K: Eq + Clone> Progress<K> {
+    /// Arrives in every key's queue, unless a key has `max_waiters` waiters
+    /// already (see [`Shards::enqueue_all`]) or it has arrived already.
+    /// Left `Done` if refused or if anything panics: nothing is queued then
+    /// (`enqueue_all` undoes its own queueing).
+    fn enqueue<S>(&mut self, shards: &Shards<K, S>, max_waiters: Option<usize>) -> Result<(), Busy> {
+        if !matches!(self.stage, Stage::Unpolled) {
+            return Ok(());
+        }
+        self.stage = Stage::Done;
+        sort_and_merge(&mut self.keys, &mut self.claims);
+        shards
+            .enqueue_all(
+                self.keys.as_slice(),
+                self.claims.as_mut_slice(),
+                max_waiters,
+                self.caller,
+            )
+            .map_err(|waiters| Busy { waiters })?;
+        self.stage = Stage::Waiting { next: 0 };
+        Ok(())
+    }
+
+    /// Advances the future; yields the keys once every one is held.
     #[track_caller]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        this.progress
-            .poll(this.manager.shards(), cx)
-            .map(|held| OwnedMultiLockGuard {
-                manager: Arc::clone(&this.manager),
-                held,
-            })
+    fn poll<S>(&mut self, shards: &Shards<K, S>, cx: &mut Context<'_>) -> Poll<HeldKeys<K>> {
+        if let Stage::Done = self.stage {
+            panic!("lock-manager: acquire future polled after completion");
+        }
+        if let Err(_busy) = self.enqueue(shards, None) {
+            unreachable!("an unbounded request is never refused");
+        }
+        let Stage::Waiting { next } = &mut self.stage else {
+            unreachable!("arrived above");
+        };
+        // Each key is waited for in turn: a key handed over early is simply
+        // found granted when its turn comes.
+        while let Some(claim) = self.claims.as_mut_slice().get_mut(*next) {
+            if let Some(slot) = claim.slot {
+                let waiter = WaiterRef {
+                    hash: claim.hash,
+                    slot,
+                };
+                if !shards.poll_waiter(waiter, cx.waker()) {
+                    return Poll::Pending;
+                }
+                claim.slot = None;
+            }
+            *next += 1;
+        }
+        Poll::Ready(self.finish())
     }
 }
 
-impl<K: Eq + Hash + Clone, S: BuildHasher> FusedFuture for AcquireManyOwned<K, S> {
-    fn is_terminated(&self) -> bool {
-        self.progress.is_done()
+/// Sorts a request's keys by hash, moving each key's claim with it, and
+/// merges duplicate keys: all outside the mutexes.
+fn sort_and_merge<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Claim>) {
+    if let (Small::Heap(_), Small::Heap(_)) = (&keys, &claims) {
+        // Five keys or more, already on the heap.
+        let mut pairs: Vec<(K, Claim)> = std::mem::take(keys)
+            .into_iter()
+            .zip(std::mem::take(claims))
+            .collect();
+        pairs.sort_unstable_by_key(|(_, claim)| claim.hash);
+        let (sorted_keys, sorted_claims): (Vec<K>, Vec<Claim>) = pairs.into_iter().unzip();
+        (*keys, *claims) = (Small::Heap(sorted_keys), Small::Heap(sorted_claims));
+    } else {
+        // An insertion sort, which moves both alike.
+        let (k, c) = (keys.as_mut_slice(), claims.as_mut_slice());
+        for i in 1..k.len() {
+            let mut j = i;
+            while j > 0 && c[j - 1].hash > c[j].hash {
+                k.swap(j - 1, j);
+                c.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+    // Equal keys have equal hashes, so a duplicate sits in its hash's run.
+    let (k, c) = (keys.as_slice(), claims.as_slice());
+    let duplicate = |i: usize| {
+        (0..i)
+            .rev()
+            .take_while(|&j| c[j].hash == c[i].hash)
+            .any(|j| k[j] == k[i])
+    };
+    if (1..k.len()).any(duplicate) {
+        let keep: Vec<bool> = (0..k.len()).map(|i| !duplicate(i)).collect();
+        retain(keys, &keep);
+        retain(claims, &keep);
     }
 }
 
-impl<K, S> Drop for AcquireManyOwned<K, S> {
-    fn drop(&mut self) {
-        self.progress.cancel(self.manager.shards());
-    }
-}
-
-impl<K, S> Unpin for AcquireManyOwned<K, S> {}
-
-impl<K: fmt::Debug, S> fmt::Debug for AcquireManyOwned<K, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AcquireManyOwned")
-            .field("progress", &self.progress)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Holds the locks on several keys of a [`LockManager`]; dropping it
-/// releases every one, handing each straight to its oldest waiter.
-///
-/// Returned by [`LockManager::acquire_many`]. The guard may be dropped on
-/// any thread.
-///
-/// # Leaking
-///
-/// [`std::mem::forget`] on the guard keeps all its keys locked for as long
-/// as the manager lives. Nothing else is affected and nothing unsafe
-/// happens.
-///
-/// # Panics
-///
-/// If a woken waiter's `wake` panics while the guard is dropped, every key
-/// is still released and handed over; then the first panic propagates.
-///
-/// # Examples
-///
-/// ```
-/// use lock_manager::LockManager;
-///
-/// # futures::executor::block_on(async {
-/// let locks = LockManager::new();
-/// let guard = locks.acquire_many([3, 1, 2, 1]).await;
-/// let mut keys = guard.keys().to_vec();
-/// keys.sort();
-/// assert_eq!(keys, [1, 2, 3]); // duplicates merged
-/// # });
-/// ```
-#[clippy::has_significant_drop]
-#[must_use = "if unused the locks are released immediately"]
-pub struct MultiLockGuard<'a, K, S = RandomState> {
-    manager: &'a LockManager<K, S>,
-    held: Held<K>,
-}
-
-impl<'a, K, S> MultiLockGuard<'a, K, S> {
-    /// The keys this guard holds, without duplicates, in no particular
-    /// order.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let guard = locks.acquire_many(["a"]).await;
-    /// assert_eq!(guard.keys(), ["a"]);
-    /// # });
-    /// ```
-    pub fn keys(&self) -> &[K] {
-        self.held.keys.as_slice()
-    }
-
-    /// The manager these keys belong to.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = LockManager::new();
-    /// let guard = locks.acquire_many([1, 2]).await;
-    /// assert!(std::ptr::eq(guard.manager(), &locks));
-    /// # });
-    /// ```
-    pub fn manager(&self) -> &'a LockManager<K, S> {
-        self.manager
-    }
-}
-
-impl<K, S> Drop for MultiLockGuard<'_, K, S> {
-    fn drop(&mut self) {
-        self.held.release(self.manager.shards());
-    }
-}
-
-impl<K: fmt::Debug, S> fmt::Debug for MultiLockGuard<'_, K, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MultiLockGuard")
-            .field("keys", &self.keys())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Like [`MultiLockGuard`], but holds a clone of the manager's [`Arc`], so
-/// it is `'static` when `K` and `S` are and can move into a spawned task.
-///
-/// Returned by [`LockManager::acquire_many_owned`].
-///
-/// # Leaking
-///
-/// [`std::mem::forget`] on the guard keeps its keys locked, and the manager
-/// allocated, for good. Nothing else is affected.
-///
-/// # Panics
-///
-/// As for [`MultiLockGuard`]: every key is released even if a waker
-/// panics, then the first panic propagates.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Arc;
-/// use lock_manager::LockManager;
-///
-/// # futures::executor::block_on(async {
-/// let locks = Arc::new(LockManager::new());
-/// let guard = locks.acquire_many_owned(["a", "b"]).await;
-/// drop(locks); // the guard keeps the manager alive
-/// assert!(guard.manager().is_locked("b"));
-/// # });
-/// ```
-#[clippy::has_significant_drop]
-#[must_use = "if unused the locks are released immediately"]
-pub struct OwnedMultiLockGuard<K, S = RandomState> {
-    manager: Arc<LockManager<K, S>>,
-    held: Held<K>,
-}
-
-impl<K, S> OwnedMultiLockGuard<K, S> {
-    /// The keys this guard holds, without duplicates, in no particular
-    /// order.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = Arc::new(LockManager::new());
-    /// let guard = locks.acquire_many_owned([7, 7]).await;
-    /// assert_eq!(guard.keys(), [7]);
-    /// # });
-    /// ```
-    pub fn keys(&self) -> &[K] {
-        self.held.keys.as_slice()
-    }
-
-    /// The manager these keys belong to.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use lock_manager::LockManager;
-    ///
-    /// # futures::executor::block_on(async {
-    /// let locks = Arc::new(LockManager::new());
-    /// let guard = locks.acquire_many_owned([1]).await;
-    /// assert!(Arc::ptr_eq(guard.manager(), &locks));
-    /// # });
-    /// ```
-    pub fn manager(&self) -> &Arc<LockManager<K, S>> {
-        &self.manager
-    }
-}
-
-impl<K, S> Drop for OwnedMultiLockGuard<K, S> {
-    fn drop(&mut self) {
-        self.held.release(self.manager.shards());
-    }
-}
-
-impl<K: fmt::Debug, S> fmt::Debug for OwnedMultiLockGuard<K, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedMultiLockGuard")
-            .field("keys", &self.keys())
-            .finish_non_exhaustive()
-    }
+/// Keeps the items whose flag in `keep` is set.
+fn retain<T>(items: &mut Small<T>, keep: &[bool]) {
+    *items = std::mem::take(items)
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(item, &keep)| keep.then_some(item))
+        .collect();
 }

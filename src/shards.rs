@@ -22,29 +22,30 @@ use crate::trace::Caller;
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct Shard<K> {
-    state: Mutex<State<K>>,
+    mutex: Mutex<State<K>>,
 }
 
 impl<K> Shard<K> {
     fn new() -> Self {
         Self {
-            state: Mutex::new(State::new()),
+            mutex: Mutex::new(State::new()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<K>> {
-        self.state.lock()
+    /// The shard's state, its mutex held until the guard is dropped.
+    fn state(&self) -> MutexGuard<'_, State<K>> {
+        self.mutex.lock()
     }
 
-    /// Runs `f` on the state, locked: for queries and reports.
+    /// Runs `f` on the state, under the mutex: for queries and reports.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&State<K>) -> R) -> R {
-        f(&self.lock())
+        f(&self.state())
     }
 
     /// The keys held and the waiters present, or `None` rather than wait
     /// for the mutex: for `Debug`, which never blocks.
     pub(crate) fn try_counts(&self) -> Option<(usize, usize)> {
-        let state = self.state.try_lock()?;
+        let state = self.mutex.try_lock()?;
         Some((state.locked_count(), state.waiter_count()))
     }
 }
@@ -52,7 +53,7 @@ impl<K> Shard<K> {
 impl<K: Eq> Shard<K> {
     /// Gives back the room that keys and waiters no longer use.
     pub(crate) fn shrink_to_fit(&self) {
-        self.lock().shrink_to_fit();
+        self.state().shrink_to_fit();
     }
 }
 
@@ -61,7 +62,7 @@ pub(crate) struct Shards<K, S> {
     shards: Box<[Shard<K>]>,
     /// `log2(shards.len())`: a key's shard is the top bits of its hash.
     bits: u32,
-    /// The manager's hasher, run once per key placed: see [`KeyHash`].
+    /// The manager's hasher, run once per key enqueued: see [`KeyHash`].
     hasher: S,
     /// [`Shards::release_key`] and [`Shards::cancel_waiter`], chosen here,
     /// where `K: Eq` is known, so that the guards and futures that run them
@@ -71,7 +72,7 @@ pub(crate) struct Shards<K, S> {
 }
 
 impl<K: Eq, S> Shards<K, S> {
-    /// `count` shards (a power of two, at least 1), placing keys by their
+    /// `count` shards (a power of two, at least 1), enqueueing keys by their
     /// hash with `hasher`.
     pub(crate) fn new(count: usize, hasher: S) -> Self {
         debug_assert!(count.is_power_of_two());
@@ -145,7 +146,7 @@ impl<K: Eq, S> Shards<K, S> {
         K: Clone,
     {
         let candidate = key.clone();
-        self.of(hash).lock().try_lock(candidate, hash, caller)
+        self.of(hash).state().try_lock(candidate, hash, caller)
     }
 
     /// Locks `key` at once (`None`), or queues a waiter woken through a
@@ -169,14 +170,14 @@ impl<K: Eq, S> Shards<K, S> {
     {
         let candidate = key.clone();
         self.of(hash)
-            .lock()
+            .state()
             .lock_or_enqueue(candidate, hash, Some(waker), caller)
     }
 
-    /// Places a waiter for `key` (granted at once if the key is free, else
+    /// Enqueues a waiter for `key` (granted at once if the key is free, else
     /// queued without a waker), unless `max_waiters` already wait: then
     /// returns their number.
-    pub(crate) fn place(
+    pub(crate) fn enqueue(
         &self,
         key: &K,
         hash: KeyHash,
@@ -188,15 +189,15 @@ impl<K: Eq, S> Shards<K, S> {
     {
         let candidate = key.clone();
         self.of(hash)
-            .lock()
-            .place(candidate, hash, max_waiters, caller)
+            .state()
+            .enqueue(candidate, hash, max_waiters, caller)
     }
 
     /// Takes the grant of `waiter` (`true`), or makes sure it is woken
     /// through `waker` (`false`).
     #[inline(never)]
     pub(crate) fn poll_waiter(&self, waiter: WaiterRef, waker: &Waker) -> bool {
-        let outcome = self.of(waiter.hash).lock().poll_waiter(waiter.slot, waker);
+        let outcome = self.of(waiter.hash).state().poll_waiter(waiter.slot, waker);
         match outcome {
             WaiterPoll::Granted => true,
             // Dropped after the mutex, as a waker's drop runs foreign code.
@@ -209,7 +210,7 @@ impl<K: Eq, S> Shards<K, S> {
 
     /// See [`Shards::release`].
     fn release_key(&self, key: &K, hash: KeyHash) {
-        let deferred = self.of(hash).lock().release(key, hash);
+        let deferred = self.of(hash).state().release(key, hash);
         deferred.run();
     }
 
@@ -217,7 +218,7 @@ impl<K: Eq, S> Shards<K, S> {
     fn cancel_waiter(&self, key: &K, waiter: WaiterRef) {
         let deferred = self
             .of(waiter.hash)
-            .lock()
+            .state()
             .cancel(key, waiter.hash, waiter.slot);
         deferred.run();
     }
@@ -227,14 +228,15 @@ impl<K, S> Shards<K, S> {
     /// Whether `waiter` has been handed its key, or `None` rather than wait
     /// for the mutex: for `Debug`, which never blocks.
     pub(crate) fn is_granted(&self, waiter: WaiterRef) -> Option<bool> {
-        let state = self.of(waiter.hash).state.try_lock()?;
+        let state = self.of(waiter.hash).mutex.try_lock()?;
         Some(state.is_granted(waiter.slot))
     }
 }
 
-/// A multi-key request's place on one of its keys.
+/// A multi-key request's claim on one of its keys: the key's hash, and its
+/// waiter while it waits.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Place {
+pub(crate) struct Claim {
     /// The key's hash, which orders the request's keys and names the shard.
     pub(crate) hash: KeyHash,
     /// The request's waiter on the key (queued, or granted but not yet
@@ -243,9 +245,9 @@ pub(crate) struct Place {
 }
 
 impl<K: Eq, S> Shards<K, S> {
-    /// Places a waiter for every one of `keys` at once, in one critical
+    /// Enqueues a waiter for every one of `keys` at once, in one critical
     /// section over every shard they touch: holding the key if it is free,
-    /// else queued without a waker; `places` (one per key, at the same
+    /// else queued without a waker; `claims` (one per key, at the same
     /// position) records where.
     ///
     /// The keys must be sorted by hash and free of duplicates: the shards
@@ -256,10 +258,10 @@ impl<K: Eq, S> Shards<K, S> {
     /// Refuses with the number of waiters, changing nothing, if a key
     /// already has `max_waiters` waiters (`None`: never; 0: unless every
     /// key is free, and then every key is held on return).
-    pub(crate) fn place_all(
+    pub(crate) fn enqueue_all(
         &self,
         keys: &[K],
-        places: &mut [Place],
+        claims: &mut [Claim],
         max_waiters: Option<usize>,
         caller: Caller,
     ) -> Result<(), usize>
@@ -270,26 +272,26 @@ impl<K: Eq, S> Shards<K, S> {
         // the mutexes released.
         let copies: Small<K> = keys.iter().cloned().collect();
         let mut last = None;
-        let locked = places
+        let states = claims
             .iter()
-            .map(|place| self.index_of(place.hash))
+            .map(|claim| self.index_of(claim.hash))
             .filter(|&index| last.replace(index) != Some(index))
-            .map(|index| (index, self.get(index).lock()))
+            .map(|index| (index, self.get(index).state()))
             .collect();
-        let mut placing = Placing {
+        let mut enqueueing = Enqueueing {
             shards: self,
-            locked,
+            states,
             keys,
-            places,
+            claims,
             to_undo: 0,
         };
         if let Some(max_waiters) = max_waiters {
             // Checked before anything changes, so that a refusal leaves no
             // trace, not even in the counters.
-            for (key, place) in keys.iter().zip(placing.places.iter()) {
-                let index = self.index_of(place.hash);
-                let waiters = locked_shard(&mut placing.locked, index)
-                    .queue_len(key, place.hash)
+            for (key, claim) in keys.iter().zip(enqueueing.claims.iter()) {
+                let index = self.index_of(claim.hash);
+                let waiters = state_of(&mut enqueueing.states, index)
+                    .queue_len(key, claim.hash)
                     .checked_sub(1);
                 if let Some(waiters) = waiters.filter(|&waiters| waiters >= max_waiters) {
                     return Err(waiters);
@@ -297,48 +299,48 @@ impl<K: Eq, S> Shards<K, S> {
             }
         }
         for (i, copy) in copies.into_iter().enumerate() {
-            let hash = placing.places[i].hash;
-            let state = locked_shard(&mut placing.locked, self.index_of(hash));
+            let hash = enqueueing.claims[i].hash;
+            let state = state_of(&mut enqueueing.states, self.index_of(hash));
             // Queued without a waker: the first poll installs one.
-            placing.places[i].slot = state.lock_or_enqueue(copy, hash, None, caller);
-            placing.to_undo = i + 1;
+            enqueueing.claims[i].slot = state.lock_or_enqueue(copy, hash, None, caller);
+            enqueueing.to_undo = i + 1;
         }
-        placing.to_undo = 0;
+        enqueueing.to_undo = 0;
         Ok(())
     }
 }
 
-/// The shards locked by [`Shards::place_all`], and the keys placed so far:
+/// The shards whose mutexes [`Shards::enqueue_all`] holds, and the keys enqueued so far:
 /// given up again if a key's `Eq` panics halfway.
-struct Placing<'a, 'l, K: Eq, S> {
+struct Enqueueing<'a, 'l, K: Eq, S> {
     shards: &'a Shards<K, S>,
-    locked: Small<(ShardIndex, MutexGuard<'a, State<K>>)>,
+    states: Small<(ShardIndex, MutexGuard<'a, State<K>>)>,
     keys: &'l [K],
-    places: &'l mut [Place],
+    claims: &'l mut [Claim],
     to_undo: usize,
 }
 
-/// Shard `index`, among the `locked` ones.
-fn locked_shard<'s, K>(
-    locked: &'s mut Small<(ShardIndex, MutexGuard<'_, State<K>>)>,
+/// The state of shard `index`, among those whose mutexes are held.
+fn state_of<'s, K>(
+    states: &'s mut Small<(ShardIndex, MutexGuard<'_, State<K>>)>,
     index: ShardIndex,
 ) -> &'s mut State<K> {
-    let (_, locked) = locked
+    let (_, state) = states
         .as_mut_slice()
         .iter_mut()
-        .find(|(locked, _)| *locked == index)
+        .find(|(held, _)| *held == index)
         .expect("every shard of the request is locked");
-    locked
+    state
 }
 
-impl<K: Eq, S> Drop for Placing<'_, '_, K, S> {
+impl<K: Eq, S> Drop for Enqueueing<'_, '_, K, S> {
     fn drop(&mut self) {
-        for (key, place) in self.keys.iter().zip(&self.places[..self.to_undo]) {
-            let locked = locked_shard(&mut self.locked, self.shards.index_of(place.hash));
+        for (key, claim) in self.keys.iter().zip(&self.claims[..self.to_undo]) {
+            let state = state_of(&mut self.states, self.shards.index_of(claim.hash));
             // Nobody else reached these keys meanwhile: no waker to run.
-            let deferred = match place.slot {
-                None => locked.release(key, place.hash),
-                Some(slot) => locked.cancel(key, place.hash, slot),
+            let deferred = match claim.slot {
+                None => state.release(key, claim.hash),
+                Some(slot) => state.cancel(key, claim.hash, slot),
             };
             debug_assert!(deferred.is_nothing());
         }

@@ -182,11 +182,11 @@ impl<K: Eq> State<K> {
         }
     }
 
-    /// Places a request for `key` unless `max_waiters` already wait for it
+    /// Enqueues a request for `key` unless `max_waiters` already wait for it
     /// (then returns their number and changes nothing): a waiter that
     /// already holds the key if it is free, or one queued, without a waker
     /// yet, behind everyone waiting.
-    pub(crate) fn place(
+    pub(crate) fn enqueue(
         &mut self,
         key: K,
         hash: KeyHash,

@@ -289,13 +289,13 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
             let wait = if max == 0 { Wait::Once } else { wait };
             let placed = match rng.below(3) {
                 0 => locks
-                    .acquire_bounded(key, max)
+                    .acquire(key).enqueue_bounded(max)
                     .map(|fut| waited(rt, shared, &one, fut, wait, plan).boxed()),
                 1 => locks
-                    .acquire_owned_bounded(key, max)
+                    .acquire_owned(key).enqueue_bounded(max)
                     .map(|fut| waited(rt, shared, &one, fut, wait, plan).boxed()),
                 _ => locks
-                    .acquire_many_bounded(keys.iter().copied(), max)
+                    .acquire_many(keys.iter().copied()).enqueue_bounded(max)
                     .map(|fut| waited(rt, shared, &keys, fut, wait, plan).boxed()),
             };
             match placed {
@@ -429,7 +429,7 @@ async fn probe(rt: Rt, shared: &Shared, rng: &mut Rng) {
             .boxed(),
             // Placed by the call itself, not the first poll.
             2 => {
-                let Ok(fut) = locks.acquire_bounded(hot, usize::MAX) else {
+                let Ok(fut) = locks.acquire(hot).enqueue_bounded(usize::MAX) else {
                     shared.violation("acquire_bounded refused with no bound");
                     continue;
                 };
@@ -513,14 +513,14 @@ fn blocking_operation(shared: &Arc<Shared>, rng: &mut Rng) {
     let merged = distinct(&keys);
     let plan = Plan::random(rng, false);
     match rng.below(100) {
-        0..=34 => critical_blocking(shared, &[key], locks.acquire_blocking(key), plan),
-        35..=49 => critical_blocking(shared, &[key], locks.acquire_owned_blocking(key), plan),
+        0..=34 => critical_blocking(shared, &[key], locks.acquire(key).wait(), plan),
+        35..=49 => critical_blocking(shared, &[key], locks.acquire_owned(key).wait(), plan),
         50..=74 => {
-            let guard = locks.acquire_many_blocking(keys);
+            let guard = locks.acquire_many(keys).wait();
             critical_blocking(shared, &merged, guard, plan);
         }
         75..=84 => {
-            let guard = locks.acquire_many_owned_blocking(keys);
+            let guard = locks.acquire_many_owned(keys).wait();
             critical_blocking(shared, &merged, guard, plan);
         }
         85..=88 => match locks.try_acquire(key) {

@@ -564,7 +564,7 @@ fn bounded_many_races_a_many_request_and_a_release() {
     model_sharded(|shared| {
         let held = shared.take_and_enter(1);
         let bounded = spawn(shared, |shared| {
-            match shared.locks.acquire_many_bounded([0, 1], 0) {
+            match shared.locks.acquire_many([0, 1]).enqueue_bounded(0) {
                 Ok(request) => {
                     shared.work_all(block_on(request));
                     true

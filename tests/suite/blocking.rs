@@ -24,7 +24,7 @@ fn threads_and_futures_are_served_in_arrival_order() {
     let blocking = |name: &'static str| {
         let (locks, order) = (Arc::clone(&locks), Arc::clone(&order));
         thread::spawn(move || {
-            let _guard = locks.acquire_blocking("k");
+            let _guard = locks.acquire("k").wait();
             order.lock().unwrap().push(name);
         })
     };
@@ -60,14 +60,14 @@ fn threads_and_futures_are_served_in_arrival_order() {
 #[test]
 fn a_blocking_acquire_of_a_free_key_returns_at_once() {
     let locks = LockManager::new();
-    let guard = locks.acquire_blocking(1);
+    let guard = locks.acquire(1).wait();
     assert!(locks.is_locked(&1));
     drop(guard);
     // Checked first, so that a key left held fails here instead of
     // blocking the next call for good.
     assert!(!locks.is_locked(&1));
     let locks = Arc::new(locks);
-    drop(locks.acquire_owned_blocking(1));
+    drop(locks.acquire_owned(1).wait());
     assert_eq!(
         format!("{locks:?}"),
         "LockManager { locked: 0, waiters: 0 }"
@@ -87,7 +87,7 @@ async fn threads_and_tasks_interleave_without_lost_updates(rt: Rt) {
             thread::spawn(move || {
                 for round in 0..ROUNDS {
                     let key = (t + round) % 2;
-                    let _guard = locks.acquire_blocking(key);
+                    let _guard = locks.acquire(key).wait();
                     let read = counters[key].load(Ordering::SeqCst);
                     thread::yield_now();
                     counters[key].store(read + 1, Ordering::SeqCst);
@@ -131,7 +131,7 @@ fn blocking_many_requests_queue_with_async_callers() {
     let thread = {
         let (locks, order) = (Arc::clone(&locks), Arc::clone(&order));
         thread::spawn(move || {
-            let guard = locks.acquire_many_blocking([2, 1, 2]);
+            let guard = locks.acquire_many([2, 1, 2]).wait();
             order.lock().unwrap().push("thread");
             guard.keys().len()
         })
@@ -155,11 +155,11 @@ fn blocking_many_requests_queue_with_async_callers() {
 #[test]
 fn owned_blocking_many_guards_move_to_other_threads() {
     let locks = Arc::new(LockManager::new());
-    let guard = locks.acquire_many_owned_blocking(["x", "y"]);
+    let guard = locks.acquire_many_owned(["x", "y"]).wait();
     assert!(locks.try_acquire_many(["y"]).is_none());
     thread::spawn(move || drop(guard)).join().unwrap();
     assert!(locks
-        .acquire_many_blocking(Vec::<&str>::new())
+        .acquire_many(Vec::<&str>::new()).wait()
         .keys()
         .is_empty());
     assert_eq!(locks.locked_count(), 0);

@@ -11,11 +11,11 @@ use lock_manager::{Busy, LockManager};
 fn the_caller_past_the_bound_is_refused_and_changes_nothing() {
     let locks = LockManager::new();
     let _holder = locks.try_acquire("k").unwrap();
-    let first = locks.acquire_bounded("k", 2).expect("no waiters yet");
-    let second = locks.acquire_bounded("k", 2).expect("one waiter");
+    let first = locks.acquire("k").enqueue_bounded(2).expect("no waiters yet");
+    let second = locks.acquire("k").enqueue_bounded(2).expect("one waiter");
     let before = format!("{locks:?}");
 
-    let refused = locks.acquire_bounded("k", 2).unwrap_err();
+    let refused = locks.acquire("k").enqueue_bounded(2).unwrap_err();
     assert_eq!(refused, Busy::clone(&refused));
     assert_eq!(refused.waiters(), 2);
     assert_eq!(
@@ -25,7 +25,7 @@ fn the_caller_past_the_bound_is_refused_and_changes_nothing() {
     assert_eq!(format!("{locks:?}"), before);
     assert_eq!(locks.queue_len("k"), 3);
     // A looser bound admits the next caller.
-    assert!(locks.acquire_bounded("k", 3).is_ok());
+    assert!(locks.acquire("k").enqueue_bounded(3).is_ok());
     drop((first, second));
 }
 
@@ -38,7 +38,7 @@ fn a_bounded_caller_queues_in_call_order_among_plain_ones() {
     let mut plain_first = locks.acquire(1);
     assert!(tasks[0].poll(&mut plain_first).is_pending());
     // Placed now, before its first poll.
-    let mut bounded = locks.acquire_bounded(1, 8).unwrap();
+    let mut bounded = locks.acquire(1).enqueue_bounded(8).unwrap();
     let mut plain_last = locks.acquire(1);
     assert!(tasks[2].poll(&mut plain_last).is_pending());
     assert!(tasks[1].poll(&mut bounded).is_pending());
@@ -61,7 +61,7 @@ fn a_bounded_caller_queues_in_call_order_among_plain_ones() {
 #[test]
 fn a_free_key_is_taken_by_the_call_itself() {
     let locks = LockManager::new();
-    let mut acquire = locks.acquire_bounded("k", 0).expect("free");
+    let mut acquire = locks.acquire("k").enqueue_bounded(0).expect("free");
     assert!(locks.is_locked("k"));
     assert!(locks.try_acquire("k").is_none());
     let Poll::Ready(guard) = Task::new().poll(&mut acquire) else {
@@ -78,12 +78,12 @@ fn a_free_key_is_taken_by_the_call_itself() {
 fn dropping_a_placed_future_gives_up_its_place_or_its_lock() {
     let locks = LockManager::new();
     // Holding the lock, never polled.
-    drop(locks.acquire_bounded("a", 0).unwrap());
+    drop(locks.acquire("a").enqueue_bounded(0).unwrap());
     assert!(!locks.is_locked("a"));
 
     // Queued, never polled.
     let holder = locks.try_acquire("b").unwrap();
-    drop(locks.acquire_bounded("b", 1).unwrap());
+    drop(locks.acquire("b").enqueue_bounded(1).unwrap());
     assert_eq!(locks.queue_len("b"), 1);
     drop(holder);
     assert_eq!(
@@ -96,13 +96,13 @@ fn dropping_a_placed_future_gives_up_its_place_or_its_lock() {
 fn a_zero_bound_admits_only_a_free_key() {
     let locks = LockManager::new();
     // Polled once, not blocked on: a grant it fails to see fails the test.
-    let mut admitted = locks.acquire_bounded(3, 0).unwrap();
+    let mut admitted = locks.acquire(3).enqueue_bounded(0).unwrap();
     let Poll::Ready(guard) = Task::new().poll(&mut admitted) else {
         panic!("admitted with a free key, it holds the key at once")
     };
-    assert_eq!(locks.acquire_bounded(3, 0).unwrap_err().waiters(), 0);
+    assert_eq!(locks.acquire(3).enqueue_bounded(0).unwrap_err().waiters(), 0);
     drop(guard);
-    assert!(locks.acquire_bounded(3, 0).is_ok());
+    assert!(locks.acquire(3).enqueue_bounded(0).is_ok());
 }
 
 /// Sixteen tasks try a key held by the test with room for four waiters:
@@ -116,7 +116,7 @@ async fn load_shedding_admits_exactly_the_bound(rt: Rt) {
     let mut tasks = Vec::new();
     let mut refused = 0;
     for i in 0..16 {
-        match locks.acquire_owned_bounded("k", 4) {
+        match locks.acquire_owned("k").enqueue_bounded(4) {
             Ok(acquire) => {
                 let served = Arc::clone(&served);
                 admitted.push(i);
@@ -153,7 +153,7 @@ fn a_many_request_is_refused_when_any_key_is_at_its_bound() {
         let stats = locks.stats();
         let debug = format!("{locks:?}");
 
-        let refused = locks.acquire_many_bounded([1, 2, 3], 1).unwrap_err();
+        let refused = locks.acquire_many([1, 2, 3]).enqueue_bounded(1).unwrap_err();
         assert_eq!(refused.waiters(), 1);
         assert_eq!(locks.stats(), stats, "a refusal counted something");
         assert_eq!(format!("{locks:?}"), debug);
@@ -162,7 +162,7 @@ fn a_many_request_is_refused_when_any_key_is_at_its_bound() {
 
         // A looser bound admits it: it holds the free keys at once and
         // queues behind the waiter on the held one.
-        let admitted = locks.acquire_many_bounded([1, 2, 3], 2).unwrap();
+        let admitted = locks.acquire_many([1, 2, 3]).enqueue_bounded(2).unwrap();
         assert!(locks.is_locked(&1) && locks.is_locked(&3));
         assert_eq!(locks.queue_len(&2), 3);
         drop(admitted);
@@ -177,7 +177,7 @@ fn a_bounded_many_request_queues_in_call_order() {
     let holder = locks.try_acquire("b").unwrap();
     let tasks = [Task::new(), Task::new()];
     // Placed now, before the plain request that is polled first.
-    let mut bounded = locks.acquire_many_bounded(["a", "b"], 4).unwrap();
+    let mut bounded = locks.acquire_many(["a", "b"]).enqueue_bounded(4).unwrap();
     let mut plain = locks.acquire_many(["b"]);
     assert!(tasks[1].poll(&mut plain).is_pending());
     assert!(tasks[0].poll(&mut bounded).is_pending());
@@ -196,9 +196,9 @@ fn a_bounded_many_request_queues_in_call_order() {
 #[test]
 fn a_zero_bound_admits_a_many_request_only_when_every_key_is_free() {
     let locks = Arc::new(LockManager::new());
-    let guard = locks.acquire_many_owned_bounded([1, 2], 0).unwrap();
+    let guard = locks.acquire_many_owned([1, 2]).enqueue_bounded(0).unwrap();
     assert_eq!(locks.locked_count(), 2, "free keys are taken by the call");
-    assert!(locks.acquire_many_owned_bounded([2, 3], 0).is_err());
+    assert!(locks.acquire_many_owned([2, 3]).enqueue_bounded(0).is_err());
     assert!(!locks.is_locked(&3));
     let task = Task::new();
     let mut guard_future = guard;

@@ -38,7 +38,7 @@ fn a_thread_that_times_out_leaves_the_queue_in_order() {
         move |barrier: Arc<Barrier>| {
             thread::spawn(move || {
                 barrier.wait();
-                locks.acquire_blocking_timeout("k", WATCHED).map(drop)
+                locks.acquire("k").wait_timeout(WATCHED).map(drop)
             })
         }
     });
@@ -67,11 +67,11 @@ fn a_thread_that_times_out_leaves_the_queue_in_order() {
 #[test]
 fn a_thread_served_before_its_deadline_gets_the_guard() {
     let locks = Arc::new(LockManager::new());
-    let holder = locks.acquire_owned_blocking(1_u64);
+    let holder = locks.acquire_owned(1_u64).wait();
     let waiter = {
         let locks = Arc::clone(&locks);
         thread::spawn(move || {
-            let guard = locks.acquire_owned_blocking_timeout(1, AMPLE)?;
+            let guard = locks.acquire_owned(1).wait_timeout(AMPLE)?;
             Ok::<_, TimedOut>(*guard.key())
         })
     };
@@ -84,15 +84,15 @@ fn a_thread_served_before_its_deadline_gets_the_guard() {
 #[test]
 fn a_zero_timeout_takes_a_free_key_and_refuses_a_held_one() {
     let locks = LockManager::new();
-    let guard = locks.acquire_blocking_timeout(5, Duration::ZERO).unwrap();
-    let refused = locks.acquire_blocking_timeout(5, Duration::ZERO).map(drop);
+    let guard = locks.acquire(5).wait_timeout(Duration::ZERO).unwrap();
+    let refused = locks.acquire(5).wait_timeout(Duration::ZERO).map(drop);
     assert_eq!(refused, Err(TimedOut));
     let message = refused.unwrap_err().to_string();
     assert_eq!(message, "timed out waiting for a lock");
     assert_eq!(locks.queue_len(&5), 1, "the refused caller left no waiter");
     drop(guard);
     let many = locks
-        .acquire_many_blocking_timeout([6, 5], Duration::ZERO)
+        .acquire_many([6, 5]).wait_timeout(Duration::ZERO)
         .unwrap();
     assert_eq!(many.keys().len(), 2);
     drop(many);
@@ -102,10 +102,10 @@ fn a_zero_timeout_takes_a_free_key_and_refuses_a_held_one() {
 #[test]
 fn a_timeout_too_large_for_a_deadline_waits_until_served() {
     let locks = Arc::new(LockManager::new());
-    let holder = locks.acquire_blocking("k");
+    let holder = locks.acquire("k").wait();
     let waiter = {
         let locks = Arc::clone(&locks);
-        thread::spawn(move || locks.acquire_blocking_timeout("k", Duration::MAX).map(drop))
+        thread::spawn(move || locks.acquire("k").wait_timeout(Duration::MAX).map(drop))
     };
     wait_until("the thread queued", || locks.queue_len("k") == 2);
     // Far past SHORT: the thread is still waiting, not timed out.
@@ -118,13 +118,13 @@ fn a_timeout_too_large_for_a_deadline_waits_until_served() {
 #[test]
 fn a_many_key_timeout_gives_back_the_keys_it_held() {
     let locks = Arc::new(LockManager::new());
-    let b = locks.acquire_blocking(2);
+    let b = locks.acquire(2).wait();
     // A waiter for key 1 queues behind the thread, which holds 1 at once.
     let (barrier, thread) = (Arc::new(Barrier::new(2)), {
         let locks = Arc::clone(&locks);
         move |barrier: Arc<Barrier>| {
             thread::spawn(move || {
-                let result = locks.acquire_many_owned_blocking_timeout([1, 2], WATCHED);
+                let result = locks.acquire_many_owned([1, 2]).wait_timeout(WATCHED);
                 barrier.wait();
                 result.map(drop)
             })
@@ -283,7 +283,7 @@ async fn threads_time_out_while_tasks_queue(rt: Rt) {
                     } else {
                         vec![key]
                     };
-                    match locks.acquire_many_blocking_timeout(keys.iter().copied(), timeout) {
+                    match locks.acquire_many(keys.iter().copied()).wait_timeout(timeout) {
                         Ok(_guard) => {
                             let inside = holders.enter(&keys);
                             for &key in inside.keys() {
@@ -293,7 +293,7 @@ async fn threads_time_out_while_tasks_queue(rt: Rt) {
                         }
                         Err(TimedOut) => timeouts += 1,
                     }
-                    if let Ok(_guard) = locks.acquire_blocking_timeout(key, timeout) {
+                    if let Ok(_guard) = locks.acquire(key).wait_timeout(timeout) {
                         let _inside = holders.enter(&[key]);
                         add_one(&*counts, key);
                         updates += 1;

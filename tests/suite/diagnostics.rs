@@ -41,8 +41,8 @@ fn uncontended_acquires_count_only_acquisitions() {
     drop(locks.try_acquire_owned(2));
     drop(locks.acquire(3).now_or_never());
     drop(locks.acquire_owned(4).now_or_never());
-    drop(locks.acquire_bounded(5, 0).unwrap().now_or_never());
-    drop(locks.acquire_blocking(6));
+    drop(locks.acquire(5).enqueue_bounded(0).unwrap().now_or_never());
+    drop(locks.acquire(6).wait());
     assert_eq!(counts(locks.stats()), [6, 6, 0, 0, 0]);
 }
 
@@ -51,9 +51,9 @@ fn refusals_count_nothing() {
     let locks = LockManager::new();
     let held = locks.try_acquire(1).unwrap();
     assert!(locks.try_acquire(1).is_none());
-    assert!(locks.acquire_bounded(1, 0).is_err());
+    assert!(locks.acquire(1).enqueue_bounded(0).is_err());
     assert!(locks.try_acquire_many([0, 1, 2]).is_none());
-    assert!(locks.acquire_many_bounded([0, 1, 2], 0).is_err());
+    assert!(locks.acquire_many([0, 1, 2]).enqueue_bounded(0).is_err());
     assert_eq!(counts(locks.stats()), [1, 0, 0, 0, 0]);
     drop(held);
 }
@@ -113,9 +113,9 @@ fn a_multi_key_request_counts_per_key() {
 #[test]
 fn bounded_acquires_count_like_plain_ones() {
     let locks = LockManager::new();
-    let held = locks.acquire_bounded(1, 0).unwrap().now_or_never().unwrap();
+    let held = locks.acquire(1).enqueue_bounded(0).unwrap().now_or_never().unwrap();
     assert_eq!(counts(locks.stats()), [1, 0, 0, 0, 0]);
-    let queued = locks.acquire_bounded(1, 1).unwrap();
+    let queued = locks.acquire(1).enqueue_bounded(1).unwrap();
     assert_eq!(counts(locks.stats()), [1, 0, 1, 0, 0]);
     drop(held);
     assert_eq!(counts(locks.stats()), [2, 1, 1, 1, 0]);
@@ -128,7 +128,7 @@ fn try_and_bounded_multi_key_requests_count_per_key() {
     let locks = LockManager::new();
     let held = locks.try_acquire_many([1, 2, 2]).unwrap();
     assert_eq!(counts(locks.stats()), [2, 0, 0, 0, 0]);
-    let bounded = locks.acquire_many_bounded([2, 3], 1).unwrap();
+    let bounded = locks.acquire_many([2, 3]).enqueue_bounded(1).unwrap();
     assert_eq!(counts(locks.stats()), [3, 0, 1, 0, 0]);
     drop(held);
     assert_eq!(counts(locks.stats()), [4, 2, 1, 1, 0]);
@@ -244,22 +244,22 @@ mod measured {
         held!(2, locks.try_acquire_owned(2).unwrap());
         held!(3, locks.acquire(3).now_or_never().unwrap());
         held!(4, locks.acquire_owned(4).now_or_never().unwrap());
-        held!(5, locks.acquire_bounded(5, 0).unwrap().now_or_never().unwrap());
-        held!(6, locks.acquire_owned_bounded(6, 0).unwrap().now_or_never().unwrap());
-        held!(7, locks.acquire_blocking(7));
-        held!(8, locks.acquire_owned_blocking(8));
-        held!(9, locks.acquire_blocking_timeout(9, zero).unwrap());
+        held!(5, locks.acquire(5).enqueue_bounded(0).unwrap().now_or_never().unwrap());
+        held!(6, locks.acquire_owned(6).enqueue_bounded(0).unwrap().now_or_never().unwrap());
+        held!(7, locks.acquire(7).wait());
+        held!(8, locks.acquire_owned(8).wait());
+        held!(9, locks.acquire(9).wait_timeout(zero).unwrap());
         held!(10, locks.acquire_many([10]).now_or_never().unwrap());
         held!(11, locks.try_acquire_many([11]).unwrap());
-        held!(12, locks.acquire_many_bounded([12], 0).unwrap().now_or_never().unwrap());
-        held!(13, locks.acquire_many_blocking([13]));
-        held!(14, locks.acquire_many_owned_blocking_timeout([14], zero).unwrap());
+        held!(12, locks.acquire_many([12]).enqueue_bounded(0).unwrap().now_or_never().unwrap());
+        held!(13, locks.acquire_many([13]).wait());
+        held!(14, locks.acquire_many_owned([14]).wait_timeout(zero).unwrap());
         held!(15, locks.acquire_many_owned([15]).now_or_never().unwrap());
         held!(16, locks.try_acquire_many_owned([16]).unwrap());
-        held!(17, locks.acquire_many_owned_bounded([17], 0).unwrap().now_or_never().unwrap());
-        held!(18, locks.acquire_many_owned_blocking([18]));
-        held!(19, locks.acquire_owned_blocking_timeout(19, zero).unwrap());
-        held!(20, locks.acquire_many_blocking_timeout([20], zero).unwrap());
+        held!(17, locks.acquire_many_owned([17]).enqueue_bounded(0).unwrap().now_or_never().unwrap());
+        held!(18, locks.acquire_many_owned([18]).wait());
+        held!(19, locks.acquire_owned(19).wait_timeout(zero).unwrap());
+        held!(20, locks.acquire_many([20]).wait_timeout(zero).unwrap());
         for (key, site) in sites {
             same_line(locks.held(&key).unwrap().held_by, site);
         }

@@ -66,7 +66,7 @@ fn a_request_for_up_to_four_u64_keys_allocates_nothing() {
                 let guard = locks.acquire_many(keys(n, round)).now_or_never();
                 drop(guard.expect("free"));
                 drop(locks.try_acquire_many(keys(n, round)).expect("free"));
-                let bounded = locks.acquire_many_bounded(keys(n, round), 0);
+                let bounded = locks.acquire_many(keys(n, round)).enqueue_bounded(0);
                 drop(bounded.expect("free").now_or_never().expect("held"));
             }
         });

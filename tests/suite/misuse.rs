@@ -185,7 +185,7 @@ fn a_panicking_hash_reaches_the_caller_and_changes_nothing() {
     // A key is hashed when its future is made.
     expect_panic("hash exploded", || locks.acquire(bomb(1, Bomb::Hash)));
     expect_panic("hash exploded", || {
-        locks.acquire_bounded(bomb(1, Bomb::Hash), 9)
+        locks.acquire(bomb(1, Bomb::Hash)).enqueue_bounded(9)
     });
 
     // Nothing changed, and the mutex still works (no poisoning).
@@ -735,13 +735,13 @@ fn an_acquire_of_a_free_key_clones_no_waker() {
     // Free keys, every way.
     let guard = ready(locks.acquire(K).poll_unpin(&mut cx));
     let owned = ready(locks.acquire_owned(K + 1).poll_unpin(&mut cx));
-    let mut bounded = locks.acquire_bounded(K + 2, 0).expect("free");
+    let mut bounded = locks.acquire(K + 2).enqueue_bounded(0).expect("free");
     let bounded = ready(bounded.poll_unpin(&mut cx));
-    let mut owned_bounded = locks.acquire_owned_bounded(K + 3, 0).expect("free");
+    let mut owned_bounded = locks.acquire_owned(K + 3).enqueue_bounded(0).expect("free");
     let owned_bounded = ready(owned_bounded.poll_unpin(&mut cx));
     let many = ready(locks.acquire_many([K + 4, K + 5]).poll_unpin(&mut cx));
     let many_owned = ready(locks.acquire_many_owned([K + 6, K + 7]).poll_unpin(&mut cx));
-    let mut many_bounded = locks.acquire_many_bounded([K + 8, K + 9], 0).expect("free");
+    let mut many_bounded = locks.acquire_many([K + 8, K + 9]).enqueue_bounded(0).expect("free");
     let many_bounded = ready(many_bounded.poll_unpin(&mut cx));
     assert_eq!(locks.locked_count(), 10);
     assert_eq!(counts(&hooks), [0, 0, 0, 0], "the waker was not touched");
@@ -1495,7 +1495,7 @@ fn an_eq_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
                 let keys = SWEPT.map(|id| fused(id, &armed));
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     if bounded {
-                        let request = locks.acquire_many_bounded(keys, 8).expect("room");
+                        let request = locks.acquire_many(keys).enqueue_bounded(8).expect("room");
                         assert_eq!(locks.locked_count(), 8, "7 keys taken by the call");
                         armed.blow_at.store(0, Ordering::SeqCst); // dropping compares too
                         drop(request);

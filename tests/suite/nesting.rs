@@ -15,11 +15,11 @@ const SHORT: Duration = Duration::from_millis(20);
 #[test]
 fn a_key_acquired_again_by_its_holder_waits_for_itself() {
     let locks = LockManager::new();
-    let held = locks.acquire_blocking("k");
+    let held = locks.acquire("k").wait();
     // Not re-entrant: the second acquire queues behind the first guard,
     // which this thread would release only after it returned.
     assert_eq!(
-        locks.acquire_blocking_timeout("k", SHORT).unwrap_err(),
+        locks.acquire("k").wait_timeout(SHORT).unwrap_err(),
         TimedOut
     );
     let task = Task::new();
@@ -55,9 +55,9 @@ fn opposite_orders_wait_for_each_other_until_a_deadline() {
             Arc::clone(&tried_second),
         );
         thread::spawn(move || {
-            let _first = locks.acquire_blocking(first);
+            let _first = locks.acquire(first).wait();
             took_first.wait();
-            let second = locks.acquire_blocking_timeout(second, SHORT).map(drop);
+            let second = locks.acquire(second).wait_timeout(SHORT).map(drop);
             // Both keep their first key until both have tried: a deadlock,
             // which only the deadlines end.
             tried_second.wait();
@@ -87,8 +87,8 @@ fn nested_acquires_in_one_global_order_always_finish() {
                             // Any two of three keys, always the smaller first.
                             let (a, b) = ((t + round) % 3, (t + round + 1) % 3);
                             let (low, high) = (a.min(b), a.max(b));
-                            let _outer = locks.acquire_blocking(low);
-                            let _inner = locks.acquire_blocking(high);
+                            let _outer = locks.acquire(low).wait();
+                            let _inner = locks.acquire(high).wait();
                         }
                     })
                 })

@@ -247,7 +247,7 @@ async fn operation(rt: Rt, bank: &Bank, mut rng: Rng, entered: &AtomicBool) {
         // Queued in call order, unless an account has a waiter already.
         10 => {
             let keys = [from, to];
-            let admitted = match locks.acquire_many_bounded(keys, 1) {
+            let admitted = match locks.acquire_many(keys).enqueue_bounded(1) {
                 Ok(request) => Some(request),
                 Err(busy) => {
                     assert!(busy.waiters() >= 1, "{busy}");
@@ -286,11 +286,11 @@ fn blocking_transfers(bank: &Bank, mut rng: Rng) -> Tally {
             &entered,
         );
         if rng.chance(50) {
-            let guard = bank.locks.acquire_many_owned_blocking([to, from]);
+            let guard = bank.locks.acquire_many_owned([to, from]).wait();
             assert_eq!(distinct(guard.keys()), distinct(&[from, to]));
             futures::executor::block_on(body);
         } else {
-            let guard = bank.locks.acquire_many_blocking([from, to, from]);
+            let guard = bank.locks.acquire_many([from, to, from]).wait();
             assert_eq!(distinct(guard.keys()), distinct(&[from, to]));
             futures::executor::block_on(body);
         }

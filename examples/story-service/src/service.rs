@@ -159,7 +159,7 @@ impl App {
         }
         let bounded = self
             .locks
-            .acquire_owned_bounded(id, self.config.max_waiters);
+            .acquire_owned(id).enqueue_bounded(self.config.max_waiters);
         self.admit(bounded).await.map(Some)
     }
 
@@ -175,7 +175,7 @@ impl App {
         }
         let bounded = self
             .locks
-            .acquire_many_owned_bounded([first, second], self.config.max_waiters);
+            .acquire_many_owned([first, second]).enqueue_bounded(self.config.max_waiters);
         self.admit(bounded).await.map(Some)
     }
 
