@@ -82,6 +82,9 @@ async fn run(
         let dir = dir.to_path_buf();
         let locks = locks.clone();
         let longest_queue = Arc::clone(longest_queue);
+        // Dropping a smol `Task` cancels it, releasing at once a guard
+        // moved into it (unlike a tokio `JoinHandle`): keep each task and
+        // await it, as here, or `.detach()` it to let it run on its own.
         tasks.push(smol::spawn(async move {
             match &locks {
                 Some(locks) => {

@@ -5,9 +5,12 @@
 //! each edit a read, a pause and a write under the album's lock: both kinds
 //! of caller wait in one FIFO queue per album, so no edit is lost.
 //!
-//! It also shows a guard moving from a task to a thread and back, and a
-//! thread that gives up after its deadline while a task holds the album
-//! for a long export.
+//! Threads block with `acquire(k).wait()`; tasks take their place with
+//! `acquire_owned(k).enqueue()` and spawn the future. It also shows a guard
+//! moving from a task to a thread and back, and, while a task holds an
+//! album for a long export, a thread that gives up after a timeout
+//! (`wait_timeout`) and one that locks albums in turn under one deadline
+//! (`wait_deadline`).
 //!
 //! Run it with:
 //!
@@ -18,7 +21,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lock_manager::LockManager;
 
@@ -52,27 +55,32 @@ async fn main() {
     let locks = Arc::new(LockManager::<u32>::new());
     let albums = Arc::new(Albums::default());
 
-    // Threads run a plain closure under the lock...
+    // Threads block on the acquire future with `wait()`: the guard is held
+    // to the end of the loop body.
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
             let (locks, albums) = (Arc::clone(&locks), Arc::clone(&albums));
             thread::spawn(move || {
                 for edit in 0..EDITS {
                     let album = ((t + edit) % ALBUMS as usize) as u32;
-                    locks.with_lock_blocking(album, || albums.edit(album));
+                    let _guard = locks.acquire(album).wait();
+                    albums.edit(album);
                 }
             })
         })
         .collect();
-    // ...and tasks spawn the owned `with_lock`, a `'static` future.
+    // Tasks take their place in the queue with `enqueue()` when spawned, in
+    // this loop's order, then move the `'static` owned future into the task.
     let tasks: Vec<_> = (0..TASKS)
         .map(|i| {
             let album = (i % ALBUMS as usize) as u32;
             let albums = Arc::clone(&albums);
-            tokio::spawn(locks.with_lock_owned(album, move || async move {
+            let queued = locks.acquire_owned(album).enqueue();
+            tokio::spawn(async move {
+                let _guard = queued.await;
                 albums.edit(album);
                 tokio::task::yield_now().await;
-            }))
+            })
         })
         .collect();
     for task in tasks {
@@ -116,13 +124,31 @@ async fn main() {
     let impatient = Arc::clone(&locks);
     let waited = tokio::task::spawn_blocking(move || {
         impatient
-            .acquire(2).wait_timeout(Duration::from_millis(20))
+            .acquire(2)
+            .wait_timeout(Duration::from_millis(20))
             .map(drop)
     });
     match waited.await.unwrap() {
         Ok(()) => unreachable!("the export still holds album 2"),
         Err(timed_out) => println!("  a thread gave up on album 2: {timed_out}"),
     }
+
+    // A thread that locks albums one after another gives the whole batch
+    // one deadline, not each album a fresh timeout. It gets albums 0 and 1,
+    // times out on album 2, and `collect` drops the guards it had.
+    let batch = Arc::clone(&locks);
+    let locked = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_millis(30);
+        (0..ALBUMS)
+            .map(|album| batch.acquire(album).wait_deadline(deadline))
+            .collect::<Result<Vec<_>, _>>()
+            .map(drop)
+    });
+    match locked.await.unwrap() {
+        Ok(()) => unreachable!("the export still holds album 2"),
+        Err(timed_out) => println!("  a thread locking every album in turn: {timed_out}"),
+    }
+    assert_eq!(locks.locked_count(), 1, "only the export holds an album");
     drop(export);
     assert_eq!(locks.locked_count(), 0);
 }

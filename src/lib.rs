@@ -30,7 +30,7 @@
 //!   classic use on each runtime: many tasks read, modify and write a few
 //!   files, losing updates without the manager and none with it.
 //! - `examples/threads.rs`: async tasks and plain threads share keys, guards
-//!   move between them, and a thread gives up after its deadline.
+//!   move between them, and threads give up at their deadline.
 //! - `examples/single_flight.rs`: a small library built on the manager:
 //!   concurrent loads of one key coalesced into one, a cancelled or failed
 //!   load handed to the next caller.
@@ -43,18 +43,17 @@
 //! # Guarantees
 //!
 //! - **Exclusive**: at most one guard per key exists at any time.
-//! - **FIFO per key**: callers are served in the order their
-//!   [`acquire`](LockManager::acquire) futures were first polled. A release
-//!   hands the key straight to the oldest waiter, before that waiter even
-//!   runs, so no newcomer can overtake it; [`try_acquire`] never barges
-//!   past a queue either.
+//! - **FIFO per key**: callers are served in the order they arrive. A
+//!   release hands the key straight to the oldest waiter, before that
+//!   waiter even runs, so no newcomer can overtake it; [`try_acquire`]
+//!   never barges past a queue either. A caller arrives when it calls
+//!   [`with_lock`](LockManager::with_lock) or [`with_locks`]; an acquire
+//!   future, lazy as Rust futures are, arrives at its first poll, or when
+//!   [`enqueue`](SingleAcquire::enqueue) is called on it.
 //! - **Isolation**: different keys never wait for each other.
 //! - **Atomic multi-key locking**: [`acquire_many`] takes several keys as
 //!   one request, queued on all of them at once, so callers never deadlock
 //!   whatever order they list their keys in, and FIFO holds on every key.
-//!   Every single-key form has its multi-key twin: [`try_acquire_many`]
-//!   (all or nothing), [`acquire_many_bounded`], [`acquire_many_blocking`],
-//!   and the owned forms.
 //! - **Cancel safety**: dropping a waiting future removes it from its queue
 //!   in O(1); dropping one that was already handed the lock passes the lock
 //!   on. `timeout(acquire(key))` is correct on every runtime.
@@ -65,20 +64,54 @@
 //!
 //! [`try_acquire`]: LockManager::try_acquire
 //! [`acquire_many`]: LockManager::acquire_many
-//! [`try_acquire_many`]: LockManager::try_acquire_many
-//! [`acquire_many_bounded`]: LockManager::acquire_many_bounded
-//! [`acquire_many_blocking`]: LockManager::acquire_many_blocking
+//! [`with_locks`]: LockManager::with_locks
+//!
+//! # One shape for every form
+//!
+//! Four methods acquire: [`acquire`](LockManager::acquire),
+//! [`try_acquire`], [`acquire_many`] and
+//! [`try_acquire_many`](LockManager::try_acquire_many), each with an
+//! `_owned` form on `Arc<LockManager>` whose future and guard borrow
+//! nothing (for spawned tasks); [`with_lock`](LockManager::with_lock) and
+//! [`with_locks`] run a body under the lock. Everything else is a method of
+//! the future an acquire returns:
+//!
+//! ```
+//! use std::time::Duration;
+//! use lock_manager::{Error, LockManager};
+//!
+//! fn update(locks: &LockManager<u64>, id: u64) -> Result<(), Error> {
+//!     let queued = locks.acquire(id).enqueue_bounded(16)?; // Busy if 16 wait already
+//!     let _guard = queued.wait_timeout(Duration::from_secs(1))?; // TimedOut
+//!     Ok(())
+//! }
+//! # update(&LockManager::new(), 1).unwrap();
+//! ```
+//!
+//! - [`enqueue`](SingleAcquire::enqueue) arrives now rather than at the
+//!   first poll, and [`enqueue_bounded`](SingleAcquire::enqueue_bounded)
+//!   does so unless too many wait already ([`Busy`]): load shedding;
+//! - [`wait`](SingleAcquire::wait) blocks a thread until the lock is
+//!   handed over, [`wait_timeout`](SingleAcquire::wait_timeout) and
+//!   [`wait_deadline`](SingleAcquire::wait_deadline) give up in time
+//!   ([`TimedOut`]).
+//!
+//! Every guard implements [`Guard`] (its keys and its manager), and a
+//! single-key guard converts into a multi-key one with `.into()`.
+//! [`Busy`] and [`TimedOut`] convert into [`Error`].
 //!
 //! # Tasks and threads
 //!
 //! One manager serves async tasks and plain threads alike, in one FIFO
-//! queue per key. A thread waits with [`acquire_blocking`] (or
-//! [`acquire_blocking_timeout`], which gives up after a deadline) and runs
-//! a closure under a lock with [`with_lock_blocking`]; a task awaits
-//! [`acquire`] or spawns [`with_lock_owned`]. Owned guards are `Send`: one
-//! taken by a task can be released by a thread, and the other way round.
-//! Never call a blocking form from inside an async task: it blocks the
-//! executor's thread, which the holder's task may need to finish.
+//! queue per key: a task awaits `acquire(key)`, a thread calls
+//! `acquire(key).wait()`. Owned guards are `Send`: one taken by a task can
+//! be released by a thread, and the other way round. Never call `wait`
+//! from inside an async task: it blocks the executor's thread, which the
+//! holder's task may need to finish.
+//!
+//! Dropping a future cancels it, whatever drops it. A smol `Task` dropped
+//! without `.detach()` drops its future, and a guard moved into it is
+//! released at once (tokio's and async-std's handles detach instead).
 //!
 //! # Nesting and re-entrancy
 //!
@@ -92,14 +125,8 @@
 //!   is not re-entrant, so the second acquire queues behind the caller's
 //!   own guard. Pass the guard (or the fact that the key is held) down
 //!   instead; where a wait might come back around, give it a deadline
-//!   ([`acquire_blocking_timeout`], or the runtime's `timeout` around
-//!   [`acquire`]).
-//!
-//! [`acquire`]: LockManager::acquire
-//! [`acquire_blocking`]: LockManager::acquire_blocking
-//! [`acquire_blocking_timeout`]: LockManager::acquire_blocking_timeout
-//! [`with_lock_blocking`]: LockManager::with_lock_blocking
-//! [`with_lock_owned`]: LockManager::with_lock_owned
+//!   ([`wait_timeout`](SingleAcquire::wait_timeout), or the runtime's
+//!   `timeout` around the future).
 //!
 //! # Diagnostics
 //!
@@ -188,7 +215,9 @@ pub use acquire::{Acquire, AcquireOwned, SingleAcquire};
 pub use diagnostics::{HeldKey, Histogram, Stats};
 pub use error::{Busy, Error, TimedOut};
 pub use global::{global, is_locked, queue_len, with_lock};
-pub use guard::{Guard, LockGuard, MultiGuard, MultiLockGuard, OwnedLockGuard, OwnedMultiLockGuard, SingleGuard};
+pub use guard::{
+    Guard, LockGuard, MultiGuard, MultiLockGuard, OwnedLockGuard, OwnedMultiLockGuard, SingleGuard,
+};
 pub use manager::{LockManager, ManagerRef};
 pub use many::{AcquireMany, AcquireManyOwned, MultiAcquire};
 

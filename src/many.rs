@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use futures_core::future::FusedFuture;
 
 use crate::error::{Busy, TimedOut};
-use crate::guard::{for_each_to_the_end, HeldKeys, MultiGuard, MultiLockGuard, OwnedMultiLockGuard};
+use crate::guard::{
+    for_each_to_the_end, HeldKeys, MultiGuard, MultiLockGuard, OwnedMultiLockGuard,
+};
 use crate::manager::{LockManager, ManagerRef};
 use crate::shards::{Claim, Shards, WaiterRef};
 use crate::small::Small;
@@ -647,7 +649,11 @@ impl<K: Eq + Clone> Progress<K> {
     /// already (see [`Shards::enqueue_all`]) or it has arrived already.
     /// Left `Done` if refused or if anything panics: nothing is queued then
     /// (`enqueue_all` undoes its own queueing).
-    fn enqueue<S>(&mut self, shards: &Shards<K, S>, max_waiters: Option<usize>) -> Result<(), Busy> {
+    fn enqueue<S>(
+        &mut self,
+        shards: &Shards<K, S>,
+        max_waiters: Option<usize>,
+    ) -> Result<(), Busy> {
         if !matches!(self.stage, Stage::Unpolled) {
             return Ok(());
         }

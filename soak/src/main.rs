@@ -10,10 +10,12 @@
 //! ```
 //!
 //! Every task draws its operations at random from one printed seed: every
-//! single- and multi-key acquire, `try` and bounded form, `with_lock`
-//! bodies that return `Ok`, `Err` or panic, acquires raced against a short
-//! timer, polled once and dropped, or dropped right after the hand-off,
-//! whole operations cut short by a timeout, and guards dropped halfway.
+//! single- and multi-key acquire, `try` and bounded form, blocking waits
+//! with and without a timeout or a deadline, `with_lock` bodies that
+//! return `Ok`, `Err` or panic, futures enqueued at once and awaited in a
+//! task of their own, acquires raced against a short timer, polled once
+//! and dropped, or dropped right after the hand-off, whole operations cut
+//! short by a timeout, and guards dropped halfway.
 //! Hot keys (`0..4`) keep long queues; cold ones (`4..4096`) mostly don't.
 //!
 //! Checked, each failure counted as a violation and the first few printed:
@@ -105,7 +107,8 @@ fn main() -> ExitCode {
     async_std::task::block_on(async_std::task::spawn(async_std::task::sleep(
         Duration::from_millis(1),
     )));
-    smol::block_on(smol::Timer::after(Duration::from_millis(1)));
+    // (smol's global executor too, which runs the tasks the soak spawns.)
+    smol::block_on(smol::spawn(smol::Timer::after(Duration::from_millis(1))));
     println!(
         "soak: {} s on tokio, async-std, smol and {THREADS} threads (seed {seed})",
         duration.as_secs()

@@ -9,11 +9,12 @@ use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::{self, BoxFuture, Either, FutureExt};
+use lock_manager::{Guard, MultiLockGuard, OwnedMultiLockGuard, TimedOut};
 
-use crate::shared::{add, bump, distinct, Deliberate, Driver, Guard, Rng, Shared, HOT, KEYS};
+use crate::shared::{add, bump, distinct, Deliberate, Driver, Rng, Shared, HOT, KEYS};
 
 /// The async runtimes, each with its own timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,22 @@ impl Rt {
             Rt::Tokio => tokio::task::yield_now().await,
             Rt::AsyncStd => async_std::task::yield_now().await,
             Rt::Smol => smol::future::yield_now().await,
+        }
+    }
+
+    /// Runs `fut` as a task of the runtime and waits for it to finish; a
+    /// panic in the task resumes here.
+    async fn spawn(self, fut: BoxFuture<'static, ()>) {
+        match self {
+            Rt::Tokio => {
+                if let Err(failed) = tokio::spawn(fut).await {
+                    panic::resume_unwind(failed.into_panic());
+                }
+            }
+            Rt::AsyncStd => async_std::task::spawn(fut).await,
+            // Awaited to the end: a smol `Task` dropped undetached cancels
+            // the task, releasing at once a guard moved into it.
+            Rt::Smol => smol::spawn(fut).await,
         }
     }
 
@@ -222,7 +239,7 @@ async fn critical<G>(
 async fn waited<F>(rt: Rt, shared: &Shared, keys: &[u64], fut: F, wait: Wait, plan: Plan) -> bool
 where
     F: Future,
-    F::Output: Guard,
+    F::Output: Guard<Key = u64>,
 {
     let keys = distinct(keys);
     let request = shared.request(keys.len());
@@ -270,8 +287,13 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
         0..=13 => {
             waited(rt, shared, &one, locks.acquire(key), wait, plan).await;
         }
-        14..=23 => {
+        14..=19 => {
             waited(rt, shared, &one, locks.acquire_owned(key), wait, plan).await;
+        }
+        // A single-key guard converted into a multi-key one.
+        20..=23 => {
+            let fut = locks.acquire_owned(key).map(OwnedMultiLockGuard::from);
+            waited(rt, shared, &one, fut, wait, plan).await;
         }
         24..=33 => {
             let fut = locks.acquire_many(keys.iter().copied());
@@ -289,13 +311,16 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
             let wait = if max == 0 { Wait::Once } else { wait };
             let placed = match rng.below(3) {
                 0 => locks
-                    .acquire(key).enqueue_bounded(max)
+                    .acquire(key)
+                    .enqueue_bounded(max)
                     .map(|fut| waited(rt, shared, &one, fut, wait, plan).boxed()),
                 1 => locks
-                    .acquire_owned(key).enqueue_bounded(max)
+                    .acquire_owned(key)
+                    .enqueue_bounded(max)
                     .map(|fut| waited(rt, shared, &one, fut, wait, plan).boxed()),
                 _ => locks
-                    .acquire_many(keys.iter().copied()).enqueue_bounded(max)
+                    .acquire_many(keys.iter().copied())
+                    .enqueue_bounded(max)
                     .map(|fut| waited(rt, shared, &keys, fut, wait, plan).boxed()),
             };
             match placed {
@@ -333,10 +358,23 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
                 None => bump(&shared.tally.try_refused),
             }
         }
-        62..=79 => {
+        62..=73 => {
             let plan = Plan::random(rng, true);
             let keys = if rng.chance(70) { one.to_vec() } else { keys };
             with_lock(rt, shared, &keys, plan).await;
+        }
+        // The spawnable `with_lock`: the place taken at the call with
+        // `enqueue`, then the owned future moved into a task of its own.
+        74..=79 => {
+            let shared = Arc::clone(shared);
+            let task = if rng.chance(70) {
+                let queued = locks.acquire_owned(key).enqueue();
+                async move { waited(rt, &shared, &one, queued, wait, plan).await }.boxed()
+            } else {
+                let queued = locks.acquire_many_owned(keys.clone()).enqueue();
+                async move { waited(rt, &shared, &keys, queued, wait, plan).await }.boxed()
+            };
+            rt.spawn(task.map(drop).boxed()).await;
         }
         // The whole operation under a timeout: cancelled while queued, just
         // after the grant, or in the middle of the body.
@@ -429,10 +467,7 @@ async fn probe(rt: Rt, shared: &Shared, rng: &mut Rng) {
             .boxed(),
             // Placed by the call itself, not the first poll.
             2 => {
-                let Ok(fut) = locks.acquire(hot).enqueue_bounded(usize::MAX) else {
-                    shared.violation("acquire_bounded refused with no bound");
-                    continue;
-                };
+                let fut = locks.acquire(hot).enqueue();
                 async move {
                     let guard = shared.take(fut.await, &[hot]);
                     let keys = granted(vec![hot]);
@@ -512,19 +547,47 @@ fn blocking_operation(shared: &Arc<Shared>, rng: &mut Rng) {
     let keys = rng.keys();
     let merged = distinct(&keys);
     let plan = Plan::random(rng, false);
+    let limit = Duration::from_micros(rng.below(500));
     match rng.below(100) {
-        0..=34 => critical_blocking(shared, &[key], locks.acquire(key).wait(), plan),
+        0..=24 => critical_blocking(shared, &[key], locks.acquire(key).wait(), plan),
+        25..=34 => {
+            if let Some(guard) = timed(shared, 1, || locks.acquire(key).wait_timeout(limit)) {
+                critical_blocking(shared, &[key], guard, plan);
+            }
+        }
         35..=49 => critical_blocking(shared, &[key], locks.acquire_owned(key).wait(), plan),
-        50..=74 => {
+        50..=64 => {
             let guard = locks.acquire_many(keys).wait();
             critical_blocking(shared, &merged, guard, plan);
         }
-        75..=84 => {
+        65..=72 => {
             let guard = locks.acquire_many_owned(keys).wait();
             critical_blocking(shared, &merged, guard, plan);
         }
+        73..=76 => {
+            let wait = || locks.acquire_many(keys).wait_timeout(limit);
+            if let Some(guard) = timed(shared, merged.len(), wait) {
+                critical_blocking(shared, &merged, guard, plan);
+            }
+        }
+        // One key after another, in order, under one deadline: gives up at
+        // the first key not granted in time, releasing those it had.
+        77..=84 => {
+            let deadline = Instant::now() + limit * 4;
+            let in_turn: Result<Vec<_>, TimedOut> = merged
+                .iter()
+                .map(|&key| {
+                    let guard = locks.acquire(key).wait_deadline(deadline)?;
+                    Ok(shared.take(guard, &[key]))
+                })
+                .collect();
+            match in_turn {
+                Ok(guards) => section(shared, &merged, guards, plan),
+                Err(TimedOut) => bump(&shared.tally.cancellations),
+            }
+        }
         85..=88 => match locks.try_acquire(key) {
-            Some(guard) => critical_blocking(shared, &[key], guard, plan),
+            Some(guard) => critical_blocking(shared, &[key], MultiLockGuard::from(guard), plan),
             None => bump(&shared.tally.try_refused),
         },
         89..=92 => match locks.try_acquire_owned(key) {
@@ -538,9 +601,26 @@ fn blocking_operation(shared: &Arc<Shared>, rng: &mut Rng) {
     }
 }
 
+/// A blocking wait with a time limit for `keys` distinct keys: its guard,
+/// or `None` (a cancellation) when time ran out.
+fn timed<G>(shared: &Shared, keys: usize, wait: impl FnOnce() -> Result<G, TimedOut>) -> Option<G> {
+    let request = shared.request(keys);
+    let guard = wait().ok();
+    match guard {
+        Some(_) => request.granted(),
+        None => bump(&shared.tally.cancellations),
+    }
+    guard
+}
+
 /// [`critical`] on a plain thread, counting the guard in first.
-fn critical_blocking<G: Guard>(shared: &Shared, keys: &[u64], guard: G, plan: Plan) {
+fn critical_blocking<G: Guard<Key = u64>>(shared: &Shared, keys: &[u64], guard: G, plan: Plan) {
     let guard = shared.take(guard, keys);
+    section(shared, keys, guard, plan);
+}
+
+/// The critical section on a plain thread, holding `guard` (counted in).
+fn section<G>(shared: &Shared, keys: &[u64], guard: G, plan: Plan) {
     let inside = shared.enter(keys);
     let seen = shared.read(keys);
     for step in 0..plan.yields {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
-use lock_manager::{LockGuard, LockManager, MultiLockGuard, OwnedLockGuard, OwnedMultiLockGuard};
+use lock_manager::{Guard, LockManager};
 
 /// Keys `0..HOT` are hot: about half of all requests go to them, so their
 /// queues stay long. The rest of `0..KEYS` are cold and rarely contended.
@@ -101,7 +101,7 @@ pub struct Tally {
     pub cancellations: AtomicU64,
     /// Deliberate panics in `with_lock` bodies, caught around the call.
     pub panics: AtomicU64,
-    /// `acquire_bounded` and `acquire_many_bounded` calls refused with `Busy`.
+    /// `enqueue_bounded` calls refused with `Busy`.
     pub busy: AtomicU64,
     /// `try_acquire` and `try_acquire_many` calls that found a key taken.
     pub try_refused: AtomicU64,
@@ -212,8 +212,8 @@ impl Shared {
 
     /// Counts the keys of a guard just obtained for `keys` (sorted,
     /// merged), after checking it holds exactly those.
-    pub fn take<G: Guard>(&self, guard: G, keys: &[u64]) -> G {
-        let held = distinct(&guard.held());
+    pub fn take<G: Guard<Key = u64>>(&self, guard: G, keys: &[u64]) -> G {
+        let held = distinct(guard.keys());
         if held != keys {
             self.violation(format_args!("a guard for {keys:?} holds {held:?}"));
         }
@@ -406,34 +406,5 @@ impl Drop for Inside<'_> {
         for &key in self.keys {
             self.shared.holders[key as usize].fetch_sub(1, SeqCst);
         }
-    }
-}
-
-/// Every kind of guard: the keys it holds.
-pub trait Guard {
-    fn held(&self) -> Vec<u64>;
-}
-
-impl Guard for LockGuard<'_, u64> {
-    fn held(&self) -> Vec<u64> {
-        vec![*self.key()]
-    }
-}
-
-impl Guard for OwnedLockGuard<u64> {
-    fn held(&self) -> Vec<u64> {
-        vec![*self.key()]
-    }
-}
-
-impl Guard for MultiLockGuard<'_, u64> {
-    fn held(&self) -> Vec<u64> {
-        self.keys().to_vec()
-    }
-}
-
-impl Guard for OwnedMultiLockGuard<u64> {
-    fn held(&self) -> Vec<u64> {
-        self.keys().to_vec()
     }
 }

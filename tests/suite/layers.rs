@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
-/// Each module of `src/` with the modules its code names as `crate::name`.
+/// Each module of `src/` with the modules its code names as `crate::name`
+/// or `crate::{name, ...}`.
 fn imports() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut graph = BTreeMap::new();
@@ -17,14 +18,15 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         }
         let module = path.file_stem().unwrap().to_string_lossy().into_owned();
         let text = fs::read_to_string(&path).expect("a source file");
+        // Comments dropped, lines joined: a `use crate::{..}` may span lines.
+        let code: String = text
+            .lines()
+            .map(|line| line.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut uses = BTreeSet::new();
-        for line in text.lines() {
-            let code = line.split("//").next().unwrap_or("");
-            for (at, _) in code.match_indices("crate::") {
-                let name: String = code[at + "crate::".len()..]
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+        for (at, _) in code.match_indices("crate::") {
+            for name in first_segments(&code[at + "crate::".len()..]) {
                 if name != module {
                     uses.insert(name);
                 }
@@ -35,23 +37,67 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
+/// The modules named at the start of `path`, the text after a `crate::`:
+/// one for `name::...`, each item's first segment for `{a, b::c, ...}`.
+fn first_segments(path: &str) -> Vec<String> {
+    let ident = |text: &str| -> String {
+        text.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let Some(group) = path.strip_prefix('{') else {
+        return vec![ident(path)];
+    };
+    // Split the group at its top-level commas, up to its closing brace.
+    let (mut names, mut depth, mut item_start) = (Vec::new(), 0, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                names.push(ident(&group[item_start..i]));
+                break;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                names.push(ident(&group[item_start..i]));
+                item_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    names.retain(|name| !name.is_empty());
+    names
+}
+
+#[test]
+fn grouped_imports_name_each_module() {
+    assert_eq!(first_segments("shards::{Claim, Shards};"), ["shards"]);
+    assert_eq!(
+        first_segments("{error::Busy, guard::{A, B}, manager}; use"),
+        ["error", "guard", "manager"]
+    );
+    assert_eq!(first_segments("{a, b,}"), ["a", "b"]);
+}
+
 /// The layers of `src/`, bottom first, as ARCHITECTURE.md lists them: a
 /// module may use only modules of the layers below its own.
 const LAYERS: &[&[&str]] = &[
     // Plain data and helpers: no locking, no waiting.
     &["error", "hashed", "small", "sync", "trace"],
-    // The reports; one key's wait queue, linked through a slab.
-    &["diagnostics", "queue"],
+    // The reports; one key's wait queue, linked through a slab; parking a
+    // thread on a future.
+    &["diagnostics", "queue", "wait"],
     // One shard's bookkeeping, run under its mutex; the reports' `serde`.
     &["serialize", "state"],
     // The shards, and every rule for taking their mutexes.
     &["shards"],
-    // The manager: construction, queries, reports.
+    // The manager and its construction; the two ways to hold it.
     &["manager"],
-    // What a caller holds, then the ways to get it.
-    &["guard"],
+    // What a caller holds; what the manager reports.
+    &["guard", "report"],
+    // The ways to acquire, and the process-wide manager.
     &["acquire", "many", "global"],
-    &["blocking"],
     // The crate root only declares and re-exports.
     &["lib"],
 ];

@@ -159,7 +159,8 @@ impl App {
         }
         let bounded = self
             .locks
-            .acquire_owned(id).enqueue_bounded(self.config.max_waiters);
+            .acquire_owned(id)
+            .enqueue_bounded(self.config.max_waiters);
         self.admit(bounded).await.map(Some)
     }
 
@@ -175,13 +176,15 @@ impl App {
         }
         let bounded = self
             .locks
-            .acquire_many_owned([first, second]).enqueue_bounded(self.config.max_waiters);
+            .acquire_many_owned([first, second])
+            .enqueue_bounded(self.config.max_waiters);
         self.admit(bounded).await.map(Some)
     }
 
     /// Sheds load, then waits for the lock for at most `config.wait`.
     ///
-    /// A bounded acquire refuses at once when the queue is full. Past
+    /// `enqueue_bounded` refuses at once when the queue is full, and
+    /// otherwise takes the request's place in the queue right then. Past
     /// that, `timeout` drops the waiting future when time is up, which
     /// leaves the queue cleanly (the manager's futures are cancel-safe).
     async fn admit<F: Future>(&self, bounded: Result<F, Busy>) -> Result<F::Output, Refused> {
