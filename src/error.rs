@@ -35,7 +35,6 @@ impl Busy {
     /// # Examples
     ///
     /// ```
-    /// use futures::FutureExt;
     /// use lock_manager::LockManager;
     ///
     /// let locks = LockManager::new();

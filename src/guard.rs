@@ -54,8 +54,8 @@ pub trait Guard: sealed::Sealed {
 
 mod sealed {
     pub trait Sealed {}
-    impl<M: crate::ManagerRef> Sealed for super::SingleGuard<M> {}
-    impl<M: crate::ManagerRef> Sealed for super::MultiGuard<M> {}
+    impl<M: super::ManagerRef> Sealed for super::SingleGuard<M> {}
+    impl<M: super::ManagerRef> Sealed for super::MultiGuard<M> {}
 }
 
 /// A guard of one key, borrowing its manager: returned by

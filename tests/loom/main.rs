@@ -2,8 +2,9 @@
 //! and the removal of idle keys, explored by loom over every interleaving
 //! of the manager's mutexes (up to a preemption bound); and the same for
 //! multi-key requests (`acquire_many`, `with_locks`, `try_acquire_many`,
-//! `acquire_many_bounded`), which take several shards' mutexes together
-//! and may be handed a key without a wake-up.
+//! `enqueue_bounded` on them), which take several shards' mutexes together
+//! and may be handed a key without a wake-up; so may a future placed with
+//! `enqueue` before its first poll.
 //!
 //! Run with:
 //!
@@ -329,6 +330,27 @@ fn with_lock_dropped_midway() {
         drop(guard);
         join_all([runner, waiter]);
         assert_eq!(shared.entered(0), 2);
+    });
+}
+
+/// A future placed with `enqueue` behind a held key (as `with_lock` does
+/// when called) races the release and another thread's acquire: it may be
+/// handed the key before its first poll, with no waker to wake (the poll
+/// then takes it), or after; its guard, converted into a multi-key guard,
+/// releases the key once. Both threads get the key, one at a time.
+#[test]
+fn an_enqueued_future_is_handed_the_key_before_or_after_its_first_poll() {
+    model(|shared| {
+        let held = shared.take_and_enter(0);
+        let placed = spawn(shared, |shared| {
+            let placed = shared.locks.acquire(0).enqueue();
+            shared.work_all(block_on(placed).into());
+        });
+        let waiter = spawn_lock(shared, 0);
+
+        drop(held);
+        join_all([placed, waiter]);
+        assert_eq!(shared.entered(0), 3);
     });
 }
 

@@ -1,6 +1,7 @@
 //! `Send`, `Sync`, `Unpin` and `'static`, asserted at compile time, negative
 //! cases included; and the `Debug` output, pinned.
 use std::cell::Cell;
+use std::collections::hash_map::RandomState;
 use std::marker::{PhantomData, PhantomPinned};
 use std::panic::{catch_unwind, RefUnwindSafe, UnwindSafe};
 use std::rc::Rc;
@@ -49,6 +50,8 @@ fn everything_is_send_sync_and_unpin_for_ordinary_keys() {
     sync::<LockGuard<'_, String>>();
     send::<OwnedLockGuard<String>>();
     sync::<OwnedLockGuard<String>>();
+    unpin::<LockGuard<'_, String>>();
+    unpin::<OwnedLockGuard<String>>();
 }
 
 #[test]
@@ -57,15 +60,53 @@ fn owned_futures_and_guards_are_static() {
     is_static::<OwnedLockGuard<u64>>();
 }
 
+/// Every guard as a trait object that still moves between threads.
+#[test]
+fn guards_as_trait_objects_stay_send_and_sync() {
+    type AnyGuard<'a> =
+        dyn lock_manager::Guard<Key = String, Hasher = RandomState> + Send + Sync + 'a;
+    let locks = Arc::new(LockManager::<String>::new());
+    let guards: [Box<AnyGuard<'_>>; 4] = [
+        Box::new(locks.try_acquire("a".into()).unwrap()),
+        Box::new(locks.try_acquire_owned("b".into()).unwrap()),
+        Box::new(locks.try_acquire_many(["c".into()]).unwrap()),
+        Box::new(locks.try_acquire_many_owned(["d".into()]).unwrap()),
+    ];
+    send::<Box<AnyGuard<'static>>>();
+    sync::<Box<AnyGuard<'static>>>();
+    std::thread::scope(|s| {
+        s.spawn(move || drop(guards));
+    });
+    assert_eq!(locks.locked_count(), 0);
+}
+
 /// The value's type, for the futures whose type cannot be named.
 fn send_and_static<T: Send + 'static>(_: &T) {}
 
+/// The value's type is `Send`, for the futures whose type cannot be named.
+fn send_value<T: Send>(_: &T) {}
+
 #[test]
-fn owned_with_lock_futures_are_send_and_static() {
+fn with_lock_futures_are_send_and_the_spawnable_recipe_is_static() {
     let locks = Arc::new(LockManager::<String>::new());
-    send_and_static(&locks.with_lock_owned("a".into(), || async {}));
-    send_and_static(&locks.with_locks_owned(["a".into()], || async {}));
+    send_value(&locks.with_lock("a".into(), || async {}));
+    send_value(&locks.with_locks(["a".into()], || async {}));
+    // The spawnable `with_lock`: an owned future placed at once, awaited in
+    // a task of its own.
+    let queued = locks.acquire_owned("a".into()).enqueue();
+    send_and_static(&async move {
+        let _guard = queued.await;
+    });
+    let queued = locks.acquire_many_owned(["a".into()]).enqueue();
+    send_and_static(&async move {
+        let _guard = queued.await;
+    });
+    send_and_static(&lock_manager::with_lock("auto-traits/a", || async {}));
+    assert_eq!(locks.locked_count(), 0, "every dropped future let go");
+    assert!(!lock_manager::is_locked("auto-traits/a"));
 }
+
+fn std_error<T: std::error::Error + Send + Sync + 'static>() {}
 
 #[test]
 fn the_errors_are_plain_values() {
@@ -74,6 +115,12 @@ fn the_errors_are_plain_values() {
     is_static::<lock_manager::TimedOut>();
     send::<lock_manager::Busy>();
     sync::<lock_manager::Busy>();
+    std_error::<lock_manager::TimedOut>();
+    std_error::<lock_manager::Busy>();
+    // The error either converts into, for `?` and `Box<dyn Error + Send +
+    // Sync>` alike.
+    std_error::<lock_manager::Error>();
+    unpin::<lock_manager::Error>();
 }
 
 #[test]
@@ -88,6 +135,8 @@ fn multi_key_futures_and_guards_are_send_sync_and_unpin_for_ordinary_keys() {
     sync::<MultiLockGuard<'_, String>>();
     send::<OwnedMultiLockGuard<String>>();
     sync::<OwnedMultiLockGuard<String>>();
+    unpin::<MultiLockGuard<'_, String>>();
+    unpin::<OwnedMultiLockGuard<String>>();
     is_static::<AcquireManyOwned<String>>();
     is_static::<OwnedMultiLockGuard<u64>>();
 }
@@ -200,28 +249,25 @@ fn a_future_whose_shard_is_busy_prints_as_waiting_without_blocking() {
     let waiting = PARKED.lock().unwrap().take().unwrap();
     assert_eq!(
         *PEEKED.lock().unwrap(),
-        [r#"AcquireOwned { progress: Waiting(Peek(1)), .. }"#]
+        [r#"Acquire { progress: Waiting(Peek(1)), .. }"#]
     );
     assert_eq!(
         format!("{waiting:?}"),
-        r#"AcquireOwned { progress: Queued(Peek(1)), .. }"#
+        r#"Acquire { progress: Queued(Peek(1)), .. }"#
     );
     drop((waiting, holder));
 }
 
 #[test]
-fn owned_debug_prints_the_key_of_futures_and_guards_only() {
+fn owned_debug_prints_as_borrowed_with_the_key_of_futures_and_guards_only() {
     let locks = Arc::new(LockManager::new());
     let unpolled = locks.acquire_owned("secret");
     assert_eq!(
         format!("{unpolled:?}"),
-        r#"AcquireOwned { progress: Unpolled("secret"), .. }"#
+        r#"Acquire { progress: Unpolled("secret"), .. }"#
     );
     let guard = locks.try_acquire_owned("secret").unwrap();
-    assert_eq!(
-        format!("{guard:?}"),
-        r#"OwnedLockGuard { key: "secret", .. }"#
-    );
+    assert_eq!(format!("{guard:?}"), r#"LockGuard { key: "secret", .. }"#);
 }
 
 #[test]
@@ -242,7 +288,7 @@ fn multi_key_debug_prints_the_keys_of_futures_and_guards_only() {
     assert!((&mut waiting).now_or_never().is_none());
     assert_eq!(
         format!("{waiting:?}"),
-        r#"AcquireManyOwned { progress: Waiting { keys: ["secret"], held: 0 }, .. }"#
+        r#"AcquireMany { progress: Waiting { keys: ["secret"], held: 0 }, .. }"#
     );
     assert_eq!(
         format!("{locks:?}"),
@@ -253,12 +299,9 @@ fn multi_key_debug_prints_the_keys_of_futures_and_guards_only() {
     let owned = (&mut waiting).now_or_never().unwrap();
     assert_eq!(
         format!("{owned:?}"),
-        r#"OwnedMultiLockGuard { keys: ["secret"], .. }"#
+        r#"MultiLockGuard { keys: ["secret"], .. }"#
     );
-    assert_eq!(
-        format!("{waiting:?}"),
-        "AcquireManyOwned { progress: Done, .. }"
-    );
+    assert_eq!(format!("{waiting:?}"), "AcquireMany { progress: Done, .. }");
 }
 
 /// A key whose `Eq` runs while the manager's mutex is held (comparing it

@@ -1,5 +1,5 @@
-//! `acquire_blocking`: synchronous threads and async tasks share one FIFO
-//! queue per key.
+//! `wait` on the acquire futures: synchronous threads and async tasks share
+//! one FIFO queue per key.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -159,7 +159,8 @@ fn owned_blocking_many_guards_move_to_other_threads() {
     assert!(locks.try_acquire_many(["y"]).is_none());
     thread::spawn(move || drop(guard)).join().unwrap();
     assert!(locks
-        .acquire_many(Vec::<&str>::new()).wait()
+        .acquire_many(Vec::<&str>::new())
+        .wait()
         .keys()
         .is_empty());
     assert_eq!(locks.locked_count(), 0);

@@ -1,5 +1,7 @@
-//! `acquire_bounded`: refuses at once past a number of waiters, and
-//! otherwise takes its place in the same FIFO queue as everyone else.
+//! `enqueue_bounded`: refuses at once past a number of waiters, and
+//! otherwise takes its place (at the call) in the same FIFO queue as
+//! everyone else; and `enqueue`, its unbounded twin, which does nothing to
+//! a future that has its place already.
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -11,7 +13,10 @@ use lock_manager::{Busy, LockManager};
 fn the_caller_past_the_bound_is_refused_and_changes_nothing() {
     let locks = LockManager::new();
     let _holder = locks.try_acquire("k").unwrap();
-    let first = locks.acquire("k").enqueue_bounded(2).expect("no waiters yet");
+    let first = locks
+        .acquire("k")
+        .enqueue_bounded(2)
+        .expect("no waiters yet");
     let second = locks.acquire("k").enqueue_bounded(2).expect("one waiter");
     let before = format!("{locks:?}");
 
@@ -100,7 +105,10 @@ fn a_zero_bound_admits_only_a_free_key() {
     let Poll::Ready(guard) = Task::new().poll(&mut admitted) else {
         panic!("admitted with a free key, it holds the key at once")
     };
-    assert_eq!(locks.acquire(3).enqueue_bounded(0).unwrap_err().waiters(), 0);
+    assert_eq!(
+        locks.acquire(3).enqueue_bounded(0).unwrap_err().waiters(),
+        0
+    );
     drop(guard);
     assert!(locks.acquire(3).enqueue_bounded(0).is_ok());
 }
@@ -153,7 +161,10 @@ fn a_many_request_is_refused_when_any_key_is_at_its_bound() {
         let stats = locks.stats();
         let debug = format!("{locks:?}");
 
-        let refused = locks.acquire_many([1, 2, 3]).enqueue_bounded(1).unwrap_err();
+        let refused = locks
+            .acquire_many([1, 2, 3])
+            .enqueue_bounded(1)
+            .unwrap_err();
         assert_eq!(refused.waiters(), 1);
         assert_eq!(locks.stats(), stats, "a refusal counted something");
         assert_eq!(format!("{locks:?}"), debug);
@@ -208,4 +219,97 @@ fn a_zero_bound_admits_a_many_request_only_when_every_key_is_free() {
     assert_eq!(held.keys().len(), 2);
     drop(held);
     assert_eq!(locks.locked_count(), 0);
+}
+
+/// A future placed already (by a poll, `enqueue` or `enqueue_bounded`)
+/// keeps its place and its waker through `enqueue` and `enqueue_bounded`,
+/// and the bound is not checked again: one waiter each, nothing counted.
+#[test]
+fn enqueue_on_a_placed_future_changes_nothing() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire(1).unwrap();
+    let tasks = [Task::new(), Task::new()];
+    let mut polled = locks.acquire(1);
+    assert!(tasks[0].poll(&mut polled).is_pending());
+    let placed = locks.acquire(1).enqueue();
+    let (stats, debug) = (locks.stats(), format!("{locks:?}"));
+    assert_eq!(debug, "LockManager { locked: 1, waiters: 2 }");
+
+    let polled = polled.enqueue().enqueue();
+    let placed = placed.enqueue();
+    assert_eq!(locks.queue_len(&1), 3);
+    // Two waiters already, past a bound of 0 or 1: placed, so admitted.
+    let mut polled = polled
+        .enqueue_bounded(0)
+        .expect("placed: not checked again");
+    let mut placed = placed
+        .enqueue_bounded(1)
+        .expect("placed: not checked again");
+    assert_eq!(locks.queue_len(&1), 3);
+    assert_eq!(locks.stats(), stats);
+    assert_eq!(format!("{locks:?}"), debug);
+
+    drop(holder);
+    assert_eq!(
+        tasks[0].wakes(),
+        1,
+        "still woken through its first poll's waker"
+    );
+    let Poll::Ready(guard) = tasks[0].poll(&mut polled) else {
+        panic!("the polled future kept its place at the front")
+    };
+    assert!(tasks[1].poll(&mut placed).is_pending());
+    drop(guard);
+    assert_eq!(tasks[1].wakes(), 1);
+    let guard = match tasks[1].poll(&mut placed) {
+        Poll::Ready(guard) => guard,
+        Poll::Pending => panic!("the placed future was next"),
+    };
+    // A future granted at the call is left as it is too.
+    let granted = locks.acquire(2).enqueue().enqueue_bounded(0).unwrap();
+    assert_eq!(locks.queue_len(&2), 1);
+    drop((guard, granted));
+    assert_eq!(
+        format!("{locks:?}"),
+        "LockManager { locked: 0, waiters: 0 }"
+    );
+}
+
+#[test]
+fn enqueue_on_a_placed_many_request_changes_nothing() {
+    for locks in [LockManager::with_shards(1), LockManager::with_shards(64)] {
+        let holder = locks.try_acquire(2).unwrap();
+        let tasks = [Task::new(), Task::new()];
+        let mut polled = locks.acquire_many([1, 2]);
+        assert!(tasks[0].poll(&mut polled).is_pending());
+        let placed = locks.acquire_many([2, 3]).enqueue();
+        let (stats, debug) = (locks.stats(), format!("{locks:?}"));
+        assert_eq!(debug, "LockManager { locked: 3, waiters: 2 }");
+
+        let mut polled = polled
+            .enqueue()
+            .enqueue_bounded(0)
+            .expect("not checked again");
+        let mut placed = placed
+            .enqueue()
+            .enqueue_bounded(1)
+            .expect("not checked again");
+        assert_eq!(locks.queue_len(&2), 3);
+        assert_eq!(locks.stats(), stats);
+        assert_eq!(format!("{locks:?}"), debug);
+
+        drop(holder);
+        assert_eq!(
+            tasks[0].wakes(),
+            1,
+            "still woken through its first poll's waker"
+        );
+        let Poll::Ready(guard) = tasks[0].poll(&mut polled) else {
+            panic!("the polled request kept its place at the front")
+        };
+        assert!(tasks[1].poll(&mut placed).is_pending());
+        drop(guard);
+        assert!(tasks[1].poll(&mut placed).is_ready());
+        assert_eq!(locks.locked_count(), 0);
+    }
 }

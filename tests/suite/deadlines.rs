@@ -1,5 +1,6 @@
-//! Blocking acquires with a deadline, and the `with_lock` forms for threads
-//! (`with_lock_blocking`) and for spawned tasks (`with_lock_owned`).
+//! Blocking acquires (`wait`, `wait_timeout`, `wait_deadline`), and the
+//! `with_lock` recipes for threads (a guard from `wait` over the body) and
+//! for spawned tasks (an owned future placed with `enqueue`).
 //!
 //! Timed tests assert outcomes, never durations: a deadline is either far
 //! shorter than the wait it cuts (the key stays held throughout) or far
@@ -8,13 +9,13 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
 use crate::common::soak::Holders;
 use crate::common::{wait_until, within, Rng, Rt, Task};
-use lock_manager::{LockManager, TimedOut};
+use lock_manager::{Error, LockManager, TimedOut};
 
 /// Long enough for any wait the test expects to end.
 const AMPLE: Duration = Duration::from_secs(10);
@@ -92,7 +93,8 @@ fn a_zero_timeout_takes_a_free_key_and_refuses_a_held_one() {
     assert_eq!(locks.queue_len(&5), 1, "the refused caller left no waiter");
     drop(guard);
     let many = locks
-        .acquire_many([6, 5]).wait_timeout(Duration::ZERO)
+        .acquire_many([6, 5])
+        .wait_timeout(Duration::ZERO)
         .unwrap();
     assert_eq!(many.keys().len(), 2);
     drop(many);
@@ -148,37 +150,175 @@ fn a_many_key_timeout_gives_back_the_keys_it_held() {
 }
 
 #[test]
-fn with_lock_blocking_runs_the_body_under_the_lock_and_releases_it() {
+fn a_thread_past_its_deadline_leaves_the_queue() {
     let locks = LockManager::new();
-    let inside = locks.with_lock_blocking("k", || locks.is_locked("k"));
+    let holder = locks.acquire(1).wait();
+    let deadline = Instant::now() + SHORT;
+    assert_eq!(
+        locks.acquire(1).wait_deadline(deadline).map(drop),
+        Err(TimedOut)
+    );
+    assert_eq!(locks.queue_len(&1), 1, "the thread left the queue");
+    // A request holding a free key gives it back when it times out.
+    let both = locks.acquire_many([2, 1]).wait_deadline(deadline);
+    assert_eq!(both.map(drop), Err(TimedOut));
+    assert!(!locks.is_locked(&2));
+    assert_eq!(locks.queue_len(&1), 1);
+    drop(holder);
+    assert_eq!(
+        format!("{locks:?}"),
+        "LockManager { locked: 0, waiters: 0 }"
+    );
+}
+
+/// One deadline for several waits in a row, as a thread locking keys one
+/// after another needs: each wait has what is left of it.
+#[test]
+fn one_deadline_serves_a_thread_locking_keys_one_after_another() {
+    let locks = Arc::new(LockManager::new());
+    let held = locks.acquire_owned(3).wait();
+    // Releases key 3 once the thread below waits for it.
+    let releaser = {
+        let locks = Arc::clone(&locks);
+        thread::spawn(move || {
+            wait_until("the thread queued on 3", || locks.queue_len(&3) == 2);
+            drop(held);
+        })
+    };
+    let deadline = Instant::now() + AMPLE;
+    let guards: Vec<_> = [1, 2, 3, 4]
+        .map(|key| locks.acquire(key).wait_deadline(deadline))
+        .into_iter()
+        .collect::<Result<_, TimedOut>>()
+        .expect("every key within the deadline");
+    releaser.join().unwrap();
+    assert_eq!(locks.locked_count(), 4);
+    let many = locks.acquire_many([6, 5]).wait_deadline(deadline).unwrap();
+    assert_eq!(locks.locked_count(), 6);
+    drop((guards, many));
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn a_deadline_in_the_past_still_takes_a_free_key() {
+    let locks = LockManager::new();
+    let past = Instant::now();
+    thread::sleep(Duration::from_millis(2));
+    let one = locks.acquire(1).wait_deadline(past).expect("free");
+    let many = locks
+        .acquire_many([2, 3])
+        .wait_deadline(past)
+        .expect("free");
+    assert_eq!(locks.locked_count(), 3);
+    assert_eq!(
+        locks.acquire(1).wait_deadline(past).map(drop),
+        Err(TimedOut)
+    );
+    let refused = locks.acquire_many([4, 3]).wait_deadline(past).map(drop);
+    assert_eq!(refused, Err(TimedOut));
+    assert!(!locks.is_locked(&4));
+    assert_eq!(locks.queue_len(&1), 1);
+    assert_eq!(locks.queue_len(&3), 1);
+    drop((one, many));
+    assert_eq!(locks.locked_count(), 0);
+}
+
+/// Bounded, then waits with a time limit: each failure reaches the caller
+/// through `?` as one error type.
+fn save(locks: &LockManager<u32>, keys: &[u32], bound: usize) -> Result<usize, Error> {
+    let guard = if let [key] = keys {
+        let waiting = locks.acquire(*key).enqueue_bounded(bound)?;
+        waiting.wait_timeout(SHORT)?.into()
+    } else {
+        let waiting = locks
+            .acquire_many(keys.iter().copied())
+            .enqueue_bounded(bound)?;
+        waiting.wait_timeout(SHORT)?
+    };
+    Ok(guard.keys().len())
+}
+
+#[test]
+fn one_error_type_carries_busy_and_timed_out_through_question_marks() {
+    let locks = LockManager::new();
+    assert_eq!(save(&locks, &[1], 0), Ok(1));
+    assert_eq!(save(&locks, &[1, 2], 0), Ok(2));
+    let _held = locks.try_acquire(1).unwrap();
+    let _waiting = locks.acquire(1).enqueue();
+
+    for keys in [&[1][..], &[2, 1]] {
+        let busy = save(&locks, keys, 1).unwrap_err();
+        let Error::Busy(inner) = busy else {
+            panic!("{keys:?}: refused by the bound, got {busy:?}")
+        };
+        assert_eq!(inner.waiters(), 1);
+        assert_eq!(busy, Error::from(inner));
+        assert_eq!(busy.to_string(), inner.to_string());
+        assert!(std::error::Error::source(&busy).is_none());
+
+        let timed_out = save(&locks, keys, 2).unwrap_err();
+        assert_eq!(timed_out, Error::TimedOut(TimedOut));
+        assert_eq!(timed_out, Error::from(TimedOut));
+        assert_eq!(timed_out.to_string(), TimedOut.to_string());
+        assert!(std::error::Error::source(&timed_out).is_none());
+        assert_eq!(
+            locks.queue_len(&1),
+            2,
+            "{keys:?}: the caller left the queue"
+        );
+        assert!(!locks.is_locked(&2));
+    }
+    // And on into the usual boxed error.
+    let boxed: Box<dyn std::error::Error + Send + Sync> = save(&locks, &[1], 0).unwrap_err().into();
+    assert_eq!(
+        boxed.to_string(),
+        "the key is held and has 1 waiters, the most allowed"
+    );
+}
+
+/// A thread's `with_lock`: a guard from `wait` held over the body.
+#[test]
+fn a_body_under_a_waited_guard_runs_locked_and_releases_however_it_ends() {
+    let locks = LockManager::new();
+    let inside = {
+        let _guard = locks.acquire("k").wait();
+        locks.is_locked("k")
+    };
     assert!(inside);
     assert!(!locks.is_locked("k"));
 
-    let failed: Result<(), &str> = locks.with_lock_blocking("k", || Err("io"));
+    let failed: Result<(), &str> = {
+        let _guard = locks.acquire("k").wait();
+        Err("io")
+    };
     assert_eq!(failed, Err("io"));
+    assert!(!locks.is_locked("k"));
     let panicked = panic::catch_unwind(AssertUnwindSafe(|| {
-        locks.with_lock_blocking("k", || panic!("body panicked"))
+        let _guard = locks.acquire("k").wait();
+        panic!("body panicked")
     }));
     assert!(panicked.is_err());
     assert!(!locks.is_locked("k"), "released while unwinding");
 
-    let both = locks.with_locks_blocking(["b", "a", "b"], || {
+    let both = {
+        let _guard = locks.acquire_many(["b", "a", "b"]).wait();
         (
             locks.is_locked("a"),
             locks.is_locked("b"),
             locks.locked_count(),
         )
-    });
+    };
     assert_eq!(both, (true, true, 2));
     let panicked = panic::catch_unwind(AssertUnwindSafe(|| {
-        locks.with_locks_blocking(["a", "b"], || panic!("body panicked"))
+        let _guard = locks.acquire_many(["a", "b"]).wait();
+        panic!("body panicked")
     }));
     assert!(panicked.is_err());
     assert_eq!(locks.locked_count(), 0);
 }
 
 #[test]
-fn with_lock_blocking_serializes_threads() {
+fn waited_guards_serialize_threads() {
     const THREADS: usize = 4;
     const ROUNDS: usize = 200;
     let locks = LockManager::new();
@@ -187,11 +327,10 @@ fn with_lock_blocking_serializes_threads() {
         for _ in 0..THREADS {
             s.spawn(|| {
                 for _ in 0..ROUNDS {
-                    locks.with_lock_blocking(0, || {
-                        let read = counter.load(Ordering::SeqCst);
-                        thread::yield_now();
-                        counter.store(read + 1, Ordering::SeqCst);
-                    });
+                    let _guard = locks.acquire(0).wait();
+                    let read = counter.load(Ordering::SeqCst);
+                    thread::yield_now();
+                    counter.store(read + 1, Ordering::SeqCst);
                 }
             });
         }
@@ -199,54 +338,57 @@ fn with_lock_blocking_serializes_threads() {
     assert_eq!(counter.into_inner(), THREADS * ROUNDS);
 }
 
-/// The owned forms are `'static` and `Send`: they spawn as tasks of their
-/// own, and release however the body ends.
-async fn owned_with_lock_spawns(rt: Rt) {
+/// The spawnable `with_lock` recipe: an owned future, placed with
+/// `enqueue` and moved into a task. It is `'static` and `Send`, arrives at
+/// the call (not when the runtime first polls the task), and releases
+/// however the body ends.
+async fn enqueued_owned_futures_spawn_in_call_order(rt: Rt) {
     let locks = Arc::new(LockManager::new());
     let log = Arc::new(Mutex::new(Vec::new()));
     let holder = locks.acquire_owned(1_u32).await;
 
-    // A spawned task queues when the runtime first polls it: each is
-    // spawned once the one before has queued, so that they arrive in order.
-    let queued = |n: usize| {
-        let locks = Arc::clone(&locks);
-        async move {
-            while locks.queue_len(&1) < n {
-                rt.sleep(Duration::from_millis(1)).await;
-            }
-        }
-    };
-    let single = rt.spawn(locks.with_lock_owned(1, {
+    let queued = locks.acquire_owned(1).enqueue();
+    assert_eq!(locks.queue_len(&1), 2, "queued at the call");
+    let single = rt.spawn({
         let (locks, log) = (Arc::clone(&locks), Arc::clone(&log));
-        move || async move {
+        async move {
+            let _guard = queued.await;
             log.lock().unwrap().push("single");
             locks.is_locked(&1)
         }
-    }));
-    queued(2).await;
-    let many = rt.spawn(locks.with_locks_owned([2, 1], {
+    });
+    let queued = locks.acquire_many_owned([2, 1]).enqueue();
+    assert_eq!(locks.queue_len(&1), 3, "queued at the call");
+    assert!(locks.is_locked(&2), "the free key is held at the call");
+    let many = rt.spawn({
         let (locks, log) = (Arc::clone(&locks), Arc::clone(&log));
-        move || async move {
+        async move {
+            let _guard = queued.await;
             log.lock().unwrap().push("many");
             locks.is_locked(&1) && locks.is_locked(&2)
         }
-    }));
-    queued(3).await;
+    });
+    rt.sleep(Duration::from_millis(5)).await;
     assert!(log.lock().unwrap().is_empty(), "both wait for the holder");
     drop(holder);
     assert!(single.await);
     assert!(many.await);
     assert_eq!(*log.lock().unwrap(), ["single", "many"], "FIFO on key 1");
+    assert_eq!(locks.locked_count(), 0);
 
+    let queued = locks.acquire_owned(1).enqueue();
     let panicked = rt.spawn(async move {
-        let body = locks.with_lock_owned(1, || async { panic!("body panicked") });
+        let body = async move {
+            let _guard = queued.await;
+            panic!("body panicked")
+        };
         let caught = AssertUnwindSafe(body).catch_unwind().await.is_err();
         caught && locks.locked_count() == 0
     });
     assert!(panicked.await, "released while unwinding");
 }
 
-on_every_runtime!(owned_with_lock_spawns);
+on_every_runtime!(enqueued_owned_futures_spawn_in_call_order);
 
 /// Adds one to `counts[key]` by a read, a pause and a write: a second
 /// holder would lose an update.
@@ -283,7 +425,10 @@ async fn threads_time_out_while_tasks_queue(rt: Rt) {
                     } else {
                         vec![key]
                     };
-                    match locks.acquire_many(keys.iter().copied()).wait_timeout(timeout) {
+                    match locks
+                        .acquire_many(keys.iter().copied())
+                        .wait_timeout(timeout)
+                    {
                         Ok(_guard) => {
                             let inside = holders.enter(&keys);
                             for &key in inside.keys() {

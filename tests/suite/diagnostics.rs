@@ -113,7 +113,12 @@ fn a_multi_key_request_counts_per_key() {
 #[test]
 fn bounded_acquires_count_like_plain_ones() {
     let locks = LockManager::new();
-    let held = locks.acquire(1).enqueue_bounded(0).unwrap().now_or_never().unwrap();
+    let held = locks
+        .acquire(1)
+        .enqueue_bounded(0)
+        .unwrap()
+        .now_or_never()
+        .unwrap();
     assert_eq!(counts(locks.stats()), [1, 0, 0, 0, 0]);
     let queued = locks.acquire(1).enqueue_bounded(1).unwrap();
     assert_eq!(counts(locks.stats()), [1, 0, 1, 0, 0]);
@@ -265,19 +270,20 @@ mod measured {
         }
         drop(guards);
 
-        // The body runs under a lock taken at the `with_lock` call.
+        // The body runs under a lock taken at the `with_lock` call, or at
+        // the `acquire` of its recipes (for a thread, and to spawn).
         let report = |key| locks.held(&key).unwrap();
-        let (site, held) = (here(), locks.with_lock_blocking(30, || report(30)));
+        let (site, held) = (here(), { let _guard = locks.acquire(30).wait(); report(30) });
         same_line(held.held_by, site);
         let (site, held) = (here(), locks.with_lock(31, || async { report(31) }));
         same_line(held.now_or_never().unwrap().held_by, site);
-        let (site, held) = (here(), locks.with_locks_blocking([32], || report(32)));
+        let (site, held) = (here(), { let _guard = locks.acquire_many([32]).wait(); report(32) });
         same_line(held.held_by, site);
         let (site, held) = (here(), locks.with_locks([33], || async { report(33) }));
         same_line(held.now_or_never().unwrap().held_by, site);
-        let (site, held) = (here(), locks.with_lock_owned(34, || async { report(34) }));
+        let (site, held) = (here(), { let queued = locks.acquire_owned(34).enqueue(); async move { let _guard = queued.await; report(34) } });
         same_line(held.now_or_never().unwrap().held_by, site);
-        let (site, held) = (here(), locks.with_locks_owned([35], || async { report(35) }));
+        let (site, held) = (here(), { let queued = locks.acquire_many_owned([35]).enqueue(); async move { let _guard = queued.await; report(35) } });
         same_line(held.now_or_never().unwrap().held_by, site);
         let global = || async { lock_manager::global().held("g").unwrap() };
         let (site, held) = (here(), lock_manager::with_lock("g", global));

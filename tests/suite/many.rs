@@ -1,14 +1,14 @@
 //! Multi-key locking (`acquire_many`, `with_locks`), polled by hand with
 //! counting wakers: atomic placement, FIFO shared with single-key callers,
 //! freedom from deadlock, cancellation at every stage, duplicates and the
-//! empty set.
+//! empty set; and single-key guards converted into multi-key ones.
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
 use crate::common::Task;
 use futures::future::FutureExt;
-use lock_manager::LockManager;
+use lock_manager::{Guard, LockManager, MultiLockGuard, OwnedMultiLockGuard};
 
 /// Managers with one shard (every key shares a mutex) and with many (keys
 /// spread over several mutexes, locked together in index order).
@@ -347,10 +347,72 @@ fn owned_try_many_guards_keep_the_manager() {
     let locks = Arc::new(LockManager::<u32>::new());
     let guard = locks.try_acquire_many_owned([1, 2]).unwrap();
     assert!(locks.try_acquire_many_owned([2, 3]).is_none());
-    assert!(Arc::ptr_eq(guard.manager(), &locks));
+    assert!(std::ptr::eq(guard.manager(), &*locks));
+    let weak = Arc::downgrade(&locks);
     drop(locks);
-    assert!(guard.manager().is_locked(&1));
-    let locks = Arc::clone(guard.manager());
+    assert!(guard.manager().is_locked(&1), "the guard keeps the manager");
     std::thread::spawn(move || drop(guard)).join().unwrap();
+    assert!(weak.upgrade().is_none(), "the guard was the last handle");
+}
+
+/// A single-key guard converted into a multi-key one keeps holding its key
+/// (the conversion releases nothing); dropping it releases the key once,
+/// to the oldest waiter.
+#[test]
+fn a_guard_converted_into_a_multi_key_guard_holds_and_hands_on_its_key() {
+    for locks in managers() {
+        let single = locks.try_acquire(1).unwrap();
+        let tasks = [Task::new(), Task::new()];
+        let mut first = locks.acquire(1);
+        let mut second = locks.acquire_many([1, 2]);
+        assert!(tasks[0].poll(&mut first).is_pending());
+        assert!(tasks[1].poll(&mut second).is_pending());
+        let before = locks.stats();
+
+        let multi: MultiLockGuard<'_, u32> = single.into();
+        assert_eq!(multi.keys(), [1]);
+        assert!(std::ptr::eq(multi.manager(), &locks));
+        assert!(locks.is_locked(&1));
+        assert_eq!(locks.queue_len(&1), 3);
+        assert_eq!(locks.stats(), before, "the conversion counted nothing");
+        assert_eq!(tasks[0].wakes() + tasks[1].wakes(), 0);
+
+        drop(multi);
+        assert_eq!(locks.stats().releases, before.releases + 1);
+        assert_eq!(tasks[0].wakes(), 1, "handed to the oldest waiter");
+        assert_eq!(tasks[1].wakes(), 0);
+        assert!(tasks[1].poll(&mut second).is_pending());
+        let Poll::Ready(guard) = tasks[0].poll(&mut first) else {
+            panic!("the oldest waiter holds the key")
+        };
+        drop(guard);
+        assert!(tasks[1].poll(&mut second).is_ready());
+        assert_eq!(locks.locked_count(), 0);
+    }
+}
+
+#[test]
+fn an_owned_guard_converted_into_an_owned_multi_key_guard_holds_and_hands_on_its_key() {
+    let locks = Arc::new(LockManager::<u32>::new());
+    let single = locks.acquire_owned(1).now_or_never().unwrap();
+    let task = Task::new();
+    let mut waiter = locks.acquire_owned(1);
+    assert!(task.poll(&mut waiter).is_pending());
+    let before = locks.stats();
+
+    let multi: OwnedMultiLockGuard<u32> = single.into();
+    assert_eq!(multi.keys(), [1]);
+    assert!(std::ptr::eq(multi.manager(), &*locks));
+    assert_eq!(locks.queue_len(&1), 2);
+    assert_eq!(locks.stats(), before, "the conversion counted nothing");
+    // `'static`: it moves to another thread, which releases the key.
+    std::thread::spawn(move || drop(multi)).join().unwrap();
+    assert_eq!(locks.stats().releases, before.releases + 1);
+    assert_eq!(task.wakes(), 1);
+    let Poll::Ready(guard) = task.poll(&mut waiter) else {
+        panic!("handed to the waiter")
+    };
+    assert_eq!(*guard.key(), 1);
+    drop(guard);
     assert_eq!(locks.locked_count(), 0);
 }

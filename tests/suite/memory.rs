@@ -164,10 +164,15 @@ fn a_burst_gives_its_memory_back() {
 #[test]
 #[cfg(target_pointer_width = "64")]
 fn futures_and_guards_stay_small() {
-    use lock_manager::{Acquire, LockGuard};
+    use lock_manager::{Acquire, AcquireOwned, LockGuard, OwnedLockGuard};
+    use std::mem::size_of;
     // With `diagnostics`, the future also keeps its caller's location.
     let extra = if cfg!(feature = "diagnostics") { 8 } else { 0 };
-    assert_eq!(std::mem::size_of::<Acquire<'static, u64>>(), 24 + extra);
-    // The guard keeps the key's 32-bit hash, so that releasing never hashes.
-    assert_eq!(std::mem::size_of::<LockGuard<'static, u64>>(), 24);
+    assert_eq!(size_of::<Acquire<'static, u64>>(), 24 + extra);
+    // The guard keeps the key's 32-bit hash, so that releasing never hashes;
+    // the `Option` that lets it convert into a multi-key guard costs nothing.
+    assert_eq!(size_of::<LockGuard<'static, u64>>(), 24);
+    // An `Arc` is one pointer too: the owned forms are no larger.
+    assert_eq!(size_of::<AcquireOwned<u64>>(), 24 + extra);
+    assert_eq!(size_of::<OwnedLockGuard<u64>>(), 24);
 }

@@ -4,6 +4,7 @@
 //! Everything here is polled by hand (no runtime), so it also runs under
 //! miri (`scripts/miri.sh`). Cases that could deadlock on a regression run
 //! on a thread behind a watchdog, so that they fail instead of hanging.
+use std::collections::hash_map::RandomState;
 use std::fmt::Debug;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use crate::common::Task;
 use futures::future::{FusedFuture, FutureExt};
-use lock_manager::{LockManager, OwnedLockGuard};
+use lock_manager::{Guard, LockManager, OwnedLockGuard};
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -741,7 +742,10 @@ fn an_acquire_of_a_free_key_clones_no_waker() {
     let owned_bounded = ready(owned_bounded.poll_unpin(&mut cx));
     let many = ready(locks.acquire_many([K + 4, K + 5]).poll_unpin(&mut cx));
     let many_owned = ready(locks.acquire_many_owned([K + 6, K + 7]).poll_unpin(&mut cx));
-    let mut many_bounded = locks.acquire_many([K + 8, K + 9]).enqueue_bounded(0).expect("free");
+    let mut many_bounded = locks
+        .acquire_many([K + 8, K + 9])
+        .enqueue_bounded(0)
+        .expect("free");
     let many_bounded = ready(many_bounded.poll_unpin(&mut cx));
     assert_eq!(locks.locked_count(), 10);
     assert_eq!(counts(&hooks), [0, 0, 0, 0], "the waker was not touched");
@@ -1472,7 +1476,7 @@ fn an_eq_panicking_midway_through_a_multi_key_placement_undoes_it() {
     }
 }
 
-/// The same sweep over `try_acquire_many` and `acquire_many_bounded`, which
+/// The same sweep over `try_acquire_many` and `enqueue_bounded`, which
 /// first look every key up under the mutexes, to check it before anything
 /// changes (comparing the held 4): wherever the panic strikes, it reaches
 /// the caller and the manager is as before (for `try`, its counters too).
@@ -1594,27 +1598,17 @@ fn a_multi_key_request_whose_key_panics_changes_nothing() {
     }
 }
 
-/// The two guards `acquire_many` and `acquire_many_owned` give, as one type
-/// for the tests that drop either.
-enum AnyMultiGuard<'a> {
-    Borrowed(lock_manager::MultiLockGuard<'a, u32>),
-    Owned(lock_manager::OwnedMultiLockGuard<u32>),
-}
-
-impl AnyMultiGuard<'_> {
-    fn keys(&self) -> &[u32] {
-        match self {
-            AnyMultiGuard::Borrowed(guard) => guard.keys(),
-            AnyMultiGuard::Owned(guard) => guard.keys(),
-        }
-    }
-}
-
-fn multi_guard(locks: &Arc<Locks>, keys: [u32; 2], owned: bool) -> AnyMultiGuard<'_> {
+/// The guard `acquire_many` or `acquire_many_owned` gives, as one type for
+/// the tests that drop either.
+fn multi_guard(
+    locks: &Arc<Locks>,
+    keys: [u32; 2],
+    owned: bool,
+) -> Box<dyn Guard<Key = u32, Hasher = RandomState> + '_> {
     if owned {
-        AnyMultiGuard::Owned(locks.acquire_many_owned(keys).now_or_never().unwrap())
+        Box::new(locks.acquire_many_owned(keys).now_or_never().unwrap())
     } else {
-        AnyMultiGuard::Borrowed(locks.acquire_many(keys).now_or_never().unwrap())
+        Box::new(locks.acquire_many(keys).now_or_never().unwrap())
     }
 }
 

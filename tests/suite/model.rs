@@ -4,9 +4,15 @@
 //!
 //! Single-key futures (`acquire`, `with_lock`), multi-key ones
 //! (`acquire_many`, `with_locks`, over random keys with duplicates) and
-//! the `try_acquire` and `try_acquire_many` guards share the queues: a multi-key request is in the queue of each of its distinct
-//! keys from its first poll, holds a key while at the front of its queue,
-//! and is ready exactly when it is at the front of all of them.
+//! the `try_acquire` and `try_acquire_many` guards share the queues. A
+//! future arrives at its first poll, or earlier at `enqueue` or
+//! `enqueue_bounded` (refused, changing nothing, when a key has too many
+//! waiters; a no-op on a future placed already); a `with_lock(s)` future
+//! arrives when called. A multi-key request is in the queue of each of its
+//! distinct keys from its arrival, holds a key while at the front of its
+//! queue, and is ready exactly when it is at the front of all of them.
+//! Every guard is kept as a `MultiLockGuard` (a single-key one converted
+//! with `into`).
 //!
 //! After every step the test checks, for every key, `is_locked` and
 //! `queue_len`; `locked_count` and the number of waiters the manager's
@@ -37,7 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use lock_manager::{Acquire, AcquireMany, LockGuard, LockManager, MultiLockGuard, Stats};
+use lock_manager::{Acquire, AcquireMany, LockManager, MultiLockGuard, Stats};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
@@ -158,6 +164,10 @@ enum Op {
     },
     /// Polls a live future.
     Poll { future: usize, waker: WakerChoice },
+    /// Places a live `acquire` or `acquire_many` future in its queues now:
+    /// `enqueue`, or `enqueue_bounded(bound)`. Does nothing to a
+    /// `with_lock(s)` future, which has no such method.
+    Place { future: usize, bound: Option<usize> },
     /// Drops a live future: unpolled, queued, granted but not yet polled,
     /// holding some of its keys, or a `with_lock(s)` whose body runs.
     DropFuture { future: usize },
@@ -189,6 +199,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (keys(), prop::bool::weighted(0.3), prop::bool::weighted(0.8))
             .prop_map(|(keys, with_locks, poll)| Op::CreateMany { keys, with_locks, poll }),
         4 => (0..16usize, waker).prop_map(|(future, waker)| Op::Poll { future, waker }),
+        2 => (0..16usize, prop::option::weighted(0.5, 0..3usize))
+            .prop_map(|(future, bound)| Op::Place { future, bound }),
         2 => (0..16usize).prop_map(|future| Op::DropFuture { future }),
         2 => (0..16usize).prop_map(|guard| Op::DropGuard { guard }),
         1 => (0..KEYS).prop_map(|key| Op::TryAcquire { key }),
@@ -278,8 +290,11 @@ async fn body(
 /// Where a live future stands in the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// Never polled: in no queue.
+    /// Never polled nor placed: in no queue.
     Unpolled,
+    /// Single-key: placed (`enqueue`, or a `with_lock` when called) behind
+    /// the head, never polled since: the manager has no waker for it.
+    Queued,
     /// Single-key: queued behind the head; the manager stores the waker of
     /// `task`.
     Waiting { task: usize },
@@ -296,6 +311,10 @@ enum State {
         queued: KeySet,
         wakes: usize,
     },
+    /// Multi-key: placed in the queue of each of its keys (`enqueue`, or a
+    /// `with_locks` when called), never polled since: the manager has no
+    /// waker for it. `queued` as for `Many`.
+    Placed { queued: KeySet },
     /// A `with_lock(s)` holding all its keys, whose body runs (and never
     /// finishes).
     Running,
@@ -313,23 +332,11 @@ struct LiveFuture<'a> {
     state: State,
 }
 
-enum Guard<'a> {
-    One(LockGuard<'a, u8>),
-    Many(MultiLockGuard<'a, u8>),
-}
-
-impl Guard<'_> {
-    fn keys(&self) -> KeySet {
-        match self {
-            Guard::One(guard) => KeySet::of(&[*guard.key()]),
-            Guard::Many(guard) => KeySet::of(guard.keys()),
-        }
-    }
-}
-
+/// A live guard: a single-key one is kept converted into a multi-key one,
+/// which holds its key as it did.
 struct LiveGuard<'a> {
     id: usize,
-    guard: Guard<'a>,
+    guard: MultiLockGuard<'a, u8>,
 }
 
 /// The wake-ups a multi-key request in `state` added to its task since its
@@ -472,6 +479,11 @@ impl<'a> Harness<'a> {
                 };
                 self.poll(index, task)?;
             }
+            Op::Place { future, bound } => {
+                if !self.futures.is_empty() {
+                    self.place(future % self.futures.len(), bound)?;
+                }
+            }
             Op::DropFuture { future } => {
                 if !self.futures.is_empty() {
                     self.drop_future(future % self.futures.len())?;
@@ -514,14 +526,116 @@ impl<'a> Harness<'a> {
         } else {
             Kind::Acquire(self.locks.acquire(list[0]))
         };
+        // `with_lock(s)` arrives when called; the others at their first
+        // poll or `enqueue`.
+        let state = if with_body {
+            self.arrive(id, keys, many)
+        } else {
+            State::Unpolled
+        };
         self.futures.push(LiveFuture {
             id,
             keys,
             many,
             kind,
             task: None,
-            state: State::Unpolled,
+            state,
         });
+    }
+
+    /// Future `id` on `keys` arrives in their queues without being polled:
+    /// its new state.
+    fn arrive(&mut self, id: usize, keys: KeySet, many: bool) -> State {
+        for key in keys.iter() {
+            self.join(key, id);
+        }
+        let held = self.held(id, keys);
+        match (many, held == keys) {
+            (true, _) => State::Placed {
+                queued: keys.minus(held),
+            },
+            (false, true) => State::Granted,
+            (false, false) => State::Queued,
+        }
+    }
+
+    /// Calls `enqueue` (or `enqueue_bounded(bound)`) on `acquire` or
+    /// `acquire_many` future `index`: a no-op unless it is unpolled; else it
+    /// arrives, unless a key of it has `bound` waiters or more, which
+    /// refuses it (the future is gone) and changes nothing.
+    fn place(&mut self, index: usize, bound: Option<usize>) -> Check {
+        let LiveFuture {
+            id,
+            keys,
+            many,
+            kind,
+            task,
+            state,
+        } = self.futures.remove(index);
+        let at_bound: Vec<usize> = keys
+            .iter()
+            .map(|key| &self.queues[usize::from(key)])
+            .filter(|queue| !queue.is_empty())
+            .map(|queue| queue.len() - 1)
+            .filter(|&waiters| bound.is_some_and(|bound| waiters >= bound))
+            .collect();
+        // A future placed already is returned as it is, never refused.
+        let refused = state == State::Unpolled && !at_bound.is_empty();
+        let outcome = match kind {
+            Kind::Acquire(acquire) => match bound {
+                None => Ok(acquire.enqueue()),
+                Some(bound) => acquire.enqueue_bounded(bound),
+            }
+            .map(Kind::Acquire),
+            Kind::Many(acquire) => match bound {
+                None => Ok(acquire.enqueue()),
+                Some(bound) => acquire.enqueue_bounded(bound),
+            }
+            .map(Kind::Many),
+            body @ Kind::Body { .. } => Ok(body),
+        };
+        let kind = match outcome {
+            Ok(kind) => kind,
+            Err(busy) => {
+                prop_assert!(
+                    refused,
+                    "enqueue_bounded({:?}) refused future {} on keys {:?} in state {:?}: {}",
+                    bound,
+                    id,
+                    keys,
+                    state,
+                    busy
+                );
+                prop_assert!(
+                    at_bound.contains(&busy.waiters()),
+                    "Busy reports {} waiters; the keys at their bound have {:?}",
+                    busy.waiters(),
+                    at_bound
+                );
+                return Ok(());
+            }
+        };
+        prop_assert!(
+            !refused,
+            "enqueue_bounded({:?}) admitted future {} on keys {:?} past its bound",
+            bound,
+            id,
+            keys
+        );
+        let state = match (&kind, state) {
+            (Kind::Acquire(_) | Kind::Many(_), State::Unpolled) => self.arrive(id, keys, many),
+            (_, state) => state,
+        };
+        let future = LiveFuture {
+            id,
+            keys,
+            many,
+            kind,
+            task,
+            state,
+        };
+        self.futures.insert(index, future);
+        Ok(())
     }
 
     /// Polls future `index` with `task`'s waker and checks the outcome
@@ -549,7 +663,7 @@ impl<'a> Harness<'a> {
                     Some(State::Running)
                 }
             }
-            State::Unpolled | State::Waiting { .. } => {
+            State::Unpolled | State::Queued | State::Waiting { .. } => {
                 if before == State::Unpolled {
                     count_join(&mut self.counts, queue);
                     queue.push_back(id);
@@ -558,7 +672,9 @@ impl<'a> Harness<'a> {
             }
             State::Granted if is_acquire => None,
             State::Granted | State::Running => Some(State::Running),
-            State::Many { .. } => unreachable!("model: a single-key future in {before:?}"),
+            State::Many { .. } | State::Placed { .. } => {
+                unreachable!("model: a single-key future in {before:?}")
+            }
         };
 
         match &mut future.kind {
@@ -574,7 +690,7 @@ impl<'a> Harness<'a> {
                     );
                     prop_assert_eq!(guard.key(), &key);
                     self.futures.remove(index);
-                    let guard = Guard::One(guard);
+                    let guard = guard.into();
                     self.guards.push(LiveGuard { id, guard });
                 }
                 Poll::Pending => {
@@ -610,7 +726,7 @@ impl<'a> Harness<'a> {
                 }
                 keys.minus(self.held(id, keys))
             }
-            State::Many { queued, .. } => queued,
+            State::Many { queued, .. } | State::Placed { queued } => queued,
             _ => KeySet::default(),
         };
         let held = self.held(id, keys);
@@ -640,7 +756,6 @@ impl<'a> Harness<'a> {
                     prop_assert_eq!(KeySet::of(guard.keys()), keys, "the guard's keys");
                     prop_assert_eq!(guard.keys().len(), keys.len(), "duplicates in the guard");
                     self.futures.remove(index);
-                    let guard = Guard::Many(guard);
                     self.guards.push(LiveGuard { id, guard });
                 }
                 Poll::Pending => {
@@ -722,7 +837,9 @@ impl<'a> Harness<'a> {
                     future.state = State::Granted;
                     self.wakes[task] += 1;
                 }
-                State::Many { .. } => {}
+                // Nobody to wake: it was never polled since it arrived.
+                State::Queued => future.state = State::Granted,
+                State::Many { .. } | State::Placed { .. } => {}
                 state => panic!("model: a future in state {state:?} behind the head"),
             }
         }
@@ -752,14 +869,14 @@ impl<'a> Harness<'a> {
         }
         match state {
             State::Unpolled => {}
-            State::Waiting { .. } => {
+            State::Queued | State::Waiting { .. } => {
                 let key = keys.only();
                 let queue = self.queue(key);
                 let at = queue.iter().position(|&x| x == id).expect("queued");
                 prop_assert!(at > 0, "model: a waiting future at the head");
                 queue.remove(at);
             }
-            State::Granted | State::Running | State::Many { .. } => {
+            State::Granted | State::Running | State::Many { .. } | State::Placed { .. } => {
                 // Hands on every key held, leaves every other queue.
                 for key in keys.iter() {
                     let queue = self.queue(key);
@@ -777,7 +894,7 @@ impl<'a> Harness<'a> {
 
     fn drop_guard(&mut self, index: usize) -> Check {
         let LiveGuard { id, guard } = self.guards.remove(index);
-        let keys = guard.keys();
+        let keys = KeySet::of(guard.keys());
         drop(guard);
         for key in keys.iter() {
             prop_assert_eq!(self.queue(key).front(), Some(&id));
@@ -793,7 +910,7 @@ impl<'a> Harness<'a> {
                 prop_assert!(free, "try_acquire took key {} while held", key);
                 let id = self.next_id();
                 self.join(key, id);
-                let guard = Guard::One(guard);
+                let guard = guard.into();
                 self.guards.push(LiveGuard { id, guard });
             }
             None => prop_assert!(!free, "try_acquire failed on free key {}", key),
@@ -813,7 +930,6 @@ impl<'a> Harness<'a> {
                 for key in set.iter() {
                     self.join(key, id);
                 }
-                let guard = Guard::Many(guard);
                 self.guards.push(LiveGuard { id, guard });
             }
             None => prop_assert!(!free, "try_acquire_many failed on free keys {:?}", keys),
@@ -854,8 +970,10 @@ impl<'a> Harness<'a> {
         let (mut least, mut most) = (0, 0);
         for future in &self.futures {
             match future.state {
-                State::Waiting { .. } | State::Granted => (least, most) = (least + 1, most + 1),
-                State::Many { queued, .. } => {
+                State::Queued | State::Waiting { .. } | State::Granted => {
+                    (least, most) = (least + 1, most + 1);
+                }
+                State::Many { queued, .. } | State::Placed { queued } => {
                     least += future.keys.minus(self.held(future.id, future.keys)).len();
                     most += queued.len();
                 }
@@ -1174,6 +1292,93 @@ fn scripted_many_walk() {
         DropFuture { future: 0 },
         many(&[], false),
         DropGuard { guard: 0 },
+    ]);
+    for shards in [1, 64] {
+        run(shards, &ops).unwrap();
+    }
+}
+
+/// A fixed walk through the placing paths the random cases must reach: a
+/// bounded enqueue refused and admitted, `enqueue` on a placed future (and
+/// on a `with_lock`) doing nothing, a placed future handed the key without
+/// a wake-up, then dropped unpolled or polled to its guard, a placed
+/// multi-key request holding its free key from the call, a `with_lock`
+/// queued at its call, and the empty set placed.
+#[test]
+fn scripted_place_walk() {
+    use Op::*;
+    use WakerChoice::*;
+    let create = |key, with_lock, poll| Create {
+        key,
+        with_lock,
+        poll,
+    };
+    let place = |future, bound| Place { future, bound };
+    let ops = Ops(vec![
+        TryAcquire { key: 0 },
+        // Refused: the key is held, and a bound of 0 admits no waiter.
+        create(0, false, false),
+        place(0, Some(0)),
+        // Queued at the call; a second one refused at one waiter.
+        create(0, false, false),
+        place(0, None),
+        create(0, false, false),
+        place(1, Some(1)),
+        // Admitted under a looser bound; then placed again: no-ops.
+        create(0, false, false),
+        place(1, Some(2)),
+        place(0, Some(0)),
+        place(1, None),
+        // A lazy one, queued at its poll behind both.
+        create(0, false, true),
+        // The key passes to the first placed one, which nobody wakes.
+        DropGuard { guard: 0 },
+        Poll {
+            future: 0,
+            waker: New,
+        },
+        // Holds 1 from the call, queued on 0.
+        CreateMany {
+            keys: KeyList::new(vec![1, 0]),
+            with_locks: false,
+            poll: false,
+        },
+        place(2, None),
+        // Queued on 1 at its call, behind the request; placing it: no-op.
+        create(1, true, false),
+        place(3, Some(0)),
+        // The second placed one is handed 0, dropped unpolled: on to the
+        // lazy one, woken.
+        DropGuard { guard: 0 },
+        DropFuture { future: 0 },
+        Poll {
+            future: 0,
+            waker: Same,
+        },
+        // Then the request, placed, holds both without a wake-up.
+        DropGuard { guard: 0 },
+        Poll {
+            future: 0,
+            waker: New,
+        },
+        // Then the `with_lock`, whose body runs and is dropped.
+        DropGuard { guard: 0 },
+        Poll {
+            future: 0,
+            waker: Shared(0),
+        },
+        DropFuture { future: 0 },
+        // The empty set, placed under a bound of 0.
+        CreateMany {
+            keys: KeyList::new(Vec::new()),
+            with_locks: false,
+            poll: false,
+        },
+        place(0, Some(0)),
+        Poll {
+            future: 0,
+            waker: New,
+        },
     ]);
     for shards in [1, 64] {
         run(shards, &ops).unwrap();

@@ -1,6 +1,7 @@
 //! The lock's semantics on real runtimes, with spawned tasks on worker
 //! threads and each runtime's own timers: every test runs on tokio
 //! (multi-thread), async-std, smol and `futures::executor`.
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -303,7 +304,107 @@ async fn a_multi_key_request_moved_to_another_task_is_woken_there(rt: Rt) {
     assert_eq!(locks.locked_count(), 0);
 }
 
+/// What two bodies logged, in order: each its start and its end.
+type Log = Arc<Mutex<Vec<(&'static str, &'static str)>>>;
+
+/// A `with_lock` body that logs its start, yields to the scheduler (so that
+/// another task could run in between), and logs its end.
+fn logged(
+    rt: Rt,
+    log: &Log,
+    name: &'static str,
+) -> impl FnOnce() -> futures::future::BoxFuture<'static, ()> + Send + 'static {
+    let log = Arc::clone(log);
+    move || {
+        async move {
+            log.lock().unwrap().push((name, "start"));
+            rt.yield_now().await;
+            rt.yield_now().await;
+            log.lock().unwrap().push((name, "end"));
+        }
+        .boxed()
+    }
+}
+
+/// Awaits `p1` and `p2`, spawned in that order, and checks that p1's body
+/// ended before p2's started.
+async fn assert_called_order(
+    rt: Rt,
+    log: &Log,
+    p1: impl Future<Output = ()>,
+    p2: impl Future<Output = ()>,
+    what: &str,
+) {
+    let both = rt.timeout(PATIENCE, futures::future::join(p1, p2)).await;
+    assert!(both.is_some(), "{what}: a body never ran");
+    let expected = [
+        ("p1", "start"),
+        ("p1", "end"),
+        ("p2", "start"),
+        ("p2", "end"),
+    ];
+    assert_eq!(*log.lock().unwrap(), expected, "{what}");
+}
+
+/// The original ticket's test, ported as a user would: `p1 = with_lock(k,
+/// ...)` and `p2 = with_lock(k, ...)`, each spawned at once, from inside a
+/// task (as in a `#[tokio::test]` or a request handler, where tokio runs
+/// the newest task first): p1's body ends before p2's starts, every round,
+/// for the manager's `with_lock` and `with_locks` and the free `with_lock`.
+async fn spawned_with_lock_bodies_run_in_call_order(rt: Rt) {
+    const ROUNDS: usize = 200;
+    let locks: &'static LockManager<u32> = Box::leak(Box::new(LockManager::new()));
+    // The global manager is shared with every other test: keys of its own.
+    let key = format!("runtimes/spawned_with_lock_bodies_run_in_call_order/{rt:?}");
+    let inside = rt.spawn(async move {
+        for round in 0..ROUNDS {
+            let log = Log::default();
+            let p1 = rt.spawn(locks.with_lock(1, logged(rt, &log, "p1")));
+            let p2 = rt.spawn(locks.with_lock(1, logged(rt, &log, "p2")));
+            let what = format!("with_lock, round {round}");
+            assert_called_order(rt, &log, p1, p2, &what).await;
+
+            let log = Log::default();
+            let p1 = rt.spawn(locks.with_locks([1, 2], logged(rt, &log, "p1")));
+            let p2 = rt.spawn(locks.with_locks([3, 2], logged(rt, &log, "p2")));
+            let what = format!("with_locks, round {round}");
+            assert_called_order(rt, &log, p1, p2, &what).await;
+
+            let log = Log::default();
+            let p1 = rt.spawn(lock_manager::with_lock(key.clone(), logged(rt, &log, "p1")));
+            let p2 = rt.spawn(lock_manager::with_lock(key.clone(), logged(rt, &log, "p2")));
+            let what = format!("the free with_lock, round {round}");
+            assert_called_order(rt, &log, p1, p2, &what).await;
+        }
+        assert_eq!(locks.locked_count(), 0);
+        assert!(!lock_manager::is_locked(&key));
+    });
+    inside.await;
+}
+
+/// The same as a `#[tokio::test]` with the free `with_lock`, spawned from a
+/// request handler's task. (tokio runs the newest task first on the
+/// multi-thread scheduler only: there, futures that arrived at their first
+/// poll had p2 first in about half the rounds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_free_with_lock_spawned_from_a_handler_runs_in_call_order_on_tokio() {
+    let key = "runtimes/the_free_with_lock_spawned_from_a_handler";
+    let handler = tokio::spawn(async move {
+        for round in 0..200 {
+            let log = Log::default();
+            let p1 = tokio::spawn(lock_manager::with_lock(key, logged(Rt::Tokio, &log, "p1")));
+            let p2 = tokio::spawn(lock_manager::with_lock(key, logged(Rt::Tokio, &log, "p2")));
+            let (p1, p2) = (p1.map(Result::unwrap), p2.map(Result::unwrap));
+            let what = format!("round {round}");
+            assert_called_order(Rt::Tokio, &log, p1, p2, &what).await;
+        }
+    });
+    handler.await.unwrap();
+    assert!(!lock_manager::is_locked(key));
+}
+
 on_every_runtime!(
+    spawned_with_lock_bodies_run_in_call_order,
     opposite_orders_on_two_hot_keys_never_deadlock,
     overlapping_multi_key_requests_in_any_order_all_complete,
     with_locks_serializes_read_modify_write_on_two_counters,

@@ -1,5 +1,7 @@
 //! The lock's semantics, one test each, polled by hand with counting wakers:
 //! deterministic, runtime-free, and small enough for miri.
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -9,7 +11,9 @@ use std::task::{Poll, Wake, Waker};
 use crate::common::Task;
 use futures::future::{FusedFuture, FutureExt};
 use futures::task::noop_waker_ref;
-use lock_manager::{Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, LockManager};
+use lock_manager::{
+    global, Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, Guard, LockManager,
+};
 
 fn waiters<K, S>(locks: &LockManager<K, S>) -> String {
     format!("{locks:?}")
@@ -73,6 +77,155 @@ fn release_hands_the_key_over_before_the_waiter_runs() {
     drop(guard);
     assert_eq!(late_task.wakes(), 1);
     assert!(late_task.poll(&mut late).is_ready());
+}
+
+// 1b. Arrival: at the call for `with_lock`, `with_locks`, the free
+// `with_lock` and `enqueue`; at the first poll for a plain acquire future.
+
+/// A body that logs its start, yields once (so that its start and end lie
+/// in different polls), and logs its end.
+async fn logged(log: &RefCell<Vec<(&'static str, &'static str)>>, name: &'static str) {
+    log.borrow_mut().push((name, "start"));
+    futures::pending!();
+    log.borrow_mut().push((name, "end"));
+}
+
+/// Polls the bodies `first` and `second`, created in that order, the
+/// second first at every step: the first's body must end before the
+/// second's starts.
+fn assert_first_called_runs_first<A, B>(
+    log: &RefCell<Vec<(&'static str, &'static str)>>,
+    mut first: Pin<Box<A>>,
+    mut second: Pin<Box<B>>,
+) where
+    A: Future<Output = ()>,
+    B: Future<Output = ()>,
+{
+    let tasks = [Task::new(), Task::new()];
+    assert!(
+        tasks[1].poll(&mut second).is_pending(),
+        "queued behind the first"
+    );
+    assert!(log.borrow().is_empty());
+    assert!(
+        tasks[0].poll(&mut first).is_pending(),
+        "yielded in its body"
+    );
+    assert!(tasks[1].poll(&mut second).is_pending());
+    assert!(tasks[0].poll(&mut first).is_ready());
+    assert_eq!(tasks[1].wakes(), 1, "the end of the first body hands over");
+    assert!(
+        tasks[1].poll(&mut second).is_pending(),
+        "yielded in its body"
+    );
+    assert!(tasks[1].poll(&mut second).is_ready());
+    let expected = [
+        ("first", "start"),
+        ("first", "end"),
+        ("second", "start"),
+        ("second", "end"),
+    ];
+    assert_eq!(*log.borrow(), expected);
+}
+
+/// The original ticket's test, polled by hand: `p1 = withLock(k, ...); p2
+/// = withLock(k, ...)`, whatever order the two are then polled in.
+#[test]
+fn with_lock_arrives_when_called_not_when_first_polled() {
+    let locks = LockManager::new();
+    let log = RefCell::new(Vec::new());
+    let first = Box::pin(locks.with_lock(1, || logged(&log, "first")));
+    let second = Box::pin(locks.with_lock(1, || logged(&log, "second")));
+    assert_eq!(locks.queue_len(&1), 2, "both arrived at the call");
+    assert_first_called_runs_first(&log, first, second);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn with_locks_arrives_when_called_not_when_first_polled() {
+    let locks = LockManager::new();
+    let log = RefCell::new(Vec::new());
+    let first = Box::pin(locks.with_locks([1, 2], || logged(&log, "first")));
+    let second = Box::pin(locks.with_locks([3, 2], || logged(&log, "second")));
+    assert!(
+        locks.is_locked(&3),
+        "the second holds its free key from the call"
+    );
+    assert_eq!(locks.queue_len(&2), 2);
+    assert_first_called_runs_first(&log, first, second);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn the_free_with_lock_arrives_when_called_not_when_first_polled() {
+    // The global manager is shared with every other test: a key of its own.
+    let key = "semantics/the_free_with_lock_arrives_when_called";
+    let log = RefCell::new(Vec::new());
+    let first = Box::pin(lock_manager::with_lock(key, || logged(&log, "first")));
+    let second = Box::pin(lock_manager::with_lock(key, || logged(&log, "second")));
+    assert_eq!(lock_manager::queue_len(key), 2, "both arrived at the call");
+    assert_first_called_runs_first(&log, first, second);
+    assert!(!lock_manager::is_locked(key));
+}
+
+/// Plain acquire futures keep Rust's lazy default: the one polled first
+/// goes first. `enqueue` arrives at the call, before any poll.
+#[test]
+fn acquire_arrives_at_its_first_poll_and_enqueue_at_the_call() {
+    let locks = LockManager::new();
+    let holder = locks.try_acquire(1).unwrap();
+    let tasks = [Task::new(), Task::new(), Task::new()];
+    let mut a = locks.acquire(1).enqueue();
+    let mut b = locks.acquire(1);
+    let mut c = locks.acquire(1).enqueue();
+    assert_eq!(locks.queue_len(&1), 3, "b is in no queue before its poll");
+    // Polled b, c, a: b arrives now, behind a and c.
+    assert!(tasks[1].poll(&mut b).is_pending());
+    assert!(tasks[2].poll(&mut c).is_pending());
+    assert!(tasks[0].poll(&mut a).is_pending());
+    assert_eq!(locks.queue_len(&1), 4);
+
+    drop(holder);
+    let wakes = || tasks.iter().map(Task::wakes).collect::<Vec<_>>();
+    assert_eq!(wakes(), [1, 0, 0]);
+    assert!(tasks[1].poll(&mut b).is_pending());
+    assert!(tasks[2].poll(&mut c).is_pending());
+    let Poll::Ready(guard) = tasks[0].poll(&mut a) else {
+        panic!("a was enqueued first")
+    };
+    drop(guard);
+    assert_eq!(wakes(), [1, 0, 1], "then c, enqueued before b's poll");
+    assert!(tasks[1].poll(&mut b).is_pending());
+    let Poll::Ready(guard) = tasks[2].poll(&mut c) else {
+        panic!("c was next")
+    };
+    drop(guard);
+    assert_eq!(wakes(), [1, 1, 1]);
+    assert!(tasks[1].poll(&mut b).is_ready());
+    assert_eq!(locks.locked_count(), 0);
+}
+
+/// An enqueued future on a free key holds it from the call: nobody can
+/// take the key before the future is polled.
+#[test]
+fn enqueue_takes_a_free_key_at_the_call() {
+    let locks = LockManager::new();
+    let mut single = locks.acquire(1).enqueue();
+    let mut many = locks.acquire_many([2, 3]).enqueue();
+    assert_eq!(locks.locked_count(), 3);
+    assert!(locks.try_acquire(1).is_none());
+    assert!(locks.try_acquire_many([3]).is_none());
+    let task = Task::new();
+    let Poll::Ready(one) = task.poll(&mut single) else {
+        panic!("held since the call")
+    };
+    let Poll::Ready(two) = task.poll(&mut many) else {
+        panic!("held since the call")
+    };
+    assert_eq!((*one.key(), two.keys().len()), (1, 2));
+    assert_eq!(task.wakes(), 0, "granted at the call: nobody to wake");
+    drop((one, two));
+    assert_eq!(waiters(&locks), "LockManager { locked: 0, waiters: 0 }");
 }
 
 // 2. Cancellation.
@@ -369,4 +522,102 @@ fn a_forgotten_guard_keeps_only_its_key_locked() {
     assert!(locks.try_acquire("leaked").is_none());
     assert!(locks.try_acquire("other").is_some());
     assert_eq!(locks.locked_count(), 1);
+}
+
+// 8. One shape for every guard.
+
+/// A helper over any guard: the keys it holds, sorted.
+fn held<G: Guard<Key = u64>>(guard: &G) -> Vec<u64> {
+    let mut keys = guard.keys().to_vec();
+    keys.sort_unstable();
+    keys
+}
+
+/// Whether `guard` belongs to `locks`.
+fn belongs_to<G: Guard>(guard: &G, locks: &LockManager<G::Key, G::Hasher>) -> bool {
+    std::ptr::eq(guard.manager(), locks)
+}
+
+#[test]
+fn one_generic_helper_reads_all_four_guards() {
+    let locks = Arc::new(LockManager::<u64>::new());
+    let one = locks.try_acquire(1).unwrap();
+    let owned = locks.try_acquire_owned(2).unwrap();
+    let many = locks.try_acquire_many([4, 3, 4]).unwrap();
+    let owned_many = locks.try_acquire_many_owned([6, 5]).unwrap();
+
+    assert_eq!(held(&one), [1]);
+    assert_eq!(held(&owned), [2]);
+    assert_eq!(held(&many), [3, 4]);
+    assert_eq!(held(&owned_many), [5, 6]);
+    // A single-key guard's keys: a one-element slice of the key it holds.
+    assert!(std::ptr::eq(
+        Guard::keys(&one),
+        std::slice::from_ref(one.key())
+    ));
+    assert!(std::ptr::eq(
+        Guard::keys(&owned),
+        std::slice::from_ref(owned.key())
+    ));
+    // The trait's `keys` is the inherent one for the multi-key guards.
+    assert!(std::ptr::eq(Guard::keys(&many), many.keys()));
+
+    assert!(belongs_to(&one, &locks));
+    assert!(belongs_to(&owned, &locks));
+    assert!(belongs_to(&many, &locks));
+    assert!(belongs_to(&owned_many, &locks));
+    let other = LockManager::new();
+    assert!(!belongs_to(&one, &other));
+    assert_eq!(owned.manager().locked_count(), 6);
+    drop((one, owned, many, owned_many));
+    assert_eq!(locks.locked_count(), 0);
+}
+
+#[test]
+fn guards_of_every_kind_live_together_as_trait_objects() {
+    let locks = Arc::new(LockManager::<u64>::new());
+    let guards: Vec<Box<dyn Guard<Key = u64, Hasher = RandomState> + Send + '_>> = vec![
+        Box::new(locks.try_acquire(1).unwrap()),
+        Box::new(locks.try_acquire_owned(2).unwrap()),
+        Box::new(locks.try_acquire_many([3, 4]).unwrap()),
+        Box::new(locks.try_acquire_many_owned([5]).unwrap()),
+    ];
+    let mut keys: Vec<u64> = guards.iter().flat_map(|g| g.keys().to_vec()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, [1, 2, 3, 4, 5]);
+    assert!(guards.iter().all(|g| std::ptr::eq(g.manager(), &*locks)));
+    drop(guards);
+    assert_eq!(locks.locked_count(), 0);
+}
+
+// 9. The process-wide manager's free functions.
+
+#[test]
+fn free_is_locked_and_queue_len_read_the_global_manager() {
+    // The global manager is shared with every other test: a key of its own.
+    let key = "semantics/free_is_locked_and_queue_len_read_the_global_manager";
+    assert!(!lock_manager::is_locked(key));
+    assert_eq!(lock_manager::queue_len(key), 0);
+
+    let holder = global().try_acquire(key.to_owned()).unwrap();
+    assert!(lock_manager::is_locked(key));
+    assert_eq!(lock_manager::queue_len(key), 1);
+    let waiter = global().acquire(key.to_owned()).enqueue();
+    let body = lock_manager::with_lock(key, || async {});
+    assert_eq!(
+        lock_manager::queue_len(key),
+        3,
+        "the holder and two waiters"
+    );
+    assert_eq!(global().queue_len(key), 3);
+
+    drop(holder);
+    assert!(lock_manager::is_locked(key), "handed to the waiter");
+    assert_eq!(lock_manager::queue_len(key), 2);
+    drop(waiter);
+    assert_eq!(lock_manager::queue_len(key), 1, "handed to the body");
+    drop(body);
+    assert!(!lock_manager::is_locked(key));
+    assert_eq!(lock_manager::queue_len(key), 0);
+    assert!(!global().is_locked(key));
 }

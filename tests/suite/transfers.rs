@@ -1,10 +1,10 @@
 //! Random money transfers between accounts, each locking both of its
 //! accounts at once through `acquire_many_owned`, `acquire_many`,
-//! `with_locks`, `try_acquire_many` or `acquire_many_bounded`: hundreds of
+//! `with_locks`, `try_acquire_many` or `enqueue_bounded`: hundreds of
 //! tasks on every runtime, accounts listed in random order (sometimes the
 //! same account twice), mixed with audits that lock larger sets, with
 //! single-key holders, with plain threads that lock through
-//! `acquire_many_blocking`, and with operations cancelled at random moments
+//! `acquire_many(..).wait()`, and with operations cancelled at random moments
 //! by the runtime's own timeout.
 //!
 //! Checked: money is conserved and every account ends exactly where the
@@ -57,7 +57,7 @@ struct Bank {
     expected: Vec<AtomicI64>,
     /// Operations inside their critical section right now, per account.
     holders: Holders,
-    /// Refused and admitted `try_acquire_many` and `acquire_many_bounded`
+    /// Refused and admitted `try_acquire_many` and `enqueue_bounded`
     /// calls: the run must see both.
     refused: AtomicUsize,
     admitted: AtomicUsize,
