@@ -168,6 +168,7 @@ where
     /// drop(guard);
     /// assert!(locks.try_acquire("a").is_some());
     /// ```
+    #[inline]
     #[track_caller]
     pub fn try_acquire(&self, key: K) -> Option<LockGuard<'_, K, S>> {
         self.try_lock(&key, Caller::here())
@@ -234,11 +235,9 @@ where
     /// # });
     /// ```
     ///
-    /// A body to spawn needs a future that borrows nothing: take the
-    /// manager's place with [`acquire_owned`](Self::acquire_owned) and
-    /// `enqueue`, then move it into the task. With tokio
-    /// (`smol::spawn(...).detach()` is the same with smol: a smol `Task`
-    /// dropped undetached cancels the body and releases the key):
+    /// A body to spawn needs a future that borrows nothing: take the key's
+    /// place with [`acquire_owned`](Self::acquire_owned) and `enqueue`,
+    /// then move the future into the task. With tokio:
     ///
     /// ```
     /// use std::sync::Arc;
@@ -255,6 +254,26 @@ where
     /// assert_eq!(task.await.unwrap(), "saved");
     /// assert!(!locks.is_locked(&3));
     /// # }
+    /// ```
+    ///
+    /// With smol, whose `Task` cancels its future when dropped: await it
+    /// or `.detach()` it, or the body is dropped and the key released at
+    /// once:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use lock_manager::LockManager;
+    ///
+    /// # smol::block_on(async {
+    /// let locks = Arc::new(LockManager::new());
+    /// let queued = locks.acquire_owned(3).enqueue(); // arrives now
+    /// let task = smol::spawn(async move {
+    ///     let _guard = queued.await;
+    ///     "saved"
+    /// });
+    /// assert_eq!(task.await, "saved");
+    /// assert!(!locks.is_locked(&3));
+    /// # });
     /// ```
     #[track_caller]
     pub fn with_lock<'a, F, Fut>(&'a self, key: K, f: F) -> impl Future<Output = Fut::Output> + 'a
@@ -352,6 +371,7 @@ where
     M::Hasher: BuildHasher,
 {
     /// A future for `caller`, which arrives when first polled.
+    #[inline]
     fn new(manager: M, key: M::Key, caller: Caller) -> Self {
         let hash = manager.manager().hash(&key);
         Self {

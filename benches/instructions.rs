@@ -1,0 +1,65 @@
+//! Instructions per operation, counted rather than timed: the single-thread
+//! paths of `lock-manager` run `N` times in a loop, for valgrind to count
+//! (`scripts/instructions.sh`, which runs `N` and `2N` and takes the
+//! difference). Counts are exact where a shared 2-core machine's timings
+//! wander by a fifth, so they decide whether a change to the hot paths
+//! costs anything; they say nothing of cache misses or contention (the
+//! criterion benches and `fairness.rs` do).
+//!
+//! Usage: `instructions SCENARIO N`, with SCENARIO one of `uncontended`,
+//! `churn`, `owned`, `try`, `pairs` (two keys with `acquire_many`),
+//! `handoff` (a queued waiter handed the key by a release, then polled).
+//! Run with no arguments (as `cargo bench` does), it runs each once, 1,000
+//! times, as a smoke test.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use lock_manager::LockManager;
+
+const SCENARIOS: [&str; 6] = ["uncontended", "churn", "owned", "try", "pairs", "handoff"];
+
+/// The output of a future that is ready at its first poll.
+fn now<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the key is free: ready at once"),
+    }
+}
+
+fn run(scenario: &str, n: u64) {
+    let locks = Arc::new(LockManager::<u64>::new());
+    match scenario {
+        "uncontended" => (0..n).for_each(|_| drop(now(locks.acquire(black_box(7))))),
+        "churn" => (0..n).for_each(|i| drop(now(locks.acquire(black_box(i))))),
+        "owned" => (0..n).for_each(|_| drop(now(locks.acquire_owned(black_box(7))))),
+        "try" => (0..n).for_each(|_| drop(locks.try_acquire(black_box(7)))),
+        "pairs" => (0..n).for_each(|i| drop(now(locks.acquire_many(black_box([i, i + 1]))))),
+        "handoff" => {
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut held = now(locks.acquire(7));
+            for _ in 0..n {
+                let mut waiter = pin!(locks.acquire(black_box(7)));
+                assert!(waiter.as_mut().poll(&mut cx).is_pending());
+                drop(held);
+                let Poll::Ready(guard) = waiter.as_mut().poll(&mut cx) else {
+                    panic!("handed the key by the release");
+                };
+                held = guard;
+            }
+        }
+        _ => panic!("unknown scenario {scenario}; one of {SCENARIOS:?}"),
+    }
+    assert!(locks.locked_count() <= 1);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [scenario, n] => run(scenario, n.parse().expect("N: a count")),
+        _ => SCENARIOS.iter().for_each(|scenario| run(scenario, 1_000)),
+    }
+}
