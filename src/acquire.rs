@@ -297,11 +297,36 @@ impl<K: Eq + Hash + Clone, S: BuildHasher> LockManager<K, S> {
     }
 }
 
-/// The future of [`LockManager::acquire`], borrowing the manager.
+/// The future of [`LockManager::acquire`], borrowing the manager: a
+/// [`SingleAcquire`], whose page lists what it does besides being awaited.
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::{Acquire, LockManager};
+///
+/// let locks = LockManager::new();
+/// let queued: Acquire<'_, &str> = locks.acquire("a").enqueue();
+/// assert!(locks.is_locked("a"));
+/// # drop(queued);
+/// ```
 pub type Acquire<'a, K, S = RandomState> = SingleAcquire<&'a LockManager<K, S>>;
 
 /// The future of [`LockManager::acquire_owned`], holding a clone of the
-/// manager's [`Arc`]: `'static` when `K` and `S` are.
+/// manager's [`Arc`]: `'static` when `K` and `S` are, so that it can be
+/// stored, sent and spawned.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::{AcquireOwned, LockManager};
+///
+/// let locks = Arc::new(LockManager::new());
+/// let queued: AcquireOwned<u64> = locks.acquire_owned(1).enqueue();
+/// let worker = std::thread::spawn(move || *queued.wait().key());
+/// assert_eq!(worker.join().unwrap(), 1);
+/// ```
 pub type AcquireOwned<K, S = RandomState> = SingleAcquire<Arc<LockManager<K, S>>>;
 
 /// The future that waits for one key, resolving to its guard: used through

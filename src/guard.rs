@@ -59,22 +59,68 @@ mod sealed {
 }
 
 /// A guard of one key, borrowing its manager: returned by
-/// [`LockManager::acquire`] and [`LockManager::try_acquire`].
+/// [`LockManager::acquire`] and [`LockManager::try_acquire`]. See
+/// [`SingleGuard`].
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::{LockGuard, LockManager};
+///
+/// let locks = LockManager::new();
+/// let guard: LockGuard<'_, u64> = locks.try_acquire(1).unwrap();
+/// assert_eq!(*guard.key(), 1);
+/// ```
 pub type LockGuard<'a, K, S = RandomState> = SingleGuard<&'a LockManager<K, S>>;
 
 /// A guard of one key that holds a clone of its manager's [`Arc`], so it is
 /// `'static` when `K` and `S` are, can move into a spawned task, and keeps
 /// the manager alive: returned by [`LockManager::acquire_owned`] and
-/// [`LockManager::try_acquire_owned`].
+/// [`LockManager::try_acquire_owned`]. See [`SingleGuard`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::{LockManager, OwnedLockGuard};
+///
+/// let locks = Arc::new(LockManager::new());
+/// let guard: OwnedLockGuard<u64> = locks.try_acquire_owned(1).unwrap();
+/// drop(locks); // the guard keeps the manager alive
+/// assert_eq!(*guard.key(), 1);
+/// ```
 pub type OwnedLockGuard<K, S = RandomState> = SingleGuard<Arc<LockManager<K, S>>>;
 
 /// A guard of several keys, borrowing its manager: returned by
-/// [`LockManager::acquire_many`] and [`LockManager::try_acquire_many`].
+/// [`LockManager::acquire_many`] and [`LockManager::try_acquire_many`]. See
+/// [`MultiGuard`].
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::{LockManager, MultiLockGuard};
+///
+/// let locks = LockManager::new();
+/// let guard: MultiLockGuard<'_, u64> = locks.try_acquire_many([1, 2]).unwrap();
+/// assert_eq!(guard.keys().len(), 2);
+/// ```
 pub type MultiLockGuard<'a, K, S = RandomState> = MultiGuard<&'a LockManager<K, S>>;
 
 /// A guard of several keys that holds a clone of its manager's [`Arc`]:
 /// returned by [`LockManager::acquire_many_owned`] and
-/// [`LockManager::try_acquire_many_owned`].
+/// [`LockManager::try_acquire_many_owned`]. See [`MultiGuard`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::{LockManager, OwnedMultiLockGuard};
+///
+/// let locks = Arc::new(LockManager::new());
+/// let guard: OwnedMultiLockGuard<u64> = locks.try_acquire_many_owned([1, 2]).unwrap();
+/// std::thread::spawn(move || drop(guard)).join().unwrap();
+/// assert_eq!(locks.locked_count(), 0);
+/// ```
 pub type OwnedMultiLockGuard<K, S = RandomState> = MultiGuard<Arc<LockManager<K, S>>>;
 
 /// Holds the lock on one key of a [`LockManager`]; dropping it releases the

@@ -243,11 +243,34 @@ where
     }
 }
 
-/// The future of [`LockManager::acquire_many`], borrowing the manager.
+/// The future of [`LockManager::acquire_many`], borrowing the manager: a
+/// [`MultiAcquire`], whose page lists what it does besides being awaited.
+///
+/// # Examples
+///
+/// ```
+/// use lock_manager::{AcquireMany, LockManager};
+///
+/// let locks = LockManager::new();
+/// let both: AcquireMany<'_, u64> = locks.acquire_many([1, 2]);
+/// assert_eq!(both.wait().keys().len(), 2);
+/// ```
 pub type AcquireMany<'a, K, S = RandomState> = MultiAcquire<&'a LockManager<K, S>>;
 
 /// The future of [`LockManager::acquire_many_owned`], holding a clone of
 /// the manager's [`Arc`]: `'static` when `K` and `S` are.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use lock_manager::{AcquireManyOwned, LockManager};
+///
+/// let locks = Arc::new(LockManager::new());
+/// let both: AcquireManyOwned<u64> = locks.acquire_many_owned([2, 1]);
+/// let worker = std::thread::spawn(move || both.wait().keys().len());
+/// assert_eq!(worker.join().unwrap(), 2);
+/// ```
 pub type AcquireManyOwned<K, S = RandomState> = MultiAcquire<Arc<LockManager<K, S>>>;
 
 /// The future that waits for several keys, resolving to one guard of them
