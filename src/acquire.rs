@@ -218,6 +218,11 @@ where
     /// out the acquire alone (see [`acquire`](Self::acquire)), then run the
     /// body under its guard.
     ///
+    /// # Panics
+    ///
+    /// If the key's `Hash`, `Eq` or `Clone` panics, the panic leaves this
+    /// call, which hashes the key and enqueues it; nothing stays queued.
+    ///
     /// # Examples
     ///
     /// ```

@@ -198,8 +198,9 @@ where
     ///
     /// # Panics
     ///
-    /// As for [`acquire_many`](Self::acquire_many), and if a key's `Eq`
-    /// panics: then nothing stays held or queued.
+    /// If a key's `Hash`, `Eq` or `Clone` panics, the panic leaves this
+    /// call, which hashes the keys and enqueues them; nothing stays held or
+    /// queued.
     ///
     /// # Examples
     ///
