@@ -37,7 +37,7 @@
 //! - `examples/stuck.rs` (`--features diagnostics`): finding a stuck key,
 //!   and the code holding it, with [`LockManager::snapshot`].
 //! - `examples/story-service/`: a web service (axum, SQLite) that times out
-//!   lock waits, sheds load with the bounded forms and reports its locks,
+//!   lock waits, sheds load with `enqueue_bounded` and reports its locks,
 //!   with a load driver that checks no update is lost.
 //!
 //! # Guarantees
