@@ -62,7 +62,8 @@ pub(crate) struct Shards<K, S> {
     shards: Box<[Shard<K>]>,
     /// `log2(shards.len())`: a key's shard is the top bits of its hash.
     bits: u32,
-    /// The manager's hasher, run once per key enqueued: see [`KeyHash`].
+    /// The manager's hasher, run once per key of each request: see
+    /// [`KeyHash`].
     hasher: S,
     /// [`Shards::release_key`] and [`Shards::cancel_waiter`], chosen here,
     /// where `K: Eq` is known, so that the guards and futures that run them
@@ -72,8 +73,8 @@ pub(crate) struct Shards<K, S> {
 }
 
 impl<K: Eq, S> Shards<K, S> {
-    /// `count` shards (a power of two, at least 1), enqueueing keys by their
-    /// hash with `hasher`.
+    /// `count` shards (a power of two, at least 1), keys spread over them
+    /// by their hash with `hasher`.
     pub(crate) fn new(count: usize, hasher: S) -> Self {
         debug_assert!(count.is_power_of_two());
         Self {
