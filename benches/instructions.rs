@@ -8,6 +8,7 @@
 //!
 //! Usage: `instructions SCENARIO N`, with SCENARIO one of `uncontended`,
 //! `churn`, `owned`, `try`, `pairs` (two keys with `acquire_many`),
+//! `pairs-1by1` (the same two keys with two `acquire`s, smaller first),
 //! `handoff` (a queued waiter handed the key by a release, then polled).
 //! Run with no arguments (as `cargo bench` does), it runs each once, 1,000
 //! times, as a smoke test.
@@ -20,7 +21,15 @@ use std::task::{Context, Poll, Waker};
 
 use lock_manager::LockManager;
 
-const SCENARIOS: [&str; 6] = ["uncontended", "churn", "owned", "try", "pairs", "handoff"];
+const SCENARIOS: [&str; 7] = [
+    "uncontended",
+    "churn",
+    "owned",
+    "try",
+    "pairs",
+    "pairs-1by1",
+    "handoff",
+];
 
 /// The output of a future that is ready at its first poll.
 fn now<F: Future>(future: F) -> F::Output {
@@ -38,6 +47,12 @@ fn run(scenario: &str, n: u64) {
         "owned" => (0..n).for_each(|_| drop(now(locks.acquire_owned(black_box(7))))),
         "try" => (0..n).for_each(|_| drop(locks.try_acquire(black_box(7)))),
         "pairs" => (0..n).for_each(|i| drop(now(locks.acquire_many(black_box([i, i + 1]))))),
+        "pairs-1by1" => (0..n).for_each(|i| {
+            let [a, b] = black_box([i, i + 1]);
+            let first = now(locks.acquire(a.min(b)));
+            let second = now(locks.acquire(a.max(b)));
+            drop((first, second));
+        }),
         "handoff" => {
             let mut cx = Context::from_waker(Waker::noop());
             let mut held = now(locks.acquire(7));
