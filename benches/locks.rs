@@ -13,11 +13,11 @@
 //! 4. `spread`: the same, keys uniform over 1,024.
 //!    `pairs`: the same, but each operation locks two distinct keys uniform
 //!    over 1,024 (no target of its own in the issue; multi-key locking came
-//!    later). This crate asks for both at once with `acquire_many`; every
+//!    later). This crate asks for both with one `acquire_many`; every
 //!    other peer locks the smaller key, then the larger (`Peer::lock_pair`).
 //!    So does this crate in a row of its own, `lock-manager, 1 by 1` (two
 //!    plain `acquire`s, `common::OursOneByOne`): the gap between its two
-//!    rows is what asking for both keys atomically costs or saves.
+//!    rows is what one request for both keys costs.
 //!    `pairs-16`: the same as `pairs`, but the two keys drawn from 16, so
 //!    that any two operations share a key about a quarter of the time
 //!    (1 - C(14,2)/C(16,2) = 0.24; over 1,024 keys, 0.004).

@@ -51,9 +51,10 @@
 //!   future, lazy as Rust futures are, arrives at its first poll, or when
 //!   [`enqueue`](SingleAcquire::enqueue) is called on it.
 //! - **Isolation**: different keys never wait for each other.
-//! - **Atomic multi-key locking**: [`acquire_many`] takes several keys as
-//!   one request, queued on all of them at once, so callers never deadlock
-//!   whatever order they list their keys in, and FIFO holds on every key.
+//! - **Deadlock-free multi-key locking**: [`acquire_many`] takes several
+//!   keys one at a time in one order shared by every request (the keys'
+//!   hashes), so its callers never deadlock among themselves whatever order
+//!   they list their keys in, and FIFO holds on every key.
 //! - **Cancel safety**: dropping a waiting future removes it from its queue
 //!   in O(1); dropping one that was already handed the lock passes the lock
 //!   on. `timeout(acquire(key))` is correct on every runtime.
@@ -118,9 +119,11 @@
 //! - **Holding one key while acquiring another** is safe when every caller
 //!   that nests takes its keys in one global order (say, ascending ids).
 //!   Two callers nesting in opposite orders can wait for each other
-//!   forever. To hold several keys, prefer [`acquire_many`]: it takes
-//!   them as one request and never deadlocks, in whatever order they are
-//!   listed.
+//!   forever. To hold several keys, prefer [`acquire_many`]: its callers
+//!   never deadlock among themselves, in whatever order they list keys.
+//!   It holds the keys it has taken while it waits for the next, though,
+//!   so a caller that holds a guard and then acquires another key can
+//!   still close a cycle with it.
 //! - **Acquiring a key the caller already holds** waits for good: the lock
 //!   is not re-entrant, so the second acquire queues behind the caller's
 //!   own guard. Pass the guard (or the fact that the key is held) down

@@ -1,16 +1,17 @@
-//! Acquiring several keys at once: [`LockManager::acquire_many`],
+//! Acquiring several keys: [`LockManager::acquire_many`],
 //! `try_acquire_many`, `with_locks` and the owned forms, and
 //! [`MultiAcquire`], the future they return, with the same methods as the
 //! single-key future (`enqueue`, `enqueue_bounded`, `wait`, ...).
 //!
-//! A request joins the queue of every one of its keys in one step, with the
-//! mutexes of all the shards it touches held together (taken in index
-//! order, so two requests never wait for each other's shard mutexes). Every
-//! queue therefore orders requests by the same arrival order, and a request
-//! only ever waits for requests that arrived before it: no cycle of waiting
-//! requests can form, in whatever order callers list their keys. A request
-//! holds each key from the moment the key is handed to it, which keeps
-//! later arrivals from overtaking it, and completes once it holds them all.
+//! A request takes its keys one at a time, in the order of their hashes
+//! (`KeyHash`), each wait an ordinary single-key wait at the back of that
+//! key's queue; keys of equal hash, which share a shard, are taken in one
+//! critical section. Every request takes keys in that one global order, so
+//! a request waits only for holders of a key later in the order than every
+//! key it holds: no cycle of waiting requests can form, in whatever order
+//! callers list their keys. A request holds no key it does not wait for
+//! yet, so it delays nobody on the keys it has not reached, and a
+//! two-key request costs what two single-key acquires taken in order cost.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -18,7 +19,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_core::future::FusedFuture;
@@ -38,29 +39,33 @@ where
     K: Eq + Hash + Clone,
     S: BuildHasher,
 {
-    /// Waits for the locks on every key in `keys`, atomically: the future
-    /// resolves to one guard holding them all.
+    /// Waits for the locks on every key in `keys`: the future resolves to
+    /// one guard holding them all.
     ///
-    /// The request arrives in the queue of every key at once (on its first
-    /// poll, or at [`enqueue`](MultiAcquire::enqueue)), so callers may list
-    /// keys in any order and their sets may overlap however they like: they
-    /// never deadlock. FIFO order holds per key between all requests,
-    /// single-key and multi-key alike: nobody overtakes a request that
-    /// arrived before it on a shared key. Each key is held from the moment
-    /// it is handed over, and the future completes once all are held.
+    /// The request takes its keys one at a time, in one order that every
+    /// request of this manager follows (the order of the keys' hashes, not
+    /// the order they are listed in): each free key at once, and at each
+    /// held one it joins the back of the queue and waits, as
+    /// [`acquire`](Self::acquire) does. So callers may list keys in any
+    /// order and their sets may overlap however they like: multi-key
+    /// requests never deadlock among themselves. FIFO order holds per key
+    /// between all requests, single-key and multi-key alike. The request
+    /// arrives at its first key when first polled (or at
+    /// [`enqueue`](MultiAcquire::enqueue)) and at each later key when it
+    /// gets there; it holds each key from the moment it is handed over.
     ///
     /// Duplicate keys are merged: `[a, b, a]` locks `a` and `b`. An empty
     /// set resolves at once to a guard holding nothing.
     ///
-    /// Every key is hashed now and cloned once when the request arrives.
-    /// The future and its guard keep up to four keys in place: such a
-    /// request allocates nothing of its own.
+    /// Every key is hashed now and cloned once when the request takes its
+    /// place on it. The future and its guard keep up to four keys in place:
+    /// such a request allocates nothing of its own.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future at any point (queued on some keys, holding
-    /// others, or holding all but not yet polled) gives up every place and
-    /// hands every key it holds to that key's next waiter.
+    /// Dropping the future at any point (holding some keys and queued on
+    /// the next, or holding all but not yet polled) leaves the queue it is
+    /// in and hands every key it holds to that key's next waiter.
     ///
     /// # Panics
     ///
@@ -185,22 +190,25 @@ where
     /// Runs `f` under the locks on every key in `keys` (see
     /// [`acquire_many`](Self::acquire_many)) and returns its output.
     ///
-    /// As with [`with_lock`](Self::with_lock), the request arrives in its
-    /// keys' queues when this is called, and every key is released however
+    /// As with [`with_lock`](Self::with_lock), the request arrives when
+    /// this is called (it takes its keys in order up to the first one held,
+    /// and queues there), and every key is released however
     /// the body ends: on return, on `Err`, on panic, and when the returned
     /// future is dropped.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future while it waits gives up every place and every
-    /// key already held; dropping it while `f`'s future runs drops that
+    /// Dropping the future while it waits gives up its place and every key
+    /// already held; dropping it while `f`'s future runs drops that
     /// future, then releases every key.
     ///
     /// # Panics
     ///
-    /// If a key's `Hash`, `Eq` or `Clone` panics, the panic leaves this
-    /// call, which hashes the keys and enqueues them; nothing stays held or
-    /// queued.
+    /// If a key's `Hash`, `Eq` or `Clone` panics while this call hashes
+    /// the keys and takes them up to the first one held, the panic leaves
+    /// the call and nothing stays held or queued; later, it leaves a poll
+    /// of the returned future, and dropping that future gives everything
+    /// back.
     ///
     /// # Examples
     ///
@@ -278,8 +286,9 @@ pub type AcquireManyOwned<K, S = RandomState> = MultiAcquire<Arc<LockManager<K, 
 /// all: used through its two forms, [`AcquireMany`] and
 /// [`AcquireManyOwned`].
 ///
-/// The future arrives in the queues of its keys when first polled, or at
-/// once with [`enqueue`](Self::enqueue).
+/// The future takes its keys one at a time, in the manager's order (see
+/// [`LockManager::acquire_many`]); it arrives at the first when first
+/// polled, or at once with [`enqueue`](Self::enqueue).
 ///
 /// # Send and Sync
 ///
@@ -289,8 +298,8 @@ pub type AcquireManyOwned<K, S = RandomState> = MultiAcquire<Arc<LockManager<K, 
 ///
 /// # Cancel safety
 ///
-/// Dropping it before completion gives up its place on every key and hands
-/// every key it already holds to that key's next waiter.
+/// Dropping it before completion gives up its place in the queue it is in
+/// and hands every key it already holds to that key's next waiter.
 ///
 /// # Leaking
 ///
@@ -300,9 +309,9 @@ pub type AcquireManyOwned<K, S = RandomState> = MultiAcquire<Arc<LockManager<K, 
 ///
 /// Polling it again after it returned its guard panics, and so does
 /// queueing it behind `2^32 - 2` other waiters of one of its shards. If a
-/// key's `Eq` panics while the request arrives, the panic reaches the
-/// caller and the keys queued so far are given up (a second panic while
-/// undoing aborts, as any panic during unwinding does). The waker's panics
+/// key's `Eq` or `Clone` panics while the request takes its keys, the
+/// panic reaches the caller; the keys taken so far stay held until the
+/// future is dropped, and polling it again tries that key again. The waker's panics
 /// are as for [`SingleAcquire`](crate::SingleAcquire); if a waiter's
 /// `wake` panics while the dropped future hands its keys on, every key is
 /// still handed over, then the first panic propagates.
@@ -318,9 +327,10 @@ pub type AcquireManyOwned<K, S = RandomState> = MultiAcquire<Arc<LockManager<K, 
 /// let b = locks.acquire("b").await;
 ///
 /// let mut both = locks.acquire_many(["a", "b"]);
-/// assert!((&mut both).now_or_never().is_none()); // holds "a", queued on "b"
-/// assert!(locks.is_locked("a"));
-/// drop(both); // gives "a" back and leaves the queue of "b"
+/// // Queued on "b", and holding "a" if the manager's order puts it first.
+/// assert!((&mut both).now_or_never().is_none());
+/// assert_eq!(locks.queue_len("b"), 2);
+/// drop(both); // leaves the queue of "b", and gives "a" back if it held it
 /// assert!(!locks.is_locked("a"));
 /// assert_eq!(locks.queue_len("b"), 1);
 /// # drop(b);
@@ -361,26 +371,22 @@ where
     /// The guard of every key if all are free now, else `None` with nothing
     /// changed.
     fn try_take(mut self) -> Option<MultiGuard<M>> {
-        // With no waiter allowed, an admitted request holds every key. Only
-        // a key whose `Hash` and `Eq` disagree could be queued regardless:
-        // then `self` is dropped, and gives it up.
         let shards = self.manager.manager().shards();
-        self.progress.enqueue(shards, Some(0)).ok()?;
-        let held = self.progress.take_if_held()?;
+        let held = self.progress.try_take(shards)?;
         Some(MultiGuard::new(self.manager.clone(), held))
     }
 
-    /// Takes the request's place in the queue of every key now, in one
-    /// step, rather than at its first poll: each key free is held at once,
-    /// and the request joins the back of the queue of each other one. Its
-    /// turn is then the order of this call. Does nothing to a request that
-    /// has its place already.
+    /// Takes the request's place now rather than at its first poll: it
+    /// takes its keys in order while they are free, and joins the back of
+    /// the queue of the first one held. Its turn on that key is then the
+    /// order of this call; it reaches the keys after it once polled. Does
+    /// nothing to a request that has its place already.
     ///
     /// # Cancel safety
     ///
-    /// As for any acquire future: dropping it gives up every place and
-    /// hands on every key it holds. A future kept but never polled holds
-    /// every key that reaches it.
+    /// As for any acquire future: dropping it gives up its place and hands
+    /// on every key it holds. A future kept but never polled holds the
+    /// keys it took, and the key it waits for once that is handed over.
     ///
     /// # Panics
     ///
@@ -400,9 +406,11 @@ where
     /// # });
     /// ```
     pub fn enqueue(mut self) -> Self {
-        let shards = self.manager.manager().shards();
-        if let Err(_busy) = self.progress.enqueue(shards, None) {
-            unreachable!("an unbounded request is never refused");
+        if let Stage::Unpolled = self.progress.stage {
+            let shards = self.manager.manager().shards();
+            self.progress.arrive();
+            // Ready or not, the next poll goes on from here.
+            let _ = self.progress.advance(shards, None);
         }
         self
     }
@@ -411,10 +419,15 @@ where
     /// unless one of its keys already has `max_waiters` callers waiting for
     /// it: then refuses with [`Busy`], having changed nothing.
     ///
+    /// The keys are looked at one at a time, in the order they are listed,
+    /// each under its own shard's mutex: the bound is checked at the call,
+    /// not held to while the request later reaches each key.
+    ///
     /// # Errors
     ///
     /// [`Busy`] with the waiters of the first key found at its bound. A
-    /// `max_waiters` of 0 admits the request only when every key is free.
+    /// `max_waiters` of 0 admits the request only when every key is free
+    /// at the call.
     ///
     /// # Cancel safety
     ///
@@ -441,10 +454,12 @@ where
     /// assert_eq!(first.await.keys().len(), 2);
     /// # });
     /// ```
-    pub fn enqueue_bounded(mut self, max_waiters: usize) -> Result<Self, Busy> {
-        let shards = self.manager.manager().shards();
-        self.progress.enqueue(shards, Some(max_waiters))?;
-        Ok(self)
+    pub fn enqueue_bounded(self, max_waiters: usize) -> Result<Self, Busy> {
+        if let Stage::Unpolled = self.progress.stage {
+            let shards = self.manager.manager().shards();
+            self.progress.check_bound(shards, max_waiters)?;
+        }
+        Ok(self.enqueue())
     }
 
     /// Blocks the current thread until every key is handed over: see
@@ -599,12 +614,12 @@ struct Progress<K> {
 enum Stage {
     /// Not arrived yet: in no queue, so dropping it does nothing.
     Unpolled,
-    /// In the queue of every key, or holding it. The keys before `next`
-    /// are held; the future waits for key `next`, the only one whose
-    /// waiter carries a waker.
-    Waiting { next: usize },
-    /// The guard was handed out (or the request refused, or its arrival
-    /// panicked).
+    /// Taking its keys in order. The keys before `next` are held; those
+    /// from `next` to `reached`, all of one hash, are each held or waited
+    /// for; the rest are not reached yet.
+    Arrived { next: usize, reached: usize },
+    /// The guard was handed out (or the request refused, or sorting its
+    /// keys panicked).
     Done,
 }
 
@@ -614,7 +629,7 @@ impl<K: fmt::Debug> fmt::Debug for Progress<K> {
         let keys = self.keys.as_slice();
         match self.stage {
             Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
-            Stage::Waiting { next } => f
+            Stage::Arrived { next, .. } => f
                 .debug_struct("Waiting")
                 .field("keys", &keys)
                 .field("held", &next)
@@ -634,25 +649,14 @@ impl<K> Progress<K> {
         }
     }
 
-    /// Takes the keys of a request that holds them all already, leaving it
-    /// done; `None` (and the request unchanged) if it waits for any.
-    fn take_if_held(&mut self) -> Option<HeldKeys<K>> {
-        let held = self
-            .claims
-            .as_slice()
-            .iter()
-            .all(|claim| claim.slot.is_none());
-        held.then(|| self.finish())
-    }
-
     /// Gives up every place and every key held; runs when the future is
     /// dropped.
     fn cancel<S>(&mut self, shards: &Shards<K, S>) {
-        if let Stage::Waiting { .. } = self.stage {
+        if let Stage::Arrived { reached, .. } = self.stage {
             self.stage = Stage::Done;
             let keys = self.keys.as_slice().iter();
             for_each_to_the_end(
-                keys.zip(self.claims.as_slice()),
+                keys.zip(&self.claims.as_slice()[..reached]),
                 |(key, claim)| match claim.slot {
                     None => shards.release(key, claim.hash),
                     Some(slot) => shards.cancel(
@@ -669,30 +673,92 @@ impl<K> Progress<K> {
 }
 
 impl<K: Eq + Clone> Progress<K> {
-    /// Arrives in every key's queue, unless a key has `max_waiters` waiters
-    /// already (see [`Shards::enqueue_all`]) or it has arrived already.
-    /// Left `Done` if refused or if anything panics: nothing is queued then
-    /// (`enqueue_all` undoes its own queueing).
-    fn enqueue<S>(
-        &mut self,
-        shards: &Shards<K, S>,
-        max_waiters: Option<usize>,
-    ) -> Result<(), Busy> {
-        if !matches!(self.stage, Stage::Unpolled) {
-            return Ok(());
+    /// Sorts and merges the keys, unless the request has arrived already.
+    /// Left `Done` if a key's `Eq` panics: nothing is queued then.
+    fn arrive(&mut self) {
+        if let Stage::Unpolled = self.stage {
+            self.stage = Stage::Done;
+            sort_and_merge(&mut self.keys, &mut self.claims);
+            self.stage = Stage::Arrived {
+                next: 0,
+                reached: 0,
+            };
         }
-        self.stage = Stage::Done;
-        sort_and_merge(&mut self.keys, &mut self.claims);
-        shards
-            .enqueue_all(
-                self.keys.as_slice(),
-                self.claims.as_mut_slice(),
-                max_waiters,
-                self.caller,
-            )
-            .map_err(|waiters| Busy { waiters })?;
-        self.stage = Stage::Waiting { next: 0 };
+    }
+
+    /// Takes the keys in hash order, as far as it can: `Ready` once every
+    /// key is held, else `Pending` with a waiter queued on the first key
+    /// (or keys of one hash) not handed over yet, woken through `waker`.
+    /// Without a waker, it stops at the first key it must wait for, and
+    /// the next poll gives that waiter one.
+    fn advance<S>(&mut self, shards: &Shards<K, S>, waker: Option<&Waker>) -> Poll<()> {
+        let Stage::Arrived { next, reached } = &mut self.stage else {
+            unreachable!("arrived before advancing");
+        };
+        let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
+        loop {
+            for claim in &mut claims[*next..*reached] {
+                if let Some(slot) = claim.slot {
+                    let Some(waker) = waker else {
+                        return Poll::Pending;
+                    };
+                    let waiter = WaiterRef {
+                        hash: claim.hash,
+                        slot,
+                    };
+                    if !shards.poll_waiter(waiter, waker) {
+                        return Poll::Pending;
+                    }
+                    claim.slot = None;
+                }
+                *next += 1;
+            }
+            let start = *reached;
+            let Some((first, rest)) = claims[start..].split_first_mut() else {
+                return Poll::Ready(());
+            };
+            let end = start + 1 + rest.iter().take_while(|c| c.hash == first.hash).count();
+            // A waiter just queued carries the waker already: no need to
+            // poll it again before it is woken.
+            let run = &keys[start..end];
+            if shards.lock_or_enqueue_run(run, &mut claims[start..end], waker, self.caller, reached)
+            {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Refuses with [`Busy`] if a key has `max_waiters` waiters or more
+    /// now, looking at one key at a time, in the caller's order.
+    fn check_bound<S>(&self, shards: &Shards<K, S>, max_waiters: usize) -> Result<(), Busy> {
+        for (key, claim) in self.keys.as_slice().iter().zip(self.claims.as_slice()) {
+            let queue_len = shards
+                .of(claim.hash)
+                .read(|state| state.queue_len(key, claim.hash));
+            match queue_len.checked_sub(1) {
+                Some(waiters) if waiters >= max_waiters => return Err(Busy { waiters }),
+                _ => {}
+            }
+        }
         Ok(())
+    }
+
+    /// Takes every key if all are free now, all at once; else changes
+    /// nothing.
+    fn try_take<S>(&mut self, shards: &Shards<K, S>) -> Option<HeldKeys<K>> {
+        self.arrive();
+        let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
+        if !shards.try_lock_all(keys, claims, self.caller) {
+            return None;
+        }
+        self.stage = Stage::Arrived {
+            next: 0,
+            reached: keys.len(),
+        };
+        // Only a key whose `Hash` and `Eq` disagree can have been queued:
+        // the request, dropped, then gives it up.
+        let all_held = claims.iter().all(|claim| claim.slot.is_none());
+        all_held.then(|| self.finish())
     }
 
     /// Advances the future; yields the keys once every one is held.
@@ -701,28 +767,9 @@ impl<K: Eq + Clone> Progress<K> {
         if let Stage::Done = self.stage {
             panic!("lock-manager: acquire future polled after completion");
         }
-        if let Err(_busy) = self.enqueue(shards, None) {
-            unreachable!("an unbounded request is never refused");
-        }
-        let Stage::Waiting { next } = &mut self.stage else {
-            unreachable!("arrived above");
-        };
-        // Each key is waited for in turn: a key handed over early is simply
-        // found granted when its turn comes.
-        while let Some(claim) = self.claims.as_mut_slice().get_mut(*next) {
-            if let Some(slot) = claim.slot {
-                let waiter = WaiterRef {
-                    hash: claim.hash,
-                    slot,
-                };
-                if !shards.poll_waiter(waiter, cx.waker()) {
-                    return Poll::Pending;
-                }
-                claim.slot = None;
-            }
-            *next += 1;
-        }
-        Poll::Ready(self.finish())
+        self.arrive();
+        self.advance(shards, Some(cx.waker()))
+            .map(|()| self.finish())
     }
 }
 
@@ -752,6 +799,9 @@ fn sort_and_merge<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Claim>) {
     }
     // Equal keys have equal hashes, so a duplicate sits in its hash's run.
     let (k, c) = (keys.as_slice(), claims.as_slice());
+    if c.windows(2).all(|pair| pair[0].hash != pair[1].hash) {
+        return;
+    }
     let duplicate = |i: usize| {
         (0..i)
             .rev()

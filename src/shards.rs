@@ -246,26 +246,61 @@ pub(crate) struct Claim {
 }
 
 impl<K: Eq, S> Shards<K, S> {
-    /// Enqueues a waiter for every one of `keys` at once, in one critical
-    /// section over every shard they touch: holding the key if it is free,
-    /// else queued without a waker; `claims` (one per key, at the same
-    /// position) records where.
+    /// Takes or queues for each of `keys`, which share one hash and so one
+    /// shard, in one critical section: a free key is held at once, a held
+    /// one gets a waiter woken through a clone of `waker` (or without a
+    /// waker, until the first poll); `claims` (one per key, at the same
+    /// position) records which, and `*reached` counts the keys done, so that
+    /// a key's `Eq` panicking halfway leaves a record of what to undo.
+    /// Returns whether any key was queued.
+    ///
+    /// Keys of one hash are taken in one step so that two requests for the
+    /// same keys of equal hash can never each take one and wait for the
+    /// other. The manager's copies are cloned before locking.
+    pub(crate) fn lock_or_enqueue_run(
+        &self,
+        keys: &[K],
+        claims: &mut [Claim],
+        waker: Option<&Waker>,
+        caller: Caller,
+        reached: &mut usize,
+    ) -> bool
+    where
+        K: Clone,
+    {
+        if let ([key], [claim]) = (keys, &mut *claims) {
+            // The common case, without the copies' array.
+            let copy = key.clone();
+            claim.slot = self
+                .of(claim.hash)
+                .state()
+                .lock_or_enqueue(copy, claim.hash, waker, caller);
+            *reached += 1;
+            return claim.slot.is_some();
+        }
+        // Declared first, so that copies left by a panic are dropped with
+        // the mutex released.
+        let copies: Small<K> = keys.iter().cloned().collect();
+        let mut state = self.of(claims[0].hash).state();
+        let mut queued = false;
+        for (copy, claim) in copies.into_iter().zip(claims) {
+            claim.slot = state.lock_or_enqueue(copy, claim.hash, waker, caller);
+            queued |= claim.slot.is_some();
+            *reached += 1;
+        }
+        queued
+    }
+
+    /// Takes every one of `keys` if all are free, in one critical section
+    /// over every shard they touch; else changes nothing, not even the
+    /// counters. `claims` holds the keys' hashes, one per key at the same
+    /// position.
     ///
     /// The keys must be sorted by hash and free of duplicates: the shards
     /// are then locked in increasing index order, so two requests never
     /// wait for each other's shard mutexes. The manager's copies of the
     /// keys are cloned before locking.
-    ///
-    /// Refuses with the number of waiters, changing nothing, if a key
-    /// already has `max_waiters` waiters (`None`: never; 0: unless every
-    /// key is free, and then every key is held on return).
-    pub(crate) fn enqueue_all(
-        &self,
-        keys: &[K],
-        claims: &mut [Claim],
-        max_waiters: Option<usize>,
-        caller: Caller,
-    ) -> Result<(), usize>
+    pub(crate) fn try_lock_all(&self, keys: &[K], claims: &mut [Claim], caller: Caller) -> bool
     where
         K: Clone,
     {
@@ -279,41 +314,37 @@ impl<K: Eq, S> Shards<K, S> {
             .filter(|&index| last.replace(index) != Some(index))
             .map(|index| (index, self.get(index).state()))
             .collect();
-        let mut enqueueing = Enqueueing {
+        let mut taking = Taking {
             shards: self,
             states,
             keys,
             claims,
             to_undo: 0,
         };
-        if let Some(max_waiters) = max_waiters {
-            // Checked before anything changes, so that a refusal leaves no
-            // trace, not even in the counters.
-            for (key, claim) in keys.iter().zip(enqueueing.claims.iter()) {
-                let index = self.index_of(claim.hash);
-                let waiters = state_of(&mut enqueueing.states, index)
-                    .queue_len(key, claim.hash)
-                    .checked_sub(1);
-                if let Some(waiters) = waiters.filter(|&waiters| waiters >= max_waiters) {
-                    return Err(waiters);
-                }
+        // Checked before anything changes, so that a refusal leaves no
+        // trace.
+        for (key, claim) in keys.iter().zip(taking.claims.iter()) {
+            let index = self.index_of(claim.hash);
+            if state_of(&mut taking.states, index).is_locked(key, claim.hash) {
+                return false;
             }
         }
         for (i, copy) in copies.into_iter().enumerate() {
-            let hash = enqueueing.claims[i].hash;
-            let state = state_of(&mut enqueueing.states, self.index_of(hash));
-            // Queued without a waker: the first poll installs one.
-            enqueueing.claims[i].slot = state.lock_or_enqueue(copy, hash, None, caller);
-            enqueueing.to_undo = i + 1;
+            let hash = taking.claims[i].hash;
+            let state = state_of(&mut taking.states, self.index_of(hash));
+            // Queued only if the key's `Hash` and `Eq` disagree; the
+            // request, left waiting, then gives it up.
+            taking.claims[i].slot = state.lock_or_enqueue(copy, hash, None, caller);
+            taking.to_undo = i + 1;
         }
-        enqueueing.to_undo = 0;
-        Ok(())
+        taking.to_undo = 0;
+        true
     }
 }
 
-/// The shards whose mutexes [`Shards::enqueue_all`] holds, and the keys enqueued so far:
-/// given up again if a key's `Eq` panics halfway.
-struct Enqueueing<'a, 'l, K: Eq, S> {
+/// The shards whose mutexes [`Shards::try_lock_all`] holds, and the keys
+/// taken so far: given up again if a key's `Eq` panics halfway.
+struct Taking<'a, 'l, K: Eq, S> {
     shards: &'a Shards<K, S>,
     states: Small<(ShardIndex, MutexGuard<'a, State<K>>)>,
     keys: &'l [K],
@@ -334,7 +365,7 @@ fn state_of<'s, K>(
     state
 }
 
-impl<K: Eq, S> Drop for Enqueueing<'_, '_, K, S> {
+impl<K: Eq, S> Drop for Taking<'_, '_, K, S> {
     fn drop(&mut self) {
         for (key, claim) in self.keys.iter().zip(&self.claims[..self.to_undo]) {
             let state = state_of(&mut self.states, self.shards.index_of(claim.hash));

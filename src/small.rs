@@ -14,6 +14,7 @@ pub(crate) enum Small<T> {
 }
 
 impl<T> Small<T> {
+    #[inline]
     pub(crate) fn as_slice(&self) -> &[T] {
         match self {
             Small::One(items) => items,
@@ -24,6 +25,7 @@ impl<T> Small<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         match self {
             Small::One(items) => items,
@@ -43,6 +45,7 @@ impl<T> Default for Small<T> {
 }
 
 impl<T> FromIterator<T> for Small<T> {
+    #[inline]
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         let mut iter = iter.into_iter();
         let Some(a) = iter.next() else {
@@ -71,6 +74,7 @@ impl<T> IntoIterator for Small<T> {
     type Item = T;
     type IntoIter = IntoIter<T>;
 
+    #[inline]
     fn into_iter(self) -> IntoIter<T> {
         match self {
             Small::One(items) => IntoIter::One(items.into_iter()),
@@ -94,6 +98,7 @@ pub(crate) enum IntoIter<T> {
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
 
+    #[inline]
     fn next(&mut self) -> Option<T> {
         match self {
             IntoIter::One(items) => items.next(),

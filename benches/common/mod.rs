@@ -70,7 +70,7 @@ impl<K: Key> Peer<K> for Ours<K> {
         self.0.acquire(key)
     }
 
-    /// One atomic request for both keys, in whatever order they come.
+    /// One request for both keys, in whatever order they come.
     fn lock_pair(&self, a: K, b: K) -> impl Future<Output = impl Send + '_> + Send + '_
     where
         K: Ord,
@@ -81,8 +81,8 @@ impl<K: Key> Peer<K> for Ours<K> {
 
 /// This crate taking a pair's keys one by one: two plain `acquire`s, the
 /// smaller key first, then the larger (the trait's default `lock_pair`, as
-/// the peers do), where [`Ours`] asks for both at once with `acquire_many`.
-/// Their difference is what atomicity costs. `for_each_peer!` leaves it
+/// the peers do), where [`Ours`] asks for both with `acquire_many`. Their
+/// difference is what one request for both costs. `for_each_peer!` leaves it
 /// out: for one key it is [`Ours`] again, so only the scenarios whose
 /// operations lock pairs run it.
 pub struct OursOneByOne<K>(pub LockManager<K>);
@@ -116,7 +116,7 @@ impl<K: Key> Peer<K> for OursOneShard<K> {
         self.0.acquire(key)
     }
 
-    /// One atomic request for both keys, in whatever order they come.
+    /// One request for both keys, in whatever order they come.
     fn lock_pair(&self, a: K, b: K) -> impl Future<Output = impl Send + '_> + Send + '_
     where
         K: Ord,

@@ -36,9 +36,9 @@ pub const KEYS: usize = 3;
 
 /// The multi-key models run on a manager with one shard, where every key
 /// shares one mutex, and on one with sixteen, where keys 0, 1 and 2 fall in
-/// different shards (10, 2 and 4 with today's hash), so that
-/// `acquire_many` places its request under several shard mutexes held
-/// together.
+/// different shards (10, 2 and 4 with today's hash, so `acquire_many`
+/// takes them in the order 1, 2, 0), so that `try_acquire_many` holds
+/// several shard mutexes together.
 pub const SHARD_COUNTS: [usize; 2] = [1, 16];
 
 /// Runs `body` under loom on a default manager, then checks that the

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use crate::common::{wait_until, Rt, Task};
+use crate::common::{take_order, wait_until, Rt, Task};
 use lock_manager::LockManager;
 
 /// Joins `thread`, failing after 10 s: a parked thread that is never
@@ -122,11 +122,15 @@ async fn threads_and_tasks_interleave_without_lost_updates(rt: Rt) {
 
 on_every_runtime!(threads_and_tasks_interleave_without_lost_updates);
 
+/// A thread blocked in a multi-key `wait` takes its keys in the manager's
+/// order like any request: it holds the first while it waits for the
+/// second, and on each key async callers that come later queue behind it.
 #[test]
 fn blocking_many_requests_queue_with_async_callers() {
     let locks = Arc::new(LockManager::new());
+    let (first, second) = take_order(&locks, 1, 2);
     let order = Arc::new(Mutex::new(Vec::new()));
-    let holder = locks.try_acquire(1).unwrap();
+    let holder = locks.try_acquire(second).unwrap();
 
     let thread = {
         let (locks, order) = (Arc::clone(&locks), Arc::clone(&order));
@@ -136,19 +140,28 @@ fn blocking_many_requests_queue_with_async_callers() {
             guard.keys().len()
         })
     };
-    wait_until("the thread queued", || locks.queue_len(&1) == 2);
-    assert!(locks.is_locked(&2), "the free key is held at once");
-    let task = Task::new();
-    let mut future = locks.acquire(2);
-    assert!(task.poll(&mut future).is_pending());
+    wait_until("the thread queued", || locks.queue_len(&second) == 2);
+    assert!(
+        locks.is_locked(&first),
+        "the key before it in order is held at once"
+    );
+    let tasks = [Task::new(), Task::new()];
+    let mut on_first = locks.acquire(first);
+    let mut on_second = locks.acquire(second);
+    assert!(tasks[0].poll(&mut on_first).is_pending());
+    assert!(tasks[1].poll(&mut on_second).is_pending());
+    assert_eq!((locks.queue_len(&first), locks.queue_len(&second)), (2, 3));
 
     drop(holder);
     assert_eq!(join("the thread finished", thread), 2, "duplicates merged");
-    // Released by the thread, the key passed to the future behind it.
-    wait_until("the future was woken", || task.wakes() == 1);
-    assert!(task.poll(&mut future).is_ready());
-    order.lock().unwrap().push("future");
-    assert_eq!(*order.lock().unwrap(), ["thread", "future"]);
+    // Released by the thread, each key passed to the future behind it.
+    wait_until("the futures were woken", || {
+        tasks[0].wakes() == 1 && tasks[1].wakes() == 1
+    });
+    assert!(tasks[0].poll(&mut on_first).is_ready());
+    assert!(tasks[1].poll(&mut on_second).is_ready());
+    order.lock().unwrap().push("futures");
+    assert_eq!(*order.lock().unwrap(), ["thread", "futures"]);
     assert_eq!(locks.locked_count(), 0);
 }
 

@@ -2,11 +2,12 @@
 //! otherwise takes its place (at the call) in the same FIFO queue as
 //! everyone else; and `enqueue`, its unbounded twin, which does nothing to
 //! a future that has its place already.
+use std::cmp::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use crate::common::{Rt, Task};
+use crate::common::{in_take_order, Rt, Task};
 use lock_manager::{Busy, LockManager};
 
 #[test]
@@ -151,34 +152,56 @@ async fn load_shedding_admits_exactly_the_bound(rt: Rt) {
 
 on_every_runtime!(load_shedding_admits_exactly_the_bound);
 
+/// The bound is checked on every key at the call, wherever the key comes
+/// in the order the request takes its keys: one key at its bound refuses
+/// the request, even the last one it would reach, and a refusal changes
+/// nothing. A looser bound admits it: it takes its keys in order up to the
+/// busy one, queues there, and has not reached the keys after it.
 #[test]
 fn a_many_request_is_refused_when_any_key_is_at_its_bound() {
     for locks in [LockManager::with_shards(1), LockManager::with_shards(64)] {
-        let _held = locks.try_acquire(2).unwrap();
-        let task = Task::new();
-        let mut waiter = locks.acquire(2);
-        assert!(task.poll(&mut waiter).is_pending());
-        let stats = locks.stats();
-        let debug = format!("{locks:?}");
+        let order = in_take_order(&locks, [1, 2, 3]);
+        for (at, busy) in order.into_iter().enumerate() {
+            let ctx = format!("order {order:?}, {busy} busy");
+            let held = locks.try_acquire(busy).unwrap();
+            let task = Task::new();
+            let mut waiter = locks.acquire(busy);
+            assert!(task.poll(&mut waiter).is_pending());
+            let stats = locks.stats();
+            let debug = format!("{locks:?}");
 
-        let refused = locks
-            .acquire_many([1, 2, 3])
-            .enqueue_bounded(1)
-            .unwrap_err();
-        assert_eq!(refused.waiters(), 1);
-        assert_eq!(locks.stats(), stats, "a refusal counted something");
-        assert_eq!(format!("{locks:?}"), debug);
-        assert!(!locks.is_locked(&1) && !locks.is_locked(&3));
-        assert_eq!(locks.queue_len(&2), 2);
+            let refused = locks
+                .acquire_many([1, 2, 3])
+                .enqueue_bounded(1)
+                .unwrap_err();
+            assert_eq!(refused.waiters(), 1, "{ctx}");
+            assert_eq!(locks.stats(), stats, "{ctx}: a refusal counted something");
+            assert_eq!(format!("{locks:?}"), debug, "{ctx}");
+            assert_eq!(locks.locked_count(), 1, "{ctx}");
+            assert_eq!(locks.queue_len(&busy), 2, "{ctx}");
 
-        // A looser bound admits it: it holds the free keys at once and
-        // queues behind the waiter on the held one.
-        let admitted = locks.acquire_many([1, 2, 3]).enqueue_bounded(2).unwrap();
-        assert!(locks.is_locked(&1) && locks.is_locked(&3));
-        assert_eq!(locks.queue_len(&2), 3);
-        drop(admitted);
-        assert!(!locks.is_locked(&1) && !locks.is_locked(&3));
-        assert_eq!(locks.queue_len(&2), 2);
+            // A looser bound admits it: the keys before the busy one are
+            // held, it waits behind the waiter there, and the keys after
+            // it are untouched.
+            let admitted = locks.acquire_many([3, 2, 1]).enqueue_bounded(2).unwrap();
+            for (i, key) in order.iter().enumerate() {
+                let expected = match i.cmp(&at) {
+                    Ordering::Less => 1,
+                    Ordering::Equal => 3,
+                    Ordering::Greater => 0,
+                };
+                assert_eq!(locks.queue_len(key), expected, "{ctx}: key {key}");
+            }
+            assert_eq!(locks.locked_count(), 1 + at, "{ctx}");
+            drop(admitted);
+            assert_eq!(format!("{locks:?}"), debug, "{ctx}: all given back");
+            assert_eq!(locks.queue_len(&busy), 2, "{ctx}");
+            assert_eq!(task.wakes(), 0, "{ctx}");
+            drop(held);
+            assert_eq!(task.wakes(), 1, "{ctx}");
+            assert!(task.poll(&mut waiter).is_ready(), "{ctx}");
+            assert_eq!(locks.locked_count(), 0, "{ctx}");
+        }
     }
 }
 
@@ -275,16 +298,25 @@ fn enqueue_on_a_placed_future_changes_nothing() {
     );
 }
 
+/// A multi-key request placed already (by a poll, or by `enqueue`) keeps
+/// its place and its waker through `enqueue` and `enqueue_bounded`: the
+/// bound is not checked again, and the request does not go on past the key
+/// it waits for. One request holds the key before the one it waits for,
+/// the other has not reached the key after it.
 #[test]
 fn enqueue_on_a_placed_many_request_changes_nothing() {
     for locks in [LockManager::with_shards(1), LockManager::with_shards(64)] {
-        let holder = locks.try_acquire(2).unwrap();
+        let [a, b, c] = in_take_order(&locks, [1, 2, 3]);
+        let holder = locks.try_acquire(b).unwrap();
         let tasks = [Task::new(), Task::new()];
-        let mut polled = locks.acquire_many([1, 2]);
+        // Takes `a`, then waits for `b`.
+        let mut polled = locks.acquire_many([b, a]);
         assert!(tasks[0].poll(&mut polled).is_pending());
-        let placed = locks.acquire_many([2, 3]).enqueue();
+        // Waits for `b`, without a waker, and has not reached `c`.
+        let placed = locks.acquire_many([c, b]).enqueue();
         let (stats, debug) = (locks.stats(), format!("{locks:?}"));
-        assert_eq!(debug, "LockManager { locked: 3, waiters: 2 }");
+        assert_eq!(debug, "LockManager { locked: 2, waiters: 2 }");
+        assert!(locks.is_locked(&a) && !locks.is_locked(&c));
 
         let mut polled = polled
             .enqueue()
@@ -294,7 +326,8 @@ fn enqueue_on_a_placed_many_request_changes_nothing() {
             .enqueue()
             .enqueue_bounded(1)
             .expect("not checked again");
-        assert_eq!(locks.queue_len(&2), 3);
+        assert_eq!(locks.queue_len(&b), 3);
+        assert_eq!(locks.queue_len(&c), 0);
         assert_eq!(locks.stats(), stats);
         assert_eq!(format!("{locks:?}"), debug);
 
@@ -308,8 +341,14 @@ fn enqueue_on_a_placed_many_request_changes_nothing() {
             panic!("the polled request kept its place at the front")
         };
         assert!(tasks[1].poll(&mut placed).is_pending());
+        assert_eq!(locks.queue_len(&c), 0, "{c} is not reached before {b}");
         drop(guard);
-        assert!(tasks[1].poll(&mut placed).is_ready());
+        assert_eq!(tasks[1].wakes(), 1);
+        let Poll::Ready(guard) = tasks[1].poll(&mut placed) else {
+            panic!("handed {b}, it takes {c}, free")
+        };
+        assert_eq!(locks.queue_len(&c), 1);
+        drop(guard);
         assert_eq!(locks.locked_count(), 0);
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 
 use crate::common::soak::Holders;
-use crate::common::{wait_until, within, Rng, Rt, Task};
+use crate::common::{take_order, wait_until, within, Rng, Rt, Task};
 use lock_manager::{Error, LockManager, TimedOut};
 
 /// Long enough for any wait the test expects to end.
@@ -120,8 +120,10 @@ fn a_timeout_too_large_for_a_deadline_waits_until_served() {
 #[test]
 fn a_many_key_timeout_gives_back_the_keys_it_held() {
     let locks = Arc::new(LockManager::new());
-    let b = locks.acquire(2).wait();
-    // A waiter for key 1 queues behind the thread, which holds 1 at once.
+    let (first, second) = take_order(&locks, 1, 2);
+    let held = locks.acquire(second).wait();
+    // The thread takes `first` at once and waits for `second`; a waiter
+    // for `first` queues behind it.
     let (barrier, thread) = (Arc::new(Barrier::new(2)), {
         let locks = Arc::clone(&locks);
         move |barrier: Arc<Barrier>| {
@@ -133,19 +135,25 @@ fn a_many_key_timeout_gives_back_the_keys_it_held() {
         }
     });
     let thread = thread(Arc::clone(&barrier));
-    wait_until("the thread took 1 and queued on 2", || {
-        locks.is_locked(&1) && locks.queue_len(&2) == 2
-    });
+    wait_until(
+        "the thread took the first key and queued on the second",
+        || locks.is_locked(&first) && locks.queue_len(&second) == 2,
+    );
     let task = Task::new();
-    let mut behind = locks.acquire(1);
+    let mut behind = locks.acquire(first);
     assert!(task.poll(&mut behind).is_pending());
+    assert_eq!(locks.queue_len(&first), 2);
 
     barrier.wait();
     assert_eq!(thread.join().unwrap(), Err(TimedOut));
-    assert_eq!(task.wakes(), 1, "key 1 was handed to the next waiter");
+    assert_eq!(task.wakes(), 1, "{first} was handed to the next waiter");
     assert!(task.poll(&mut behind).is_ready());
-    assert_eq!(locks.queue_len(&2), 1, "the thread left key 2's queue");
-    drop(b);
+    assert_eq!(
+        locks.queue_len(&second),
+        1,
+        "the thread left {second}'s queue"
+    );
+    drop(held);
     assert_eq!(locks.locked_count(), 0);
 }
 
@@ -344,22 +352,28 @@ fn waited_guards_serialize_threads() {
 /// however the body ends.
 async fn enqueued_owned_futures_spawn_in_call_order(rt: Rt) {
     let locks = Arc::new(LockManager::new());
+    // The multi-key request takes `first` at the call, then waits on
+    // `second`, the key both requests share.
+    let (first, second) = take_order(&locks, 1_u32, 2);
     let log = Arc::new(Mutex::new(Vec::new()));
-    let holder = locks.acquire_owned(1_u32).await;
+    let holder = locks.acquire_owned(second).await;
 
-    let queued = locks.acquire_owned(1).enqueue();
-    assert_eq!(locks.queue_len(&1), 2, "queued at the call");
+    let queued = locks.acquire_owned(second).enqueue();
+    assert_eq!(locks.queue_len(&second), 2, "queued at the call");
     let single = rt.spawn({
         let (locks, log) = (Arc::clone(&locks), Arc::clone(&log));
         async move {
             let _guard = queued.await;
             log.lock().unwrap().push("single");
-            locks.is_locked(&1)
+            locks.is_locked(&second)
         }
     });
     let queued = locks.acquire_many_owned([2, 1]).enqueue();
-    assert_eq!(locks.queue_len(&1), 3, "queued at the call");
-    assert!(locks.is_locked(&2), "the free key is held at the call");
+    assert_eq!(locks.queue_len(&second), 3, "queued at the call");
+    assert!(
+        locks.is_locked(&first),
+        "the free key before it in order is held at the call"
+    );
     let many = rt.spawn({
         let (locks, log) = (Arc::clone(&locks), Arc::clone(&log));
         async move {
@@ -370,10 +384,11 @@ async fn enqueued_owned_futures_spawn_in_call_order(rt: Rt) {
     });
     rt.sleep(Duration::from_millis(5)).await;
     assert!(log.lock().unwrap().is_empty(), "both wait for the holder");
+    assert!(locks.is_locked(&first), "still held by the waiting request");
     drop(holder);
     assert!(single.await);
     assert!(many.await);
-    assert_eq!(*log.lock().unwrap(), ["single", "many"], "FIFO on key 1");
+    assert_eq!(*log.lock().unwrap(), ["single", "many"], "FIFO on {second}");
     assert_eq!(locks.locked_count(), 0);
 
     let queued = locks.acquire_owned(1).enqueue();

@@ -5,7 +5,7 @@
 //! should.
 use std::sync::Arc;
 
-use crate::common::Task;
+use crate::common::{in_take_order, take_order, Task};
 use futures::future::FutureExt;
 use lock_manager::{LockManager, Stats};
 
@@ -25,6 +25,13 @@ fn counts(stats: Stats) -> [u64; 5] {
         stats.handoffs,
         stats.cancellations,
     ]
+}
+
+/// What the counters of `stats` counted since `before`: for tests that ask
+/// the manager for its order of keys first (which counts too).
+fn counts_since(before: Stats, stats: Stats) -> [u64; 5] {
+    let (before, now) = (counts(before), counts(stats));
+    std::array::from_fn(|i| now[i] - before[i])
 }
 
 #[test]
@@ -96,18 +103,39 @@ fn cancellations_count_queued_and_granted_waiters() {
     assert_eq!(locks.locked_count(), 0);
 }
 
+/// A multi-key request counts each key as it takes it, in order: the key
+/// it waits for once, as contended, and the keys after it only when it
+/// reaches them.
 #[test]
 fn a_multi_key_request_counts_per_key() {
     let locks = LockManager::new();
-    let two = locks.try_acquire(2).unwrap();
+    let [a, b, c] = in_take_order(&locks, [1, 2, 3]);
+    let base = locks.stats();
+    let held = locks.try_acquire(b).unwrap();
     let task = Task::new();
-    let mut both = locks.acquire_many([1, 2, 3]);
-    assert!(task.poll(&mut both).is_pending());
-    assert_eq!(counts(locks.stats()), [3, 0, 1, 0, 0]);
-    drop(two);
-    assert_eq!(counts(locks.stats()), [4, 1, 1, 1, 0]);
-    drop(both);
-    assert_eq!(counts(locks.stats()), [4, 4, 1, 1, 1]);
+    // Takes `a`, waits for `b`, has not reached `c`.
+    let mut request = locks.acquire_many([c, b, a]);
+    assert!(task.poll(&mut request).is_pending());
+    assert_eq!(counts_since(base, locks.stats()), [2, 0, 1, 0, 0]);
+    drop(held);
+    assert_eq!(counts_since(base, locks.stats()), [3, 1, 1, 1, 0]);
+    // Handed `b` but not polled again: it gives up `a` and `b`.
+    drop(request);
+    assert_eq!(counts_since(base, locks.stats()), [3, 3, 1, 1, 1]);
+
+    // Polled again instead, it takes `c` on reaching it.
+    let held = locks.try_acquire(b).unwrap();
+    let base = locks.stats();
+    let mut request = locks.acquire_many([a, b, c]);
+    assert!(task.poll(&mut request).is_pending());
+    assert_eq!(counts_since(base, locks.stats()), [1, 0, 1, 0, 0]);
+    drop(held);
+    assert_eq!(counts_since(base, locks.stats()), [2, 1, 1, 1, 0]);
+    let guard = task.poll(&mut request);
+    assert!(guard.is_ready());
+    assert_eq!(counts_since(base, locks.stats()), [3, 1, 1, 1, 0]);
+    drop(guard);
+    assert_eq!(counts_since(base, locks.stats()), [3, 4, 1, 1, 0]);
 }
 
 #[test]
@@ -131,14 +159,34 @@ fn bounded_acquires_count_like_plain_ones() {
 #[test]
 fn try_and_bounded_multi_key_requests_count_per_key() {
     let locks = LockManager::new();
-    let held = locks.try_acquire_many([1, 2, 2]).unwrap();
-    assert_eq!(counts(locks.stats()), [2, 0, 0, 0, 0]);
-    let bounded = locks.acquire_many([2, 3]).enqueue_bounded(1).unwrap();
-    assert_eq!(counts(locks.stats()), [3, 0, 1, 0, 0]);
+    let (first, second) = take_order(&locks, 2, 3);
+    let base = locks.stats();
+    let held = locks.try_acquire_many([1, second, second]).unwrap();
+    assert_eq!(counts_since(base, locks.stats()), [2, 0, 0, 0, 0]);
+    // Takes `first` at the call and queues on `second`.
+    let bounded = locks
+        .acquire_many([second, first])
+        .enqueue_bounded(1)
+        .unwrap();
+    assert_eq!(counts_since(base, locks.stats()), [3, 0, 1, 0, 0]);
     drop(held);
-    assert_eq!(counts(locks.stats()), [4, 2, 1, 1, 0]);
+    assert_eq!(counts_since(base, locks.stats()), [4, 2, 1, 1, 0]);
     drop(bounded.now_or_never().unwrap());
-    assert_eq!(counts(locks.stats()), [4, 4, 1, 1, 0]);
+    assert_eq!(counts_since(base, locks.stats()), [4, 4, 1, 1, 0]);
+
+    // Queued on `first`, it has not reached `second`, and counts nothing
+    // for it until it takes it.
+    let held = locks.try_acquire_many([1, first]).unwrap();
+    assert_eq!(counts_since(base, locks.stats()), [6, 4, 1, 1, 0]);
+    let bounded = locks
+        .acquire_many([second, first])
+        .enqueue_bounded(1)
+        .unwrap();
+    assert_eq!(counts_since(base, locks.stats()), [6, 4, 2, 1, 0]);
+    drop(held);
+    assert_eq!(counts_since(base, locks.stats()), [7, 6, 2, 2, 0]);
+    drop(bounded.now_or_never().unwrap());
+    assert_eq!(counts_since(base, locks.stats()), [8, 8, 2, 2, 0]);
 }
 
 #[test]
@@ -290,27 +338,30 @@ mod measured {
         same_line(held.now_or_never().unwrap().held_by, site);
     }
 
+    /// The contended key `k` is the second that the multi-key request
+    /// takes: it holds `other`, taken first, while it waits for `k`.
     #[test]
     fn a_hand_off_passes_the_holders_site_to_the_oldest_waiter() {
         let locks = LockManager::new();
-        let (holder_site, holder) = (here(), locks.try_acquire("k").unwrap());
+        let (other, k) = take_order(&locks, "other", "k");
+        let (holder_site, holder) = (here(), locks.try_acquire(k).unwrap());
         let (first, second) = (Task::new(), Task::new());
-        let (first_site, mut a) = (here(), locks.acquire("k"));
+        let (first_site, mut a) = (here(), locks.acquire(k));
         assert!(first.poll(&mut a).is_pending());
-        let (second_site, mut b) = (here(), locks.acquire_many(["k", "other"]));
+        let (second_site, mut b) = (here(), locks.acquire_many([k, other]));
         assert!(second.poll(&mut b).is_pending());
 
-        let held = locks.held("k").unwrap();
+        let held = locks.held(k).unwrap();
         same_line(held.held_by, holder_site);
         same_line(held.oldest_waiter_from, first_site);
-        same_line(locks.held("other").unwrap().held_by, second_site);
+        same_line(locks.held(other).unwrap().held_by, second_site);
 
         drop(holder);
-        let held = locks.held("k").unwrap();
+        let held = locks.held(k).unwrap();
         same_line(held.held_by, first_site);
         same_line(held.oldest_waiter_from, second_site);
         drop(first.poll(&mut a));
-        let held = locks.held("k").unwrap();
+        let held = locks.held(k).unwrap();
         same_line(held.held_by, second_site);
         assert_eq!((held.oldest_waiter, held.oldest_waiter_from), (None, None));
         drop(second.poll(&mut b));

@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::task::{Poll, RawWaker, RawWakerVTable, Wake, Waker};
 use std::time::Duration;
 
-use crate::common::Task;
+use crate::common::{in_take_order, take_order, Task};
 use futures::future::{FusedFuture, FutureExt};
 use lock_manager::{Guard, LockManager, OwnedLockGuard};
 
@@ -1406,17 +1406,30 @@ impl Eq for Fused {}
 /// panic comparing it strikes with free keys already taken.
 const SWEPT: [u32; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 
-/// Sweeps an `Eq` panic over every comparison an eight-key request makes
-/// with the keys it finds held (3, with a waiter, and 4): wherever it
-/// strikes, inside the shards' mutexes after other keys were already taken
-/// or queued on, the panic reaches the poller and every key placed so far
-/// is given back.
+/// The order in which `locks` takes the `SWEPT` keys, by id (asked with
+/// keys on a fuse that never blows).
+fn swept_order(locks: &LockManager<Fused>) -> [u32; 8] {
+    let quiet = Fuse::new(0);
+    in_take_order(locks, SWEPT.map(|id| fused(id, &quiet))).map(|key| key.id)
+}
+
+/// Sweeps an `Eq` panic over every comparison an eight-key request makes on
+/// its first poll with the keys it finds held (3, with a waiter, and 4).
+/// Taking its keys one at a time in order, it compares only the first of
+/// the two it reaches, and stops there: the panic strikes under that
+/// shard's mutex, with the keys before it taken. The panic reaches the
+/// poller and leaves the request as it was before that key: holding the
+/// keys before it, queued nowhere, not finished. Dropped, it gives them
+/// back, and the manager is exactly as before.
 #[test]
 fn an_eq_panicking_midway_through_a_multi_key_placement_undoes_it() {
     for shards in [1, 64] {
         let mut under_mutex = 0;
         for blow_at in 1.. {
             let locks = Arc::new(LockManager::with_shards(shards));
+            let order = swept_order(&locks);
+            let stop = *order.iter().find(|id| [3, 4].contains(id)).unwrap();
+            let taken: Vec<u32> = order.into_iter().take_while(|&id| id != stop).collect();
             let quiet = Fuse::new(0);
             let held = locks.try_acquire(fused(3, &quiet)).unwrap();
             let other = locks.try_acquire(fused(4, &quiet)).unwrap();
@@ -1428,27 +1441,49 @@ fn an_eq_panicking_midway_through_a_multi_key_placement_undoes_it() {
             armed.manager.set(Arc::downgrade(&locks)).unwrap();
             let mut request = locks.acquire_many(SWEPT.map(|id| fused(id, &armed)));
             let outcome = catch_unwind(AssertUnwindSafe(|| Task::new().poll(&mut request)));
+            // Disarmed before looking keys up, which compares them too.
+            let calls = armed.calls.load(Ordering::SeqCst);
+            armed.blow_at.store(0, Ordering::SeqCst);
+            let ctx = format!("{shards} shards, blow_at {blow_at}, order {order:?}");
+            for id in SWEPT.into_iter().filter(|id| ![3, 4].contains(id)) {
+                let expected = taken.contains(&id);
+                assert_eq!(locks.is_locked(&fused(id, &quiet)), expected, "{ctx}: {id}");
+            }
+            assert_eq!(locks.locked_count(), 2 + taken.len(), "{ctx}");
             let Err(panic) = outcome else {
-                // Past the last call: nothing blew, the request just waits.
-                assert!(outcome.unwrap().is_pending());
+                // Past the last call: nothing blew, the request waits on
+                // `stop` and has not reached the other held key.
+                assert!(outcome.unwrap().is_pending(), "{ctx}");
                 assert!(armed.under_mutex.lock().unwrap().is_none());
-                armed.blow_at.store(0, Ordering::SeqCst); // dropping compares too
+                assert_eq!(
+                    (blow_at, calls),
+                    (2, 1),
+                    "{ctx}: one comparison, with {stop}"
+                );
+                let queue_lens = (
+                    locks.queue_len(&fused(3, &quiet)),
+                    locks.queue_len(&fused(4, &quiet)),
+                );
+                let expected = if stop == 3 { (3, 1) } else { (2, 2) };
+                assert_eq!(queue_lens, expected, "{ctx}");
                 drop(request);
                 assert_eq!(locks.locked_count(), 2, "the request gave its keys back");
-                assert!(blow_at > 2, "3 and 4 are compared when placed");
                 break;
             };
-            assert_eq!(message(panic), "eq exploded", "blow_at {blow_at}");
+            assert_eq!(message(panic), "eq exploded", "{ctx}");
+            assert_eq!((blow_at, calls), (1, 1), "{ctx}");
             if armed.under_mutex.lock().unwrap().expect("the fuse blew") {
                 under_mutex += 1;
             }
-            // The failed future is finished and changes nothing when dropped.
-            assert!(request.is_terminated());
-            expect_panic("polled after completion", || Task::new().poll(&mut request));
+            // Left before `stop`: not finished, queued nowhere, and polled
+            // again it would go on from there.
+            assert!(!request.is_terminated(), "{ctx}");
+            assert_eq!(locks.queue_len(&fused(3, &quiet)), 2, "{ctx}");
+            assert_eq!(locks.queue_len(&fused(4, &quiet)), 1, "{ctx}");
+            assert_eq!(waiters(&*locks), 1, "{ctx}");
             drop(request);
 
             // Exactly as before the request, mutexes unpoisoned.
-            let ctx = format!("{shards} shards, blow_at {blow_at}");
             assert_eq!(locks.locked_count(), 2, "{ctx}");
             for id in [1, 2, 5, 6, 7, 8] {
                 assert!(!locks.is_locked(&fused(id, &quiet)), "{ctx}: {id}");
@@ -1471,15 +1506,19 @@ fn an_eq_panicking_midway_through_a_multi_key_placement_undoes_it() {
             drop(all);
             assert_eq!(locks.locked_count(), 0, "{ctx}");
         }
-        // Each held key's placement was struck, under the mutexes.
-        assert_eq!(under_mutex, 2, "{shards} shards");
+        // The one comparison with a held key was struck, under its mutex.
+        assert_eq!(under_mutex, 1, "{shards} shards");
     }
 }
 
-/// The same sweep over `try_acquire_many` and `enqueue_bounded`, which
-/// first look every key up under the mutexes, to check it before anything
-/// changes (comparing the held 4): wherever the panic strikes, it reaches
-/// the caller and the manager is as before (for `try`, its counters too).
+/// The same sweep over `try_acquire_many` and `enqueue_bounded`, with 4
+/// held. `try` looks every key up under all the mutexes before it takes
+/// any: one comparison, with 4. `enqueue_bounded` first checks the bound
+/// key by key (one comparison, with 4), then takes its keys in order up to
+/// 4 and queues there (a second comparison, with 4). Wherever the panic
+/// strikes, it reaches the caller and the manager is as before (for `try`,
+/// its counters too); past the last comparison, the bounded request holds
+/// exactly the keys before 4 and waits on 4.
 #[test]
 fn an_eq_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
     for shards in [1, 64] {
@@ -1487,6 +1526,8 @@ fn an_eq_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
             let mut under_mutex = 0;
             for blow_at in 1.. {
                 let locks = Arc::new(LockManager::with_shards(shards));
+                let order = swept_order(&locks);
+                let before_4: Vec<u32> = order.into_iter().take_while(|&id| id != 4).collect();
                 let quiet = Fuse::new(0);
                 let held = locks.try_acquire(fused(4, &quiet)).unwrap();
                 let w4_task = Task::new();
@@ -1500,23 +1541,38 @@ fn an_eq_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     if bounded {
                         let request = locks.acquire_many(keys).enqueue_bounded(8).expect("room");
-                        assert_eq!(locks.locked_count(), 8, "7 keys taken by the call");
-                        armed.blow_at.store(0, Ordering::SeqCst); // dropping compares too
-                        drop(request);
+                        let calls = armed.calls.load(Ordering::SeqCst);
+                        // Looking keys up and dropping compare them too.
+                        armed.blow_at.store(0, Ordering::SeqCst);
+                        Some((request, calls))
                     } else {
                         assert!(locks.try_acquire_many(keys).is_none(), "4 is held");
+                        None
                     }
                 }));
                 let ctx = format!("{shards} shards, bounded {bounded}, blow_at {blow_at}");
-                let blew = match outcome {
-                    Ok(()) => false,
+                let (blew, admitted) = match outcome {
+                    Ok(admitted) => (false, admitted),
                     Err(panic) => {
                         assert_eq!(message(panic), "eq exploded", "{ctx}");
-                        true
+                        (true, None)
                     }
                 };
                 if blew && armed.under_mutex.lock().unwrap().expect("the fuse blew") {
                     under_mutex += 1;
+                }
+                if let Some((request, calls)) = admitted {
+                    assert_eq!(calls, 2, "{ctx}: the check and the taking compare 4");
+                    for id in SWEPT.into_iter().filter(|&id| id != 4) {
+                        let expected = before_4.contains(&id);
+                        assert_eq!(locks.is_locked(&fused(id, &quiet)), expected, "{ctx}: {id}");
+                    }
+                    assert_eq!(locks.locked_count(), 1 + before_4.len(), "{ctx}");
+                    assert_eq!(locks.queue_len(&fused(4, &quiet)), 3, "{ctx}");
+                    assert_eq!(waiters(&*locks), 2, "{ctx}");
+                    drop(request);
+                } else {
+                    assert!(blew || !bounded, "{ctx}");
                 }
 
                 assert_eq!(locks.locked_count(), 1, "{ctx}");
@@ -1533,43 +1589,69 @@ fn an_eq_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
                     assert_key_works(&*locks, fused(id, &quiet));
                 }
                 if !blew {
+                    let comparisons = if bounded { 2 } else { 1 };
+                    assert_eq!(blow_at, comparisons + 1, "{ctx}");
                     break;
                 }
             }
-            // The check of the held key was struck, and for a bounded
-            // request its placement too.
+            // Each comparison with 4 was struck, under its mutex: the
+            // check, and for a bounded request the taking too.
             let expected = if bounded { 2 } else { 1 };
             assert_eq!(under_mutex, expected, "{shards} shards, bounded {bounded}");
         }
     }
 }
 
-/// A `Hash`, `Eq` or `Clone` that panics before anything is placed (the
-/// first hash picks the shards, duplicates are compared and keys cloned
-/// outside the mutexes), or an `Eq` that panics against a held key inside
-/// a shard's mutex: the panic reaches the poller and nothing changes.
+/// A `Hash`, `Eq` or `Clone` that panics while a multi-key request is
+/// made or takes its keys: the panic reaches the caller, and nothing of the
+/// request is left once it is dropped. A `Hash` panics when the request is
+/// made, an `Eq` between duplicates (same id, same hash) when it is first
+/// polled, before it takes anything: the future is then finished. The
+/// request takes its keys one at a time in order, cloning each and looking
+/// it up under its shard's mutex as it reaches it: a `Clone` or an `Eq`
+/// (against the held 1) panicking there leaves the future as it was before
+/// that key, holding the keys before it in order, queued nowhere, and
+/// retrying that key if polled again.
 #[test]
 fn a_multi_key_request_whose_key_panics_changes_nothing() {
-    let cases: [(&str, &[(u32, Bomb)]); 5] = [
-        ("hash exploded", &[(1, Bomb::Hash), (2, Bomb::None)]),
-        ("hash exploded", &[(2, Bomb::None), (1, Bomb::Hash)]),
-        ("clone exploded", &[(2, Bomb::None), (5, Bomb::Clone)]),
+    // The panic, the keys, and the key whose taking panics (`None`: the
+    // panic comes before the request takes any).
+    type Case = (&'static str, &'static [(u32, Bomb)], Option<u32>);
+    let cases: [Case; 5] = [
+        ("hash exploded", &[(1, Bomb::Hash), (2, Bomb::None)], None),
+        ("hash exploded", &[(2, Bomb::None), (1, Bomb::Hash)], None),
+        (
+            "clone exploded",
+            &[(2, Bomb::None), (5, Bomb::Clone)],
+            Some(5),
+        ),
         // Same id, same hash: compared while merging duplicates.
-        ("eq exploded", &[(5, Bomb::None), (5, Bomb::Eq)]),
+        ("eq exploded", &[(5, Bomb::None), (5, Bomb::Eq)], None),
         // Compared with the held 1 in the map, under its shard's mutex.
         (
             "eq exploded",
             &[(2, Bomb::None), (1, Bomb::Eq), (5, Bomb::None)],
+            Some(1),
         ),
     ];
     for locks in multi_managers() {
-        for (expected, keys) in cases {
+        let order = in_take_order(&locks, [1, 2, 5].map(key)).map(|key| key.id);
+        for (expected, keys, stop) in cases {
+            let ctx = format!("{expected}, order {order:?}");
+            // The request's keys that come before `stop` in order.
+            let taken: Vec<u32> = stop.map_or(Vec::new(), |stop| {
+                let before = order.iter().take_while(|&&id| id != stop);
+                before
+                    .copied()
+                    .filter(|id| keys.iter().any(|&(k, _)| k == *id))
+                    .collect()
+            });
             let holder = locks.try_acquire(key(1)).unwrap();
             let task = Task::new();
             let mut waiter = locks.acquire(key(1));
             assert!(task.poll(&mut waiter).is_pending());
 
-            // Keys are hashed when the request is made, and placed when
+            // Keys are hashed when the request is made, and taken when
             // it is first polled.
             let made = catch_unwind(AssertUnwindSafe(|| {
                 locks.acquire_many(keys.iter().map(|&(id, b)| bomb(id, b)))
@@ -1579,18 +1661,29 @@ fn a_multi_key_request_whose_key_panics_changes_nothing() {
                 Ok(mut request) => {
                     assert_ne!(expected, "hash exploded");
                     expect_panic(expected, || Task::new().poll(&mut request));
-                    assert!(request.is_terminated(), "{expected}");
+                    assert_eq!(request.is_terminated(), stop.is_none(), "{ctx}");
+                    assert_eq!(locks.locked_count(), 1 + taken.len(), "{ctx}");
+                    for id in [2, 5] {
+                        let held = taken.contains(&id);
+                        assert_eq!(locks.is_locked(&key(id)), held, "{ctx}: {id}");
+                    }
+                    if stop.is_some() {
+                        // Polled again, it retries the key that panicked.
+                        expect_panic(expected, || Task::new().poll(&mut request));
+                        assert_eq!(locks.locked_count(), 1 + taken.len(), "{ctx}");
+                    }
+                    assert_eq!(locks.queue_len(&key(1)), 2, "{ctx}");
                     drop(request);
                 }
             }
 
-            assert_eq!(locks.locked_count(), 1, "{expected}");
-            assert_eq!(locks.queue_len(&key(1)), 2, "{expected}");
-            assert_eq!(waiters(&locks), 1, "{expected}");
+            assert_eq!(locks.locked_count(), 1, "{ctx}");
+            assert_eq!(locks.queue_len(&key(1)), 2, "{ctx}");
+            assert_eq!(waiters(&locks), 1, "{ctx}");
             drop(holder);
-            assert_eq!(task.wakes(), 1, "{expected}");
+            assert_eq!(task.wakes(), 1, "{ctx}");
             drop(ready(task.poll(&mut waiter)));
-            assert_eq!(locks.locked_count(), 0, "{expected}");
+            assert_eq!(locks.locked_count(), 0, "{ctx}");
             for id in [1, 2, 5] {
                 assert_key_works(&locks, key(id));
             }
@@ -1656,49 +1749,52 @@ fn a_panicking_wake_does_not_stop_a_multi_key_guard_handing_over_every_key() {
     }
 }
 
-/// The same when a request holding two keys and queued on a third is
-/// dropped: both held keys pass on, the place on the third is given up,
-/// then the panic leaves the drop.
+/// The same when a request holding two keys and queued on a third (the
+/// last it takes) is dropped: both held keys pass on, the place on the
+/// third is given up, then the panic leaves the drop.
 #[test]
 fn a_panicking_wake_does_not_stop_a_dropped_multi_key_request_giving_up_everything() {
     for locks in multi_managers() {
-        let holder = locks.try_acquire(2).unwrap();
+        let [a, b, c] = in_take_order(&locks, [1, 2, 3]);
+        let holder = locks.try_acquire(c).unwrap();
         let request_task = Task::new();
         let mut request = locks.acquire_many([1, 2, 3]);
         assert!(request_task.poll(&mut request).is_pending());
-        assert!(locks.is_locked(&1) && locks.is_locked(&3));
+        assert!(locks.is_locked(&a) && locks.is_locked(&b));
         let bad = Waker::from(Arc::new(PanicOnWake));
-        let mut on_1 = locks.acquire(1);
-        let mut on_3 = locks.acquire(3);
-        for waiter in [&mut on_1, &mut on_3] {
+        let mut on_a = locks.acquire(a);
+        let mut on_b = locks.acquire(b);
+        for waiter in [&mut on_a, &mut on_b] {
             let mut cx = std::task::Context::from_waker(&bad);
             assert!(waiter.poll_unpin(&mut cx).is_pending());
         }
-        let w2_task = Task::new();
-        let mut on_2 = locks.acquire(2);
-        assert!(w2_task.poll(&mut on_2).is_pending());
-        assert_eq!(locks.queue_len(&2), 3);
+        let wc_task = Task::new();
+        let mut on_c = locks.acquire(c);
+        assert!(wc_task.poll(&mut on_c).is_pending());
+        assert_eq!(locks.queue_len(&c), 3);
 
         expect_panic("wake exploded", || drop(request));
-        assert_eq!(locks.queue_len(&1), 1, "1 was handed to its waiter");
-        assert_eq!(locks.queue_len(&3), 1, "3 was handed to its waiter");
-        assert_eq!(locks.queue_len(&2), 2, "the request left the queue of 2");
-        drop(ready(Task::new().poll(&mut on_1)));
-        drop(ready(Task::new().poll(&mut on_3)));
+        assert_eq!(locks.queue_len(&a), 1, "{a} was handed to its waiter");
+        assert_eq!(locks.queue_len(&b), 1, "{b} was handed to its waiter");
+        assert_eq!(locks.queue_len(&c), 2, "the request left the queue of {c}");
+        drop(ready(Task::new().poll(&mut on_a)));
+        drop(ready(Task::new().poll(&mut on_b)));
         drop(holder);
-        assert_eq!(w2_task.wakes(), 1);
-        drop(ready(w2_task.poll(&mut on_2)));
+        assert_eq!(wc_task.wakes(), 1);
+        drop(ready(wc_task.poll(&mut on_c)));
         assert_eq!(request_task.wakes(), 0);
         assert_eq!(locks.locked_count(), 0);
         assert_eq!(waiters(&locks), 0);
     }
 }
 
-/// A waker whose `clone` panics, first polling a multi-key request that
-/// holds one key and is queued on another: the panic reaches the poller,
-/// and once the future is dropped nothing of it stays held or queued.
-/// Polled again instead, with a good waker, it must be served (or have
-/// left everything).
+/// A waker whose `clone` panics, first polling a multi-key request: the
+/// request takes its keys in order and must clone the waker to queue on
+/// the held one, so the panic strikes there, before it is queued. It
+/// reaches the poller and leaves the request as it was before that key:
+/// holding the keys before it, queued nowhere. Dropped, the request gives
+/// them back; polled again with a good waker instead, it queues on the
+/// held key behind the callers that came meanwhile and is served in turn.
 #[test]
 fn a_panicking_waker_clone_on_a_multi_key_request_leaves_nothing_behind() {
     let (bad, _hooks) = hooked(|event| {
@@ -1708,52 +1804,69 @@ fn a_panicking_waker_clone_on_a_multi_key_request_leaves_nothing_behind() {
     });
     for repoll in [false, true] {
         for locks in multi_managers() {
-            let holder = locks.try_acquire(1).unwrap();
-            let mut request = locks.acquire_many([2, 1]);
-            expect_panic("clone exploded", || {
-                request.poll_unpin(&mut std::task::Context::from_waker(&bad))
-            });
-            // Later callers on both keys.
-            let tasks = [Task::new(), Task::new()];
-            let mut on_1 = locks.acquire(1);
-            let mut on_2 = locks.acquire(2);
-            assert!(tasks[0].poll(&mut on_1).is_pending());
-            assert_eq!(
-                tasks[1].poll(&mut on_2).is_pending(),
-                locks.queue_len(&1) == 3,
-                "2 is held exactly while the request still waits on 1"
-            );
+            let (first, second) = take_order(&locks, 1, 2);
+            for held in [first, second] {
+                let ctx = format!("repoll {repoll}, {first} before {second}, {held} held");
+                let other = 3 - held;
+                let took_other = other == first;
+                let holder = locks.try_acquire(held).unwrap();
+                let mut request = locks.acquire_many([2, 1]);
+                expect_panic("clone exploded", || {
+                    request.poll_unpin(&mut std::task::Context::from_waker(&bad))
+                });
+                assert!(!request.is_terminated(), "{ctx}");
+                assert_eq!(locks.is_locked(&other), took_other, "{ctx}");
+                assert_eq!(locks.queue_len(&held), 1, "{ctx}: not queued");
+                // Later callers on both keys.
+                let tasks = [Task::new(), Task::new()];
+                let mut on_held = locks.acquire(held);
+                let mut on_other = locks.acquire(other);
+                assert!(tasks[0].poll(&mut on_held).is_pending(), "{ctx}");
+                let other_guard = match tasks[1].poll(&mut on_other) {
+                    Poll::Pending => None,
+                    Poll::Ready(guard) => Some(guard),
+                };
+                assert_eq!(other_guard.is_none(), took_other, "{ctx}: {other} free?");
 
-            if repoll {
-                let task = Task::new();
-                match catch_unwind(AssertUnwindSafe(|| task.poll(&mut request))) {
-                    Ok(Poll::Pending) => {
-                        drop(holder);
-                        assert_eq!(task.wakes(), 1, "the request is next on 1");
+                if repoll {
+                    let task = Task::new();
+                    assert!(task.poll(&mut request).is_pending(), "{ctx}");
+                    assert_eq!(locks.queue_len(&held), 3, "{ctx}: queued behind");
+                    drop(holder);
+                    assert_eq!((tasks[0].wakes(), task.wakes()), (1, 0), "{ctx}");
+                    drop(ready(tasks[0].poll(&mut on_held)));
+                    assert_eq!(task.wakes(), 1, "{ctx}");
+                    if took_other {
                         let guard = ready(task.poll(&mut request));
-                        assert_eq!(guard.keys().len(), 2);
-                        assert!(tasks[0].poll(&mut on_1).is_pending());
+                        assert_eq!(guard.keys().len(), 2, "{ctx}");
+                        assert!(tasks[1].poll(&mut on_other).is_pending(), "{ctx}");
                         drop(guard);
+                    } else {
+                        // It takes `held`, then waits for `other`, taken
+                        // by the later caller meanwhile.
+                        assert!(task.poll(&mut request).is_pending(), "{ctx}");
+                        drop(other_guard);
+                        assert_eq!(task.wakes(), 2, "{ctx}");
+                        assert_eq!(ready(task.poll(&mut request)).keys().len(), 2);
                     }
-                    Ok(Poll::Ready(_)) => panic!("1 is still held"),
-                    Err(panic) => {
-                        assert!(message(panic).contains("polled after completion"));
-                        drop(holder);
-                    }
+                    drop(request);
+                } else {
+                    drop(request);
+                    assert_eq!(locks.queue_len(&held), 2, "{ctx}: holder and later caller");
+                    drop(other_guard);
+                    drop(holder);
+                    assert_eq!(tasks[0].wakes(), 1, "{ctx}");
+                    drop(ready(tasks[0].poll(&mut on_held)));
                 }
-                drop(request);
-            } else {
-                drop(request);
-                assert_eq!(locks.queue_len(&1), 2, "the request left the queue of 1");
-                drop(holder);
+                if took_other {
+                    assert_eq!(tasks[1].wakes(), 1, "{ctx}");
+                    drop(ready(tasks[1].poll(&mut on_other)));
+                }
+                assert_eq!(locks.locked_count(), 0, "{ctx}: no ghost holds a key");
+                assert_eq!(waiters(&locks), 0, "{ctx}");
+                assert_key_works(&locks, 1);
+                assert_key_works(&locks, 2);
             }
-            assert_eq!(wakes(&tasks)[0], 1);
-            drop(ready(tasks[0].poll(&mut on_1)));
-            drop(ready(tasks[1].poll(&mut on_2)));
-            assert_eq!(locks.locked_count(), 0, "no ghost holds a key");
-            assert_eq!(waiters(&locks), 0);
-            assert_key_works(&locks, 1);
-            assert_key_works(&locks, 2);
         }
     }
 }
@@ -1761,6 +1874,7 @@ fn a_panicking_waker_clone_on_a_multi_key_request_leaves_nothing_behind() {
 #[test]
 fn a_forgotten_multi_key_guard_locks_its_keys_for_good_and_nothing_else() {
     for locks in multi_managers() {
+        let (first, _) = take_order(&locks, 2, 3);
         std::mem::forget(locks.acquire_many([1, 2]).now_or_never().unwrap());
         assert!(locks.is_locked(&1) && locks.is_locked(&2));
         assert!(locks.try_acquire(2).is_none());
@@ -1774,7 +1888,12 @@ fn a_forgotten_multi_key_guard_locks_its_keys_for_good_and_nothing_else() {
             assert!(task.poll(&mut request).is_pending());
         }
         assert_eq!(task.wakes(), 0);
-        assert!(locks.is_locked(&3), "the request holds 3 while it waits");
+        assert_eq!(
+            locks.is_locked(&3),
+            first == 3,
+            "the request holds 3 while it waits on 2 exactly when it takes 3 first"
+        );
+        assert_eq!(locks.queue_len(&2), 2);
         drop(waiter);
         drop(request);
         assert_eq!(locks.queue_len(&1), 1);
@@ -1786,29 +1905,46 @@ fn a_forgotten_multi_key_guard_locks_its_keys_for_good_and_nothing_else() {
     }
 }
 
+/// A forgotten multi-key request keeps for good each key it was handed
+/// (at the front of that key's queue) or took on its way; a key it had not
+/// reached yet stays free for everyone.
 #[test]
 fn a_forgotten_multi_key_request_takes_its_keys_for_good_once_at_the_front() {
-    for locks in multi_managers() {
-        let holder = locks.try_acquire(1).unwrap();
-        let ghost_task = Task::new();
-        let mut ghost = locks.acquire_many([1, 2]);
-        assert!(ghost_task.poll(&mut ghost).is_pending());
-        let task = Task::new();
-        let mut behind = locks.acquire(1);
-        assert!(task.poll(&mut behind).is_pending());
-        std::mem::forget(ghost);
+    for shards in [1, 64] {
+        for waits_on_second in [false, true] {
+            let locks = Locks::with_shards(shards);
+            let (first, second) = take_order(&locks, 1, 2);
+            let held = if waits_on_second { second } else { first };
+            let ctx = format!("{shards} shards, {first} before {second}, {held} held");
+            let holder = locks.try_acquire(held).unwrap();
+            let ghost_task = Task::new();
+            let mut ghost = locks.acquire_many([1, 2]);
+            assert!(ghost_task.poll(&mut ghost).is_pending());
+            let task = Task::new();
+            let mut behind = locks.acquire(held);
+            assert!(task.poll(&mut behind).is_pending());
+            std::mem::forget(ghost);
 
-        drop(holder);
-        // Handed to the forgotten request, which never gives it on.
-        assert_eq!(ghost_task.wakes(), 1);
-        assert_eq!(task.wakes(), 0);
-        assert!(task.poll(&mut behind).is_pending());
-        drop(behind);
-        assert_eq!(locks.queue_len(&1), 1);
-        assert_eq!(locks.queue_len(&2), 1);
-        assert_eq!(locks.locked_count(), 2);
-        assert_eq!(waiters(&locks), 1, "the ghost's grant on 1 stays");
-        assert_key_works(&locks, 3);
+            drop(holder);
+            // Handed to the forgotten request, which never gives it on.
+            assert_eq!(ghost_task.wakes(), 1, "{ctx}");
+            assert_eq!(task.wakes(), 0, "{ctx}");
+            assert!(task.poll(&mut behind).is_pending(), "{ctx}");
+            drop(behind);
+            assert_eq!(locks.queue_len(&held), 1, "{ctx}");
+            if waits_on_second {
+                // It took `first` on its way: both are its for good.
+                assert_eq!(locks.queue_len(&first), 1, "{ctx}");
+                assert_eq!(locks.locked_count(), 2, "{ctx}");
+            } else {
+                // Never polled again, it never reached `second`.
+                assert_eq!(locks.queue_len(&second), 0, "{ctx}");
+                assert_eq!(locks.locked_count(), 1, "{ctx}");
+                assert_key_works(&locks, second);
+            }
+            assert_eq!(waiters(&locks), 1, "{ctx}: the ghost's grant stays");
+            assert_key_works(&locks, 3);
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Wake, Waker};
 
-use crate::common::Task;
+use crate::common::{takes_before, Task};
 use futures::future::{FusedFuture, FutureExt};
 use futures::task::noop_waker_ref;
 use lock_manager::{
@@ -145,11 +145,18 @@ fn with_lock_arrives_when_called_not_when_first_polled() {
 fn with_locks_arrives_when_called_not_when_first_polled() {
     let locks = LockManager::new();
     let log = RefCell::new(Vec::new());
+    // A key the manager takes before 2, and one it takes after 2.
+    let early = (3..).find(|k| takes_before(&locks, k, &2)).unwrap();
+    let late = (3..).find(|k| !takes_before(&locks, k, &2)).unwrap();
     let first = Box::pin(locks.with_locks([1, 2], || logged(&log, "first")));
-    let second = Box::pin(locks.with_locks([3, 2], || logged(&log, "second")));
+    let second = Box::pin(locks.with_locks([late, early, 2], || logged(&log, "second")));
     assert!(
-        locks.is_locked(&3),
-        "the second holds its free key from the call"
+        locks.is_locked(&early),
+        "the second holds its free key before 2 from the call"
+    );
+    assert!(
+        !locks.is_locked(&late),
+        "and has not reached the key after 2"
     );
     assert_eq!(locks.queue_len(&2), 2);
     assert_first_called_runs_first(&log, first, second);

@@ -1,11 +1,14 @@
 //! Helpers shared by the integration tests: a counting waker for polling by
-//! hand, and `Rt`, which runs one test body on every supported runtime;
-//! `soak` drives the randomized stress tests. (The loom models have their
+//! hand, `Rt`, which runs one test body on every supported runtime, and
+//! `take_order` and friends, which find the order in which a manager takes
+//! the keys of a multi-key request; `soak` drives the randomized stress
+//! tests. (The loom models have their
 //! own, in tests/loom/common.rs.)
 
 pub mod soak;
 
 use std::future::Future;
+use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, Either, FutureExt};
 use futures::task::SpawnExt;
+use lock_manager::LockManager;
 
 /// A waker that counts how often it was woken.
 #[derive(Debug, Default)]
@@ -298,4 +302,114 @@ pub fn assert_empty<K, S>(locks: &lock_manager::LockManager<K, S>, seed: u64) {
         debug.contains("locked: 0") && debug.contains("waiters: 0"),
         "manager not empty at the end: {debug} (seed {seed})"
     );
+}
+
+/// Whether a multi-key request on `locks` takes `key` while `held` is held
+/// by someone else: true when the manager takes `key` before `held`, or in
+/// the same step as `held` (keys of equal hash), false when it takes `key`
+/// after `held`.
+///
+/// Found black-box: holds `held` with `try_acquire`, polls
+/// `acquire_many([held, key])` once with a counting waker (the request
+/// takes its keys in order and stops queued on `held`), and looks whether
+/// `key` is locked then. Everything is dropped before returning, so no key
+/// stays held or waited for; `stats()` counts the probe, though, so a test
+/// comparing counters takes its baseline after it.
+///
+/// # Panics
+///
+/// If either key is held or waited for, or they are equal.
+#[track_caller]
+pub fn takes_before<K, S>(locks: &LockManager<K, S>, key: &K, held: &K) -> bool
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    assert!(key != held, "takes_before needs two distinct keys");
+    assert_eq!(locks.queue_len(key), 0, "takes_before needs free keys");
+    assert_eq!(locks.queue_len(held), 0, "takes_before needs free keys");
+    let holder = locks.try_acquire(held.clone()).expect("a free key");
+    let mut request = locks.acquire_many([held.clone(), key.clone()]);
+    assert!(
+        Task::new().poll(&mut request).is_pending(),
+        "`held` is held"
+    );
+    assert_eq!(
+        locks.queue_len(held),
+        2,
+        "the request queues on the held key"
+    );
+    let taken = locks.is_locked(key);
+    drop(request);
+    drop(holder);
+    assert_eq!(locks.queue_len(key), 0, "the probe left nothing behind");
+    assert_eq!(locks.queue_len(held), 0, "the probe left nothing behind");
+    taken
+}
+
+/// Whether `locks` takes `a` and `b` in one step (keys of equal hash):
+/// each is then taken while the other is held.
+#[track_caller]
+pub fn taken_together<K, S>(locks: &LockManager<K, S>, a: &K, b: &K) -> bool
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    takes_before(locks, a, b) && takes_before(locks, b, a)
+}
+
+/// `a` and `b` in the order in which `locks` takes them in a multi-key
+/// request, whatever order the request lists them in: `(first, second)`.
+/// The order is fixed per manager (by the keys' hashes, and the default
+/// hasher is seeded at random), so the test asks the manager it uses.
+/// See [`takes_before`], on which it rests, for what it costs.
+///
+/// # Panics
+///
+/// As for [`takes_before`], and if the manager takes both in one step:
+/// neither comes first then (see [`taken_together`]).
+#[track_caller]
+pub fn take_order<K, S>(locks: &LockManager<K, S>, a: K, b: K) -> (K, K)
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    let a_first = takes_before(locks, &a, &b);
+    let b_first = takes_before(locks, &b, &a);
+    assert!(a_first != b_first, "the two keys are taken in one step");
+    if a_first {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// `keys` (distinct and free) sorted into the order in which `locks`
+/// takes them, by [`take_order`] on pairs: `let [first, second, third] =
+/// in_take_order(&locks, [1, 2, 3]);`.
+#[track_caller]
+pub fn in_take_order<K, S, const N: usize>(locks: &LockManager<K, S>, keys: [K; N]) -> [K; N]
+where
+    K: Eq + Hash + Clone,
+    S: BuildHasher,
+{
+    let mut sorted: Vec<K> = Vec::with_capacity(N);
+    for key in keys {
+        let at = sorted
+            .iter()
+            .position(|placed| takes_before(locks, &key, placed))
+            .unwrap_or(sorted.len());
+        sorted.insert(at, key);
+    }
+    // A consistent order: each key is taken after the ones before it.
+    for pair in sorted.windows(2) {
+        assert!(
+            !takes_before(locks, &pair[1], &pair[0]),
+            "an inconsistent order"
+        );
+    }
+    match sorted.try_into() {
+        Ok(sorted) => sorted,
+        Err(_) => unreachable!("N keys in, N out"),
+    }
 }
