@@ -64,6 +64,11 @@ pub struct Stats {
     /// Waiters dropped before they took their key: queued, or handed the
     /// key but not yet polled.
     pub cancellations: u64,
+    /// Waits refused as deadlocks: each an
+    /// [`extend`](crate::MultiGuard::extend) whose wait would have closed
+    /// a cycle, counted when it returns [`Deadlock`](crate::Deadlock) (an
+    /// extend refused, then dropped before it was polled again, is not).
+    pub deadlocks: u64,
     /// How long each contended acquire waited, from joining the queue to
     /// the hand-off: one entry per hand-off. Empty without the
     /// `diagnostics` feature.
@@ -81,6 +86,7 @@ impl AddAssign for Stats {
         self.contended += other.contended;
         self.handoffs += other.handoffs;
         self.cancellations += other.cancellations;
+        self.deadlocks += other.deadlocks;
         self.waits += other.waits;
         self.holds += other.holds;
     }
@@ -349,6 +355,12 @@ pub struct HeldKey<K> {
     /// Where its oldest waiter asked for it; `None` when nobody waits or
     /// without the `diagnostics` feature.
     pub oldest_waiter_from: Option<&'static Location<'static>>,
+    /// The key the holder itself waits for, if the manager sees it wait:
+    /// a guard's [`extend`](crate::MultiGuard::extend), or a multi-key
+    /// request once any extend has waited on the manager. `None` for a
+    /// holder that waits for nothing, or that holds a plain guard: a task
+    /// that holds a plain guard and acquires another key is not seen.
+    pub holder_waits_for: Option<K>,
 }
 
 #[cfg(test)]

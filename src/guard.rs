@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::hashed::KeyHash;
 use crate::manager::{LockManager, ManagerRef};
+use crate::queue::Owner;
 use crate::shards::{Claim, Shards};
 use crate::small::Small;
 
@@ -312,8 +313,8 @@ where
 #[clippy::has_significant_drop]
 #[must_use = "if unused the locks are released immediately"]
 pub struct MultiGuard<M: ManagerRef> {
-    manager: M,
-    held: HeldKeys<M::Key>,
+    pub(crate) manager: M,
+    pub(crate) held: HeldKeys<M::Key>,
 }
 
 impl<M: ManagerRef> MultiGuard<M> {
@@ -361,6 +362,7 @@ impl<M: ManagerRef> From<SingleGuard<M>> for MultiGuard<M> {
         let held = HeldKeys {
             keys: Small::One([key]),
             claims: Small::One([Claim { hash, slot: None }]),
+            owner: None,
         };
         MultiGuard { manager, held }
     }
@@ -368,7 +370,18 @@ impl<M: ManagerRef> From<SingleGuard<M>> for MultiGuard<M> {
 
 impl<M: ManagerRef> Drop for MultiGuard<M> {
     fn drop(&mut self) {
-        self.held.release(self.manager.manager().shards());
+        let manager = self.manager.manager();
+        let Some(owner) = self.held.owner else {
+            return self.held.release(manager.shards());
+        };
+        // Forgotten only once no key is marked with it any more.
+        let released = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.held.release(manager.shards());
+        }));
+        manager.graph().forget(owner);
+        if let Err(payload) = released {
+            panic::resume_unwind(payload);
+        }
     }
 }
 
@@ -389,9 +402,34 @@ where
 pub(crate) struct HeldKeys<K> {
     pub(crate) keys: Small<K>,
     pub(crate) claims: Small<Claim>,
+    /// The guard's record in the waits-for graph, once it has waited while
+    /// holding keys: forgotten when the guard is dropped.
+    pub(crate) owner: Option<Owner>,
 }
 
 impl<K> HeldKeys<K> {
+    /// Each key with its claim.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &Claim)> {
+        self.keys.as_slice().iter().zip(self.claims.as_slice())
+    }
+
+    /// Whether `key`, whose hash is `hash`, is held here.
+    pub(crate) fn contains(&self, key: &K, hash: KeyHash) -> bool
+    where
+        K: Eq,
+    {
+        self.iter()
+            .any(|(held, claim)| claim.hash == hash && held == key)
+    }
+
+    /// Takes on the keys of `more`, which holds none of these.
+    pub(crate) fn absorb(&mut self, more: HeldKeys<K>) {
+        let keys = std::mem::take(&mut self.keys).into_iter().chain(more.keys);
+        self.keys = keys.collect();
+        let claims = std::mem::take(&mut self.claims).into_iter();
+        self.claims = claims.chain(more.claims).collect();
+    }
+
     /// Releases every key, handing each to its oldest waiter.
     fn release<S>(&self, shards: &Shards<K, S>) {
         let keys = self.keys.as_slice().iter();

@@ -98,8 +98,11 @@
 //!   ([`TimedOut`]).
 //!
 //! Every guard implements [`Guard`] (its keys and its manager), and a
-//! single-key guard converts into a multi-key one with `.into()`.
-//! [`Busy`] and [`TimedOut`] convert into [`Error`].
+//! single-key guard converts into a multi-key one with `.into()`, which
+//! takes more keys with [`extend`](MultiGuard::extend) (a future with the
+//! same `enqueue` and `wait` methods) or
+//! [`try_extend`](MultiGuard::try_extend). [`Busy`], [`TimedOut`] and
+//! [`Deadlock`] convert into [`Error`].
 //!
 //! # Tasks and threads
 //!
@@ -116,20 +119,49 @@
 //!
 //! # Nesting and re-entrancy
 //!
-//! - **Holding one key while acquiring another** is safe when every caller
-//!   that nests takes its keys in one global order (say, ascending ids).
-//!   Two callers nesting in opposite orders can wait for each other
-//!   forever. To hold several keys, prefer [`acquire_many`]: its callers
-//!   never deadlock among themselves, in whatever order they list keys.
-//!   It holds the keys it has taken while it waits for the next, though,
-//!   so a caller that holds a guard and then acquires another key can
-//!   still close a cycle with it.
-//! - **Acquiring a key the caller already holds** waits for good: the lock
-//!   is not re-entrant, so the second acquire queues behind the caller's
-//!   own guard. Pass the guard (or the fact that the key is held) down
-//!   instead; where a wait might come back around, give it a deadline
-//!   ([`wait_timeout`](SingleAcquire::wait_timeout), or the runtime's
-//!   `timeout` around the future).
+//! To hold one key and then take more (keys found only after locking, such
+//! as the folder a document is in), nest through the guard: turn it into a
+//! multi-key guard (`.into()`, or start with [`acquire_many`]) and call
+//! [`extend`](MultiGuard::extend). While an extend waits, the manager knows
+//! who it waits for; a wait that would close a cycle (two callers
+//! extending toward each other's keys) is refused at once with
+//! [`Deadlock`], and the guard keeps what it held before. Retry as a
+//! database transaction does: drop the guard, so that the others go on,
+//! and start over.
+//!
+//! ```
+//! use lock_manager::{Deadlock, LockManager};
+//!
+//! /// Moves `doc` to `to`: the folder it leaves is known only under its lock.
+//! async fn move_document(locks: &LockManager<String>, doc: &str, to: &str) {
+//!     loop {
+//!         let mut guard = locks.acquire_many([doc.to_owned()]).await;
+//!         let from = "folder-1".to_owned(); // read under the lock of `doc`
+//!         match guard.extend([from, to.to_owned()]).await {
+//!             Ok(()) => return, // move it, then drop the guard
+//!             Err(Deadlock { .. }) => continue, // the guard drops: retry
+//!         }
+//!     }
+//! }
+//! # futures::executor::block_on(move_document(&LockManager::new(), "doc-7", "folder-2"));
+//! ```
+//!
+//! - **What is seen**: every extend, and every [`acquire_many`] request
+//!   past its first key once any extend has waited on the manager. A
+//!   cycle among them is refused when the wait that closes it begins (the
+//!   youngest extend waiting in it, if a plain `acquire_many` closed it),
+//!   and never a wait without a cycle. `acquire_many` requests alone take
+//!   keys in one order and never deadlock among themselves.
+//! - **What is not**: a plain [`acquire`](LockManager::acquire) made while
+//!   the task holds another guard. The crate cannot tell that the two
+//!   belong together, so callers that nest that way must take their keys in
+//!   one global order (say, ascending ids), or hang.
+//! - **Acquiring a key the caller already holds** through the same guard
+//!   is free: `extend` skips it. Through a second, plain acquire it waits
+//!   for good: the lock is not re-entrant, so that acquire queues behind
+//!   the caller's own guard. Where a wait might come back around, give it
+//!   a deadline ([`wait_timeout`](SingleAcquire::wait_timeout), or the
+//!   runtime's `timeout` around the future).
 //!
 //! # Diagnostics
 //!
@@ -196,12 +228,14 @@
 mod manager;
 
 mod acquire;
+mod extend;
 mod many;
 mod report;
 
 mod diagnostics;
 mod error;
 mod global;
+mod graph;
 mod guard;
 mod hashed;
 mod queue;
@@ -211,12 +245,14 @@ mod shards;
 mod small;
 mod state;
 mod sync;
+mod take;
 mod trace;
 mod wait;
 
 pub use acquire::{Acquire, AcquireOwned, SingleAcquire};
 pub use diagnostics::{HeldKey, Histogram, Stats};
-pub use error::{Busy, Error, TimedOut};
+pub use error::{Busy, Deadlock, Error, TimedOut};
+pub use extend::Extend;
 pub use global::{global, is_locked, queue_len, with_lock};
 pub use guard::{
     Guard, LockGuard, MultiGuard, MultiLockGuard, OwnedLockGuard, OwnedMultiLockGuard, SingleGuard,

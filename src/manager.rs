@@ -9,6 +9,7 @@ use std::hash::{BuildHasher, Hash};
 use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::Arc;
 
+use crate::graph::Graph;
 use crate::hashed::KeyHash;
 use crate::shards::{self, Shards};
 
@@ -82,6 +83,8 @@ use crate::shards::{self, Shards};
 /// ```
 pub struct LockManager<K, S = RandomState> {
     shards: Shards<K, S>,
+    /// Who waits for whom among the requests that nest.
+    graph: Graph<K>,
 }
 
 /// The constructors ask for `K: Eq`: the manager picks there, once, the
@@ -148,6 +151,7 @@ impl<K: Eq, S> LockManager<K, S> {
     pub fn with_hasher(hasher: S) -> Self {
         Self {
             shards: Shards::new(shards::default_count(), hasher),
+            graph: Graph::new(),
         }
     }
 
@@ -176,6 +180,7 @@ impl<K: Eq, S> LockManager<K, S> {
         );
         Self {
             shards: Shards::new(shards.next_power_of_two(), hasher),
+            graph: Graph::new(),
         }
     }
 }
@@ -183,6 +188,10 @@ impl<K: Eq, S> LockManager<K, S> {
 impl<K, S> LockManager<K, S> {
     pub(crate) fn shards(&self) -> &Shards<K, S> {
         &self.shards
+    }
+
+    pub(crate) fn graph(&self) -> &Graph<K> {
+        &self.graph
     }
 }
 

@@ -19,18 +19,15 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_core::future::FusedFuture;
 
 use crate::error::{Busy, TimedOut};
-use crate::guard::{
-    for_each_to_the_end, HeldKeys, MultiGuard, MultiLockGuard, OwnedMultiLockGuard,
-};
+use crate::guard::{MultiGuard, MultiLockGuard, OwnedMultiLockGuard};
 use crate::manager::{LockManager, ManagerRef};
-use crate::shards::{Claim, Shards, WaiterRef};
-use crate::small::Small;
+use crate::take::Progress;
 use crate::trace::Caller;
 use crate::wait;
 
@@ -350,21 +347,7 @@ where
     /// A request for `keys` by `caller`, each key hashed, in the caller's
     /// order; it arrives when first polled.
     fn new(manager: M, keys: impl IntoIterator<Item = M::Key>, caller: Caller) -> Self {
-        let keys: Small<M::Key> = keys.into_iter().collect();
-        let claims = keys
-            .as_slice()
-            .iter()
-            .map(|key| Claim {
-                hash: manager.manager().hash(key),
-                slot: None,
-            })
-            .collect();
-        let progress = Progress {
-            keys,
-            claims,
-            stage: Stage::Unpolled,
-            caller,
-        };
+        let progress = Progress::new(manager.manager(), keys, None, caller);
         Self { manager, progress }
     }
 
@@ -372,7 +355,7 @@ where
     /// changed.
     fn try_take(mut self) -> Option<MultiGuard<M>> {
         let shards = self.manager.manager().shards();
-        let held = self.progress.try_take(shards)?;
+        let held = self.progress.try_take(shards, None)?;
         Some(MultiGuard::new(self.manager.clone(), held))
     }
 
@@ -406,12 +389,8 @@ where
     /// # });
     /// ```
     pub fn enqueue(mut self) -> Self {
-        if let Stage::Unpolled = self.progress.stage {
-            let shards = self.manager.manager().shards();
-            self.progress.arrive();
-            // Ready or not, the next poll goes on from here.
-            let _ = self.progress.advance(shards, None);
-        }
+        let manager = self.manager.manager();
+        (self.progress).enqueue(manager.shards(), manager.graph(), None);
         self
     }
 
@@ -455,7 +434,7 @@ where
     /// # });
     /// ```
     pub fn enqueue_bounded(self, max_waiters: usize) -> Result<Self, Busy> {
-        if let Stage::Unpolled = self.progress.stage {
+        if self.progress.is_unpolled() {
             let shards = self.manager.manager().shards();
             self.progress.check_bound(shards, max_waiters)?;
         }
@@ -561,9 +540,15 @@ where
     #[track_caller]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.progress
-            .poll(this.manager.manager().shards(), cx)
-            .map(|held| MultiGuard::new(this.manager.clone(), held))
+        let manager = this.manager.manager();
+        let polled = this
+            .progress
+            .poll(manager.shards(), manager.graph(), cx, None);
+        let Poll::Ready(held) = polled else {
+            this.progress.nest(manager.shards(), manager.graph(), None);
+            return Poll::Pending;
+        };
+        Poll::Ready(MultiGuard::new(this.manager.clone(), held))
     }
 }
 
@@ -573,13 +558,17 @@ where
     M::Hasher: BuildHasher,
 {
     fn is_terminated(&self) -> bool {
-        matches!(self.progress.stage, Stage::Done)
+        self.progress.is_done()
     }
 }
 
 impl<M: ManagerRef> Drop for MultiAcquire<M> {
     fn drop(&mut self) {
-        self.progress.cancel(self.manager.manager().shards());
+        let manager = self.manager.manager();
+        self.progress.cancel(manager.shards(), manager.graph());
+        if let Some(owner) = self.progress.owner {
+            manager.graph().forget(owner);
+        }
     }
 }
 
@@ -595,231 +584,4 @@ where
             .field("progress", &self.progress)
             .finish_non_exhaustive()
     }
-}
-
-/// A multi-key acquire future's keys, its claim on each, and where it is
-/// in its life.
-struct Progress<K> {
-    /// In the caller's order until it arrives, then sorted by hash without
-    /// duplicates; moved into the guard at the end.
-    keys: Small<K>,
-    /// The claim on each key, at the same position.
-    claims: Small<Claim>,
-    stage: Stage,
-    /// Who asked (zero-sized without the `diagnostics` feature).
-    caller: Caller,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Stage {
-    /// Not arrived yet: in no queue, so dropping it does nothing.
-    Unpolled,
-    /// Taking its keys in order. The keys before `next` are held; those
-    /// from `next` to `reached`, all of one hash, are each held or waited
-    /// for; the rest are not reached yet.
-    Arrived { next: usize, reached: usize },
-    /// The guard was handed out (or the request refused, or sorting its
-    /// keys panicked).
-    Done,
-}
-
-/// Prints the stage and the keys, not the internal claims.
-impl<K: fmt::Debug> fmt::Debug for Progress<K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = self.keys.as_slice();
-        match self.stage {
-            Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
-            Stage::Arrived { next, .. } => f
-                .debug_struct("Waiting")
-                .field("keys", &keys)
-                .field("held", &next)
-                .finish(),
-            Stage::Done => f.write_str("Done"),
-        }
-    }
-}
-
-impl<K> Progress<K> {
-    /// Moves the keys out, leaving the future done.
-    fn finish(&mut self) -> HeldKeys<K> {
-        self.stage = Stage::Done;
-        HeldKeys {
-            keys: std::mem::take(&mut self.keys),
-            claims: std::mem::take(&mut self.claims),
-        }
-    }
-
-    /// Gives up every place and every key held; runs when the future is
-    /// dropped.
-    fn cancel<S>(&mut self, shards: &Shards<K, S>) {
-        if let Stage::Arrived { reached, .. } = self.stage {
-            self.stage = Stage::Done;
-            let keys = self.keys.as_slice().iter();
-            for_each_to_the_end(
-                keys.zip(&self.claims.as_slice()[..reached]),
-                |(key, claim)| match claim.slot {
-                    None => shards.release(key, claim.hash),
-                    Some(slot) => shards.cancel(
-                        key,
-                        WaiterRef {
-                            hash: claim.hash,
-                            slot,
-                        },
-                    ),
-                },
-            );
-        }
-    }
-}
-
-impl<K: Eq + Clone> Progress<K> {
-    /// Sorts and merges the keys, unless the request has arrived already.
-    /// Left `Done` if a key's `Eq` panics: nothing is queued then.
-    fn arrive(&mut self) {
-        if let Stage::Unpolled = self.stage {
-            self.stage = Stage::Done;
-            sort_and_merge(&mut self.keys, &mut self.claims);
-            self.stage = Stage::Arrived {
-                next: 0,
-                reached: 0,
-            };
-        }
-    }
-
-    /// Takes the keys in hash order, as far as it can: `Ready` once every
-    /// key is held, else `Pending` with a waiter queued on the first key
-    /// (or keys of one hash) not handed over yet, woken through `waker`.
-    /// Without a waker, it stops at the first key it must wait for, and
-    /// the next poll gives that waiter one.
-    fn advance<S>(&mut self, shards: &Shards<K, S>, waker: Option<&Waker>) -> Poll<()> {
-        let Stage::Arrived { next, reached } = &mut self.stage else {
-            unreachable!("arrived before advancing");
-        };
-        let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
-        loop {
-            for claim in &mut claims[*next..*reached] {
-                if let Some(slot) = claim.slot {
-                    let Some(waker) = waker else {
-                        return Poll::Pending;
-                    };
-                    let waiter = WaiterRef {
-                        hash: claim.hash,
-                        slot,
-                    };
-                    if !shards.poll_waiter(waiter, waker) {
-                        return Poll::Pending;
-                    }
-                    claim.slot = None;
-                }
-                *next += 1;
-            }
-            let start = *reached;
-            let Some((first, rest)) = claims[start..].split_first_mut() else {
-                return Poll::Ready(());
-            };
-            let end = start + 1 + rest.iter().take_while(|c| c.hash == first.hash).count();
-            // A waiter just queued carries the waker already: no need to
-            // poll it again before it is woken.
-            let run = &keys[start..end];
-            if shards.lock_or_enqueue_run(run, &mut claims[start..end], waker, self.caller, reached)
-            {
-                return Poll::Pending;
-            }
-        }
-    }
-
-    /// Refuses with [`Busy`] if a key has `max_waiters` waiters or more
-    /// now, looking at one key at a time, in the caller's order.
-    fn check_bound<S>(&self, shards: &Shards<K, S>, max_waiters: usize) -> Result<(), Busy> {
-        for (key, claim) in self.keys.as_slice().iter().zip(self.claims.as_slice()) {
-            let queue_len = shards
-                .of(claim.hash)
-                .read(|state| state.queue_len(key, claim.hash));
-            match queue_len.checked_sub(1) {
-                Some(waiters) if waiters >= max_waiters => return Err(Busy { waiters }),
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes every key if all are free now, all at once; else changes
-    /// nothing.
-    fn try_take<S>(&mut self, shards: &Shards<K, S>) -> Option<HeldKeys<K>> {
-        self.arrive();
-        let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
-        if !shards.try_lock_all(keys, claims, self.caller) {
-            return None;
-        }
-        self.stage = Stage::Arrived {
-            next: 0,
-            reached: keys.len(),
-        };
-        // Only a key whose `Hash` and `Eq` disagree can have been queued:
-        // the request, dropped, then gives it up.
-        let all_held = claims.iter().all(|claim| claim.slot.is_none());
-        all_held.then(|| self.finish())
-    }
-
-    /// Advances the future; yields the keys once every one is held.
-    #[track_caller]
-    fn poll<S>(&mut self, shards: &Shards<K, S>, cx: &mut Context<'_>) -> Poll<HeldKeys<K>> {
-        if let Stage::Done = self.stage {
-            panic!("lock-manager: acquire future polled after completion");
-        }
-        self.arrive();
-        self.advance(shards, Some(cx.waker()))
-            .map(|()| self.finish())
-    }
-}
-
-/// Sorts a request's keys by hash, moving each key's claim with it, and
-/// merges duplicate keys: all outside the mutexes.
-fn sort_and_merge<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Claim>) {
-    if let (Small::Heap(_), Small::Heap(_)) = (&keys, &claims) {
-        // Five keys or more, already on the heap.
-        let mut pairs: Vec<(K, Claim)> = std::mem::take(keys)
-            .into_iter()
-            .zip(std::mem::take(claims))
-            .collect();
-        pairs.sort_unstable_by_key(|(_, claim)| claim.hash);
-        let (sorted_keys, sorted_claims): (Vec<K>, Vec<Claim>) = pairs.into_iter().unzip();
-        (*keys, *claims) = (Small::Heap(sorted_keys), Small::Heap(sorted_claims));
-    } else {
-        // An insertion sort, which moves both alike.
-        let (k, c) = (keys.as_mut_slice(), claims.as_mut_slice());
-        for i in 1..k.len() {
-            let mut j = i;
-            while j > 0 && c[j - 1].hash > c[j].hash {
-                k.swap(j - 1, j);
-                c.swap(j - 1, j);
-                j -= 1;
-            }
-        }
-    }
-    // Equal keys have equal hashes, so a duplicate sits in its hash's run.
-    let (k, c) = (keys.as_slice(), claims.as_slice());
-    if c.windows(2).all(|pair| pair[0].hash != pair[1].hash) {
-        return;
-    }
-    let duplicate = |i: usize| {
-        (0..i)
-            .rev()
-            .take_while(|&j| c[j].hash == c[i].hash)
-            .any(|j| k[j] == k[i])
-    };
-    if (1..k.len()).any(duplicate) {
-        let keep: Vec<bool> = (0..k.len()).map(|i| !duplicate(i)).collect();
-        retain(keys, &keep);
-        retain(claims, &keep);
-    }
-}
-
-/// Keeps the items whose flag in `keep` is set.
-fn retain<T>(items: &mut Small<T>, keep: &[bool]) {
-    *items = std::mem::take(items)
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(item, &keep)| keep.then_some(item))
-        .collect();
 }

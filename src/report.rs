@@ -9,6 +9,7 @@ use std::hash::{BuildHasher, Hash};
 use crate::diagnostics::{HeldKey, Stats};
 use crate::hashed::KeyHash;
 use crate::manager::LockManager;
+use crate::queue::Owner;
 use crate::state::State;
 
 impl<K, S> LockManager<K, S> {
@@ -176,7 +177,10 @@ impl<K, S> LockManager<K, S> {
     /// # });
     /// ```
     pub fn stats(&self) -> Stats {
-        let mut total = Stats::default();
+        let mut total = Stats {
+            deadlocks: self.graph().refused(),
+            ..Stats::default()
+        };
         for shard in self.shards().iter() {
             total += shard.read(State::stats);
         }
@@ -229,8 +233,10 @@ where
     /// ```
     pub fn snapshot(&self) -> Vec<HeldKey<K>> {
         let mut held = Vec::new();
+        let waits = self.graph().waits();
+        let waits = |owner| find_wait(&waits, owner);
         for shard in self.shards().iter() {
-            shard.read(|state| state.report(&mut held));
+            shard.read(|state| state.report(&mut held, &waits));
         }
         // Without diagnostics every age is `None`, and the waiters decide.
         held.sort_by(|a, b| {
@@ -273,7 +279,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.read_key(key, |state, hash| state.report_one(key, hash))
+        let waits = self.graph().waits();
+        let waits = |owner| find_wait(&waits, owner);
+        self.read_key(key, |state, hash| state.report_one(key, hash, &waits))
     }
 }
 
@@ -287,4 +295,10 @@ impl<K, S: BuildHasher> LockManager<K, S> {
         let hash = self.shards().hash(key);
         self.shards().of(hash).read(|state| read(state, hash))
     }
+}
+
+/// The key `owner` waits for, in a list from `Graph::waits`.
+fn find_wait<K: Clone>(waits: &[(Owner, K)], owner: Owner) -> Option<K> {
+    let (_, key) = waits.iter().find(|(waiter, _)| *waiter == owner)?;
+    Some(key.clone())
 }

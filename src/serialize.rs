@@ -17,12 +17,13 @@ use crate::diagnostics::{HeldKey, Histogram, Stats};
 
 impl Serialize for Stats {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut stats = serializer.serialize_struct("Stats", 7)?;
+        let mut stats = serializer.serialize_struct("Stats", 8)?;
         stats.serialize_field("acquisitions", &self.acquisitions)?;
         stats.serialize_field("releases", &self.releases)?;
         stats.serialize_field("contended", &self.contended)?;
         stats.serialize_field("handoffs", &self.handoffs)?;
         stats.serialize_field("cancellations", &self.cancellations)?;
+        stats.serialize_field("deadlocks", &self.deadlocks)?;
         stats.serialize_field("waits", &self.waits)?;
         stats.serialize_field("holds", &self.holds)?;
         stats.end()
@@ -69,13 +70,14 @@ impl Serialize for Bucket {
 
 impl<K: Serialize> Serialize for HeldKey<K> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut held = serializer.serialize_struct("HeldKey", 6)?;
+        let mut held = serializer.serialize_struct("HeldKey", 7)?;
         held.serialize_field("key", &self.key)?;
         held.serialize_field("waiters", &self.waiters)?;
         held.serialize_field("held_for", &self.held_for)?;
         held.serialize_field("held_by", &self.held_by.map(Site))?;
         held.serialize_field("oldest_waiter", &self.oldest_waiter)?;
         held.serialize_field("oldest_waiter_from", &self.oldest_waiter_from.map(Site))?;
+        held.serialize_field("holder_waits_for", &self.holder_waits_for)?;
         held.end()
     }
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::task::Waker;
 
 use crate::hashed::KeyHash;
-use crate::queue::Slot;
+use crate::queue::{Owner, Slot};
 use crate::small::Small;
 use crate::state::{State, WaiterPoll};
 use crate::sync::{Mutex, MutexGuard};
@@ -54,6 +54,11 @@ impl<K: Eq> Shard<K> {
     /// Gives back the room that keys and waiters no longer use.
     pub(crate) fn shrink_to_fit(&self) {
         self.state().shrink_to_fit();
+    }
+
+    /// Marks `key`, which the caller holds, as held by `owner`.
+    pub(crate) fn mark(&self, key: &K, hash: KeyHash, owner: Owner) {
+        self.state().mark(key, hash, owner);
     }
 }
 

@@ -13,7 +13,7 @@ use slab::Slab;
 
 use crate::diagnostics::{HeldKey, Stats, Timings};
 use crate::hashed::{BuildStoredHash, Hashed, KeyHash, Lookup, Probe};
-use crate::queue::{self, Handoff, Slot, WaitQueue, Waiter, WaiterState};
+use crate::queue::{self, Handoff, Owner, Slot, WaitQueue, Waiter, WaiterState};
 use crate::trace::{self, Caller, Origin};
 
 /// The capacity, in keys and in waiters, up to which a shard keeps the room
@@ -87,6 +87,9 @@ impl Deferred {
     }
 }
 
+/// The key an owner waits for, if it waits: for the reports.
+pub(crate) type Waits<'a, K> = dyn Fn(Owner) -> Option<K> + 'a;
+
 /// A shard's held keys, each with the queue of its waiters.
 type Keys<K> = HashMap<Hashed<K>, WaitQueue, BuildStoredHash>;
 
@@ -134,6 +137,17 @@ impl<K> State<K> {
         self.waiters[slot.index()].is_granted()
     }
 
+    /// A clone of the waker of the waiter in `slot`, if it has one.
+    pub(crate) fn waker_of(&self, slot: Slot) -> Option<Waker> {
+        self.waiters.get(slot.index())?.waker().cloned()
+    }
+
+    /// Clones of every waiter's waker.
+    pub(crate) fn wakers(&self) -> Vec<Waker> {
+        let wakers = self.waiters.iter().filter_map(|(_, waiter)| waiter.waker());
+        wakers.cloned().collect()
+    }
+
     /// The number of waiters queued, plus those granted but not yet polled.
     pub(crate) fn waiter_count(&self) -> usize {
         self.waiters.len()
@@ -161,6 +175,18 @@ impl<K: Eq> State<K> {
         self.keys
             .get(&probe(key, hash) as &dyn Probe<Q>)
             .map_or(0, |queue| 1 + queue.len())
+    }
+
+    /// The owner that marked `key` as its own, if `key` is held by one.
+    pub(crate) fn owner_of(&self, key: &K, hash: KeyHash) -> Option<Owner> {
+        self.keys.get(&probe(key, hash) as &dyn Probe<K>)?.owner
+    }
+
+    /// Marks `key`, which the caller holds, as held by `owner`.
+    pub(crate) fn mark(&mut self, key: &K, hash: KeyHash, owner: Owner) {
+        if let Some(queue) = self.keys.get_mut(&probe(key, hash) as &dyn Probe<K>) {
+            queue.owner = Some(owner);
+        }
     }
 
     pub(crate) fn is_locked<Q>(&self, key: &Q, hash: KeyHash) -> bool
@@ -347,16 +373,20 @@ impl<K: Eq> State<K> {
 
 impl<K: Eq + Clone> State<K> {
     /// Appends every key held in this shard to `held`.
-    pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>) {
-        held.extend(
-            self.keys
-                .iter()
-                .map(|(Hashed { key, .. }, queue)| self.held_key(key, queue)),
-        );
+    /// Appends every key held in this shard to `held`; `waits` names the
+    /// key an owner waits for.
+    pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>, waits: &Waits<'_, K>) {
+        let keys = self.keys.iter();
+        held.extend(keys.map(|(Hashed { key, .. }, queue)| self.held_key(key, queue, waits)));
     }
 
     /// The report on `key`, if it is held.
-    pub(crate) fn report_one<Q>(&self, key: &Q, hash: KeyHash) -> Option<HeldKey<K>>
+    pub(crate) fn report_one<Q>(
+        &self,
+        key: &Q,
+        hash: KeyHash,
+        waits: &Waits<'_, K>,
+    ) -> Option<HeldKey<K>>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -364,10 +394,10 @@ impl<K: Eq + Clone> State<K> {
         let (Hashed { key, .. }, queue) = self
             .keys
             .get_key_value(&probe(key, hash) as &dyn Probe<Q>)?;
-        Some(self.held_key(key, queue))
+        Some(self.held_key(key, queue, waits))
     }
 
-    fn held_key(&self, key: &K, queue: &WaitQueue) -> HeldKey<K> {
+    fn held_key(&self, key: &K, queue: &WaitQueue, waits: &Waits<'_, K>) -> HeldKey<K> {
         let holder = queue.holder();
         let oldest = queue.oldest(&self.waiters);
         HeldKey {
@@ -377,6 +407,7 @@ impl<K: Eq + Clone> State<K> {
             held_by: holder.caller.location(),
             oldest_waiter: oldest.and_then(|oldest| trace::age(oldest.since)),
             oldest_waiter_from: oldest.and_then(|oldest| oldest.caller.location()),
+            holder_waits_for: queue.owner.and_then(waits),
         }
     }
 }

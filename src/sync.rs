@@ -1,5 +1,6 @@
-//! The one mutex the crate uses, swapped for a model checker's or the
-//! standard library's where the fast one cannot run.
+//! The one mutex the crate uses, and its one atomic flag (the graph's),
+//! swapped for a model checker's or the standard library's where the fast
+//! one cannot run.
 //!
 //! Every variant offers the same two calls: `lock` (which ignores poisoning:
 //! the state is consistent whenever a panic can leave the critical section)
@@ -7,6 +8,11 @@
 
 #[cfg(not(any(loom, miri)))]
 pub(crate) use parking_lot::{Mutex, MutexGuard};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicBool;
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::AtomicBool;
 
 #[cfg(any(loom, miri))]
 pub(crate) use self::checked::{Mutex, MutexGuard};

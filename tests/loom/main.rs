@@ -620,3 +620,88 @@ fn bounded_many_races_a_many_request_and_a_release() {
         );
     });
 }
+
+/// Two guards, holding keys 0 and 1, each extend to the other's key on a
+/// thread of its own: two waits closing one cycle at once. The graph's
+/// mutex orders their checks and the second sees the first's wait, so
+/// exactly one is refused; the other completes once the refused side
+/// drops its guard, and neither hangs.
+#[test]
+fn two_extends_closing_a_cycle_at_once() {
+    model_owned_sharded(|locks| {
+        let mut a = locks.try_acquire_many_owned([0]).expect("fresh key");
+        let mut b = locks.try_acquire_many_owned([1]).expect("fresh key");
+        let other = thread::spawn(move || block_on(b.extend([0])).is_err());
+        let refused = block_on(a.extend([1])).is_err();
+        drop(a);
+        let other_refused = join(other);
+        assert!(
+            refused != other_refused,
+            "refused: {refused}, {other_refused}"
+        );
+        assert_eq!(locks.stats().deadlocks, 1);
+    });
+}
+
+/// A guard on key 0 extends to key 2, which the main thread holds plainly,
+/// while a guard on key 1 extends to key 0: a chain, not a cycle. The main
+/// thread releases key 2 meanwhile, so the chain moves under the check of
+/// either wait; neither is ever refused, and both complete.
+#[test]
+fn a_release_during_a_cycle_check_refuses_nothing() {
+    model_owned_sharded(|locks| {
+        let two = locks.try_acquire_owned(2).expect("fresh key");
+        let mut a = locks.try_acquire_many_owned([0]).expect("fresh key");
+        let mut b = locks.try_acquire_many_owned([1]).expect("fresh key");
+        let first = thread::spawn(move || block_on(a.extend([2])).expect("no cycle"));
+        let second = thread::spawn(move || block_on(b.extend([0])).expect("no cycle"));
+        drop(two);
+        join_all([first, second]);
+        assert_eq!(locks.stats().deadlocks, 0);
+    });
+}
+
+/// A guard on key 0 queues an extend to key 1, then drops it and itself on
+/// a thread of its own, while a guard on key 1 extends to key 0. Whichever
+/// check sees the other's wait refuses its own extend, or neither does if
+/// the first extend was gone already; nothing hangs, nothing is left held,
+/// and every refusal is counted.
+#[test]
+fn an_extend_dropped_while_its_cycle_is_checked() {
+    model_owned_sharded(|locks| {
+        let mut a = locks.try_acquire_many_owned([0]).expect("fresh key");
+        let mut b = locks.try_acquire_many_owned([1]).expect("fresh key");
+        let dropper = thread::spawn(move || {
+            let task = Task::new();
+            let mut extend = a.extend([1]);
+            matches!(task.poll(&mut extend), Poll::Ready(Err(_)))
+        });
+        let refused = block_on(b.extend([0])).is_err();
+        drop(b);
+        let other_refused = join(dropper);
+        let refusals = u64::from(refused) + u64::from(other_refused);
+        assert!(refusals <= 1, "both refused");
+        assert_eq!(locks.stats().deadlocks, refusals);
+    });
+}
+
+/// A multi-key request on another thread takes key 1, then waits for key
+/// 0, held by the main thread's guard, which extends to key 1. The request
+/// may have queued before any extend waited, unregistered: the first
+/// extend to wait wakes it, and it registers. Either the extend takes key 1
+/// first, or the cycle is refused (the extend, the side that can fail);
+/// never a hang.
+#[test]
+fn an_extend_meets_a_multi_key_request_that_queued_before_nesting() {
+    model_owned_sharded(|locks| {
+        let mut guard = locks.try_acquire_many_owned([0]).expect("fresh key");
+        let request = {
+            let locks = std::sync::Arc::clone(locks);
+            thread::spawn(move || drop(block_on(locks.acquire_many([0, 1]))))
+        };
+        let refused = block_on(guard.extend([1])).is_err();
+        drop(guard);
+        join(request);
+        assert_eq!(locks.stats().deadlocks, u64::from(refused));
+    });
+}

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::FutureExt;
 use lock_manager::{
-    Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, LockGuard, LockManager, MultiLockGuard,
-    OwnedLockGuard, OwnedMultiLockGuard,
+    Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, Extend, LockGuard, LockManager,
+    MultiLockGuard, OwnedLockGuard, OwnedMultiLockGuard,
 };
 
 fn send<T: Send>() {}
@@ -121,6 +121,84 @@ fn the_errors_are_plain_values() {
     // Sync>` alike.
     std_error::<lock_manager::Error>();
     unpin::<lock_manager::Error>();
+    // A deadlock names its keys, and still moves into a boxed error.
+    std_error::<lock_manager::Deadlock<u64>>();
+    std_error::<lock_manager::Error<u64>>();
+    unpin::<lock_manager::Deadlock<u64>>();
+}
+
+/// An extend borrows its guard mutably: it is `Send` and `Sync` as the
+/// guard is, and `Unpin` whatever the key, as the other futures.
+#[test]
+fn extend_futures_are_send_sync_and_unpin_as_the_other_futures() {
+    send::<Extend<'_, &LockManager<String>>>();
+    sync::<Extend<'_, &LockManager<String>>>();
+    unpin::<Extend<'_, &LockManager<String>>>();
+    send::<Extend<'_, Arc<LockManager<String>>>>();
+    sync::<Extend<'_, Arc<LockManager<String>>>>();
+    unpin::<Extend<'_, Arc<LockManager<String>>>>();
+    unpin::<Extend<'_, &LockManager<Pinned>>>();
+    send::<Extend<'_, &LockManager<SendOnly>>>();
+    send::<Extend<'_, Arc<LockManager<SendOnly>>>>();
+    // Awaited in a task that owns its guard: spawnable.
+    let locks = Arc::new(LockManager::<String>::new());
+    let owned = locks.clone();
+    send_and_static(&async move {
+        let mut guard = owned.acquire_many_owned(["a".into()]).await;
+        guard.extend(["b".into()]).await
+    });
+}
+
+assert_not_impl!(Extend<'static, &'static LockManager<SendOnly>>: Sync);
+assert_not_impl!(Extend<'static, Arc<LockManager<SendOnly>>>: Sync);
+assert_not_impl!(Extend<'static, &'static LockManager<Rc<str>>>: Send);
+assert_not_impl!(Extend<'static, Arc<LockManager<Rc<str>>>>: Send);
+
+#[test]
+fn extend_debug_prints_the_new_keys_only() {
+    let locks = LockManager::new();
+    let mut guard = locks.try_acquire_many(["held"]).unwrap();
+    let other = locks.try_acquire("b").unwrap();
+    let mut extend = guard.extend(["b", "held", "b"]);
+    assert_eq!(
+        format!("{extend:?}"),
+        r#"Extend { progress: Unpolled(["b", "held", "b"]), .. }"#
+    );
+    assert!((&mut extend).now_or_never().is_none());
+    assert_eq!(
+        format!("{extend:?}"),
+        r#"Extend { progress: Waiting { keys: ["b"], held: 0 }, .. }"#
+    );
+    drop(other);
+    assert_eq!((&mut extend).now_or_never(), Some(Ok(())));
+    assert_eq!(format!("{extend:?}"), "Extend { progress: Done, .. }");
+}
+
+/// An extend stored with no bounds of its own, as `Embedded` stores the
+/// other futures, and dropped where no bound is at hand.
+struct EmbeddedExtend<'g, 'a, K, S> {
+    extend: Option<Extend<'g, &'a LockManager<K, S>>>,
+}
+
+fn drop_unbounded<K, S>(embedded: EmbeddedExtend<'_, '_, K, S>) {
+    drop(embedded);
+}
+
+#[test]
+fn a_struct_stores_an_extend_without_bounds_of_its_own() {
+    let locks = LockManager::new();
+    let mut guard = locks.try_acquire_many([1]).unwrap();
+    let holder = locks.try_acquire(2).unwrap();
+    let embedded = EmbeddedExtend {
+        extend: Some(guard.extend([2, 3]).enqueue()),
+    };
+    assert!(embedded.extend.is_some());
+    assert_eq!(locks.queue_len(&2), 2);
+    drop_unbounded(embedded); // leaves the queue, gives back what it took
+    assert_eq!(locks.queue_len(&2), 1);
+    assert_eq!(locks.locked_count(), 2);
+    assert_eq!(guard.keys(), [1]);
+    drop(holder);
 }
 
 #[test]

@@ -218,6 +218,35 @@ fn a_snapshot_lists_each_held_key_with_its_waiters() {
     }
 }
 
+/// A holder the manager sees wait (a guard extending) is reported with the
+/// key it waits for, on every key it holds; a plain holder, or an owner
+/// that waits no more, with none.
+#[test]
+fn a_report_names_the_key_a_waiting_holder_waits_for() {
+    let locks = LockManager::new();
+    let mut owner = locks.try_acquire_many(["a", "b"]).unwrap();
+    let plain = locks.try_acquire("c").unwrap();
+    let task = Task::new();
+    let mut extend = owner.extend(["c"]);
+    assert!(task.poll(&mut extend).is_pending());
+
+    let waits = |key| locks.held(key).unwrap().holder_waits_for;
+    assert_eq!((waits("a"), waits("b")), (Some("c"), Some("c")));
+    assert_eq!(waits("c"), None, "a plain holder");
+    let listed = locks.snapshot();
+    let a = listed.iter().find(|held| held.key == "a").unwrap();
+    assert_eq!(a.holder_waits_for, Some("c"));
+
+    drop(plain);
+    assert!(matches!(
+        task.poll(&mut extend),
+        std::task::Poll::Ready(Ok(()))
+    ));
+    drop(extend);
+    assert_eq!(waits("c"), None, "granted: it waits no more");
+    assert_eq!(waits("a"), None);
+}
+
 #[test]
 fn held_reports_one_key_as_the_snapshot_does() {
     let locks = LockManager::<String>::new();

@@ -92,12 +92,17 @@ const LAYERS: &[&[&str]] = &[
     &["serialize", "state"],
     // The shards, and every rule for taking their mutexes.
     &["shards"],
+    // Who waits for whom among the requests that nest.
+    &["graph"],
     // The manager and its construction; the two ways to hold it.
     &["manager"],
     // What a caller holds; what the manager reports.
     &["guard", "report"],
-    // The ways to acquire, and the process-wide manager.
-    &["acquire", "many", "global"],
+    // Taking several keys in order, for a multi-key request or an extend.
+    &["take"],
+    // The ways to acquire, guards that take more keys, and the
+    // process-wide manager.
+    &["acquire", "many", "extend", "global"],
     // The crate root only declares and re-exports.
     &["lib"],
 ];

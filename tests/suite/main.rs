@@ -13,6 +13,7 @@ mod blocking;
 mod bounded;
 mod deadlines;
 mod diagnostics;
+mod extend;
 mod layers;
 mod many;
 mod memory;

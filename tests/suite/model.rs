@@ -23,6 +23,39 @@
 //! guard is kept as a `MultiLockGuard` (a single-key one converted with
 //! `into`).
 //!
+//! A guard grows with `try_extend` (all or nothing) and `extend`: a future
+//! that borrows the guard, so the harness drives it inside an `async`
+//! block that owns the guard (no `unsafe`), and gets the guard back when
+//! the extend completes or is dropped. An extend arrives at its first poll
+//! or `enqueue`, leaves out the keys its guard holds, and walks the others
+//! as a multi-key request does, under the guard's id: ready with `Ok` once
+//! the guard holds them all; dropped, it leaves its queue and gives back
+//! the keys it took, the guard keeping what it held.
+//!
+//! The model keeps the manager's waits-for graph exactly as the manager
+//! sees it. A node is a guard with its extends, from the first recorded
+//! wait of one, or a multi-key request (`acquire_many`, `with_locks`; its
+//! node passes to its guard), from a wait recorded while it holds a key.
+//! Every wait of an extend is recorded, and a multi-key request's only
+//! once an extend has waited on the manager: the first such wait wakes
+//! every waiter that has a waker, so that these requests poll again. A
+//! wait is recorded at each pending poll (or arrival without one), and
+//! marks every key the node holds; a release or hand-off clears the key's
+//! mark, so a key handed to a node stays unmarked until the node's next
+//! recorded wait. A node waits for the node that marked the key it waits
+//! for. A recorded wait that closes a cycle is refused: an extend's own
+//! (its poll returns `Err(Deadlock)` with the cycle's keys; at `enqueue`,
+//! its next poll does), and for a multi-key request's, which cannot fail,
+//! the extend on the cycle whose wait began last (polls while it waits
+//! for the same key renew nothing), woken through its waiter's waker, its
+//! next poll returning the refusal. A refused extend leaves as a dropped
+//! one does; `Stats::deadlocks` counts the refusals returned, not those
+//! dropped with their extend. Each refusal must close a cycle of real
+//! waits (each node behind the head of its key's queue, which the next
+//! one heads), and after every step no cycle of real waits may remain
+//! among nodes whose current wait is recorded and not refused: the
+//! manager's graph lags the real one only until each node on it polls.
+//!
 //! Each case draws the manager's hasher from a seed, so that cases see
 //! every order of the keys and a failing case replays in the same one.
 //! The model learns the order first from a second manager with the same
@@ -40,15 +73,19 @@
 //! latest poll: so a request handed a key is always woken unless it was
 //! placed and never polled since); the number of clones of each waker the
 //! manager still holds (one per waiting future whose latest poll used it);
-//! which `with_lock` and `with_locks` bodies run; and, on every poll,
-//! whether the future is ready. At the end it drops whatever is left and
-//! checks that the manager is empty.
+//! which `with_lock` and `with_locks` bodies run; the keys of every guard;
+//! no cycle of recorded waits; and, on every poll, whether the future is
+//! ready, and an extend's outcome (`Ok`, or the keys of the cycle). At the
+//! end it drops whatever is left and checks that the manager is empty.
 //!
-//! `PROPTEST_CASES` overrides the number of cases (5,000 by default).
-use std::cell::Cell;
+//! A quarter of the cases draw their steps from a mix that favours
+//! multi-key requests and extends. `PROPTEST_CASES` overrides the number
+//! of cases (5,000 by default); with `--nocapture`, the random test
+//! prints how often each extend path was taken.
+use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -58,9 +95,12 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use lock_manager::{Acquire, AcquireMany, LockManager, MultiLockGuard, Stats};
+use futures::task::noop_waker;
+use lock_manager::{Acquire, AcquireMany, Deadlock, LockManager, MultiLockGuard, Stats};
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError};
+use proptest::test_runner::{
+    contextualize_config, FileFailurePersistence, TestCaseError, TestRunner,
+};
 
 const KEYS: u8 = 3;
 const MAX_OPS: usize = 60;
@@ -180,9 +220,36 @@ enum Op {
     /// `try_acquire_many` over `keys`: all or nothing; the guard, if any,
     /// joins the others.
     TryMany { keys: KeyList },
+    /// Takes a live guard into a new `extend` over `keys` (which may name
+    /// keys it holds); polls it at once with a new task if `poll`. The
+    /// extend is then a live future like the others (`Place` calls its
+    /// `enqueue`, whatever the bound); done or dropped, it gives the guard
+    /// back.
+    Extend {
+        guard: usize,
+        keys: KeyList,
+        poll: bool,
+    },
+    /// `try_extend` of a live guard over `keys`: all or nothing.
+    TryExtend { guard: usize, keys: KeyList },
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// How often each kind of step is drawn, in the order of `Op`'s variants.
+type Weights = [u32; 10];
+
+/// The mix of most cases.
+const MIXED: Weights = [4, 3, 4, 2, 2, 2, 1, 1, 3, 1];
+
+/// The mix of a quarter of the cases, for the waits-for graph: many
+/// multi-key requests and extends, polled often, and few single-key
+/// requests. (A refusal needs a cycle of waiting extends; a victim of a
+/// multi-key request's wait, one registered after an extend waited; and
+/// the extend of its guard, that it then completes.)
+const NESTING: Weights = [1, 4, 6, 2, 2, 3, 1, 2, 5, 1];
+
+fn op(weights: Weights) -> impl Strategy<Value = Op> {
+    let [create, create_many, poll, place, drop_future, drop_guard, try_acquire, try_many, extend, try_extend] =
+        weights;
     let waker = prop_oneof![
         3 => Just(WakerChoice::Same),
         1 => Just(WakerChoice::New),
@@ -196,17 +263,20 @@ fn op() -> impl Strategy<Value = Op> {
         .prop_map(KeyList::new)
     };
     prop_oneof![
-        4 => (0..KEYS, prop::bool::weighted(0.3), prop::bool::weighted(0.8))
+        create => (0..KEYS, prop::bool::weighted(0.3), prop::bool::weighted(0.8))
             .prop_map(|(key, with_lock, poll)| Op::Create { key, with_lock, poll }),
-        3 => (keys(), prop::bool::weighted(0.3), prop::bool::weighted(0.8))
+        create_many => (keys(), prop::bool::weighted(0.3), prop::bool::weighted(0.8))
             .prop_map(|(keys, with_locks, poll)| Op::CreateMany { keys, with_locks, poll }),
-        4 => (0..16usize, waker).prop_map(|(future, waker)| Op::Poll { future, waker }),
-        2 => (0..16usize, prop::option::weighted(0.5, 0..3usize))
+        poll => (0..16usize, waker).prop_map(|(future, waker)| Op::Poll { future, waker }),
+        place => (0..16usize, prop::option::weighted(0.5, 0..3usize))
             .prop_map(|(future, bound)| Op::Place { future, bound }),
-        2 => (0..16usize).prop_map(|future| Op::DropFuture { future }),
-        2 => (0..16usize).prop_map(|guard| Op::DropGuard { guard }),
-        1 => (0..KEYS).prop_map(|key| Op::TryAcquire { key }),
-        1 => keys().prop_map(|keys| Op::TryMany { keys }),
+        drop_future => (0..16usize).prop_map(|future| Op::DropFuture { future }),
+        drop_guard => (0..16usize).prop_map(|guard| Op::DropGuard { guard }),
+        try_acquire => (0..KEYS).prop_map(|key| Op::TryAcquire { key }),
+        try_many => keys().prop_map(|keys| Op::TryMany { keys }),
+        extend => (0..16usize, keys(), prop::bool::weighted(0.7))
+            .prop_map(|(guard, keys, poll)| Op::Extend { guard, keys, poll }),
+        try_extend => (0..16usize, keys()).prop_map(|(guard, keys)| Op::TryExtend { guard, keys }),
     ]
 }
 
@@ -262,9 +332,63 @@ impl BuildHasher for Seeded {
 
 type Locks = LockManager<u8, Seeded>;
 
+type Guard<'a> = MultiLockGuard<'a, u8, Seeded>;
+
+/// What the future driving an extend gives back: the guard, and the
+/// extend's outcome (`None` if it was dropped before it completed).
+type Extended<'a> = (Guard<'a>, Option<Result<(), Deadlock<u8>>>);
+
+/// What the future driving an extend does when next polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    /// Polls the extend with the poll's waker.
+    Poll,
+    /// Calls `enqueue` on it; stays pending.
+    Enqueue,
+    /// Drops it, and completes with the guard.
+    Drop,
+}
+
+/// An `extend` of `guard` over `keys`, inside a future that owns the guard
+/// (the extend borrows it mutably: an `async` block holds both without
+/// `unsafe`) and obeys `command` at each poll; it completes with the guard
+/// once the extend completes or is dropped.
+async fn extending(
+    mut guard: Guard<'_>,
+    keys: Vec<u8>,
+    command: Rc<Cell<Command>>,
+) -> Extended<'_> {
+    let outcome = {
+        let mut extend = Some(guard.extend(keys));
+        std::future::poll_fn(|cx| match command.get() {
+            Command::Poll => {
+                let extend = extend.as_mut().expect("an extend polled after its drop");
+                Pin::new(extend).poll(cx).map(Some)
+            }
+            Command::Enqueue => {
+                extend = extend.take().map(|extend| extend.enqueue());
+                Poll::Pending
+            }
+            Command::Drop => {
+                drop(extend.take());
+                Poll::Ready(None)
+            }
+        })
+        .await
+    };
+    (guard, outcome)
+}
+
 enum Kind<'a> {
     Acquire(Acquire<'a, u8, Seeded>),
     Many(AcquireMany<'a, u8, Seeded>),
+    /// A guard's `extend`: the guard is inside `future` until it completes.
+    Extend {
+        future: Pin<Box<dyn Future<Output = Extended<'a>> + 'a>>,
+        command: Rc<Cell<Command>>,
+        /// The keys the guard held when the extend was made.
+        guard_keys: KeySet,
+    },
     /// `with_lock` or `with_locks`.
     Body {
         future: Pin<Box<dyn Future<Output = ()> + 'a>>,
@@ -346,12 +470,14 @@ impl State {
 }
 
 struct LiveFuture<'a> {
+    /// An extend's is its guard's: it holds and waits as the guard.
     id: usize,
     /// The keys as the caller listed them, duplicates and order kept.
     list: KeyList,
-    /// Its distinct keys: one for `acquire` and `with_lock`.
+    /// Its distinct keys: one for `acquire` and `with_lock`; for an
+    /// extend, those its guard did not hold when it was made.
     keys: KeySet,
-    /// `acquire_many` or `with_locks`.
+    /// `acquire_many`, `with_locks` or an extend.
     many: bool,
     kind: Kind<'a>,
     /// The task of its latest poll.
@@ -359,11 +485,89 @@ struct LiveFuture<'a> {
     state: State,
 }
 
+impl LiveFuture<'_> {
+    /// Whether it may be a node of the waits-for graph: `Some(true)` for an
+    /// extend, `Some(false)` for a multi-key request (`acquire_many` or
+    /// `with_locks`, once nesting was seen and while it holds a key),
+    /// `None` for a single-key one.
+    fn node(&self) -> Option<bool> {
+        match self.kind {
+            Kind::Extend { .. } => Some(true),
+            _ if self.many => Some(false),
+            _ => None,
+        }
+    }
+}
+
 /// A live guard: a single-key one is kept converted into a multi-key one,
 /// which holds its key as it did.
 struct LiveGuard<'a> {
     id: usize,
-    guard: MultiLockGuard<'a, u8, Seeded>,
+    guard: Guard<'a>,
+}
+
+/// A record of the waits-for graph, as the manager keeps it: made at a
+/// request's first recorded wait (an extend's is its guard's, kept by the
+/// guard, so a multi-key request's passes to its guard and then to the
+/// guard's extends), forgotten when the request or guard is dropped.
+#[derive(Clone, Debug)]
+struct Node {
+    /// Whether its latest recorded wait was an extend's.
+    extend: bool,
+    /// The key of its latest recorded wait; cleared when that extend or
+    /// request leaves (dropped, or refused), completes, or is refused as
+    /// a victim. Left as it was from the key's hand-off to the next poll:
+    /// the key is then its own, unmarked, so it leads nowhere.
+    waiting: Option<u8>,
+    /// When its current wait began, in `Harness::waits`: its first
+    /// recording, not renewed by later polls while it waits for that key.
+    since: u64,
+    /// The cycle it was refused for, until its next poll returns it (and
+    /// `Stats::deadlocks` counts it) or it leaves. Meanwhile its waits are
+    /// not recorded.
+    refused: Option<Vec<u8>>,
+}
+
+/// How often each new path was taken, in this thread (the proptest cases
+/// run on the test's thread), printed at the end of the random test.
+#[derive(Debug, Default)]
+struct Coverage {
+    extends: usize,
+    /// Extends of a guard whose request had registered in the graph.
+    extends_of_registered: usize,
+    /// Extends that completed with `Ok`.
+    extended: usize,
+    /// Polls of an extend that stayed pending.
+    extend_pending: usize,
+    /// The first extend wait of a manager, which wakes every waiter.
+    opens: usize,
+    /// Multi-key requests registered (a first recorded wait).
+    registered: usize,
+    /// An extend refused at the poll whose wait closed the cycle.
+    refused_at_poll: usize,
+    /// An extend refused at its `enqueue`, returned by its next poll.
+    refused_at_enqueue: usize,
+    /// An extend refused as the victim of a multi-key request's wait.
+    refused_as_victim: usize,
+    /// Of those, the victims picked among several extends on the cycle.
+    victims_picked: usize,
+    /// Refusals returned by a poll after the refused extend was handed
+    /// its key.
+    refused_then_granted: usize,
+    /// Refused extends dropped before the poll that would return it.
+    refusals_dropped: usize,
+    /// Refusals returned by a poll, with the cycle's length.
+    cycle_lengths: BTreeMap<usize, usize>,
+    try_extend_taken: usize,
+    try_extend_refused: usize,
+}
+
+thread_local! {
+    static COVERAGE: RefCell<Coverage> = RefCell::default();
+}
+
+fn cover(count: impl FnOnce(&mut Coverage)) {
+    COVERAGE.with(|coverage| count(&mut coverage.borrow_mut()));
 }
 
 /// The manager under test, everything alive that uses it, and the model.
@@ -385,6 +589,18 @@ struct Harness<'a> {
     /// Expected wake count of each task.
     wakes: Vec<usize>,
     next_id: usize,
+    /// The waits-for graph as the manager sees it, by request or guard id.
+    nodes: BTreeMap<usize, Node>,
+    /// Per key, the node that marked it: set, on every key a node holds,
+    /// each time the node's wait is recorded; cleared when the key is
+    /// released or handed on. So a key handed to a node is unmarked until
+    /// its next recorded wait.
+    marks: [Option<usize>; KEYS as usize],
+    /// Set for good at the first recorded extend wait: multi-key requests
+    /// record their waits from then on.
+    nesting: bool,
+    /// Waits recorded so far: orders them, so that the youngest is known.
+    waits: u64,
 }
 
 type Check = Result<(), TestCaseError>;
@@ -401,6 +617,10 @@ impl<'a> Harness<'a> {
             counts: Stats::default(),
             wakes: Vec::new(),
             next_id: 0,
+            nodes: BTreeMap::new(),
+            marks: [None; KEYS as usize],
+            nesting: false,
+            waits: 0,
         }
     }
 
@@ -459,7 +679,7 @@ impl<'a> Harness<'a> {
                 with_lock,
                 poll,
             } => {
-                self.create(&[key], false, with_lock);
+                self.create(&[key], false, with_lock)?;
                 if poll {
                     let task = self.new_task();
                     self.poll(self.futures.len() - 1, task)?;
@@ -470,7 +690,7 @@ impl<'a> Harness<'a> {
                 with_locks,
                 poll,
             } => {
-                self.create(keys.as_slice(), true, with_locks);
+                self.create(keys.as_slice(), true, with_locks)?;
                 if poll {
                     let task = self.new_task();
                     self.poll(self.futures.len() - 1, task)?;
@@ -506,6 +726,16 @@ impl<'a> Harness<'a> {
             }
             Op::TryAcquire { key } => self.try_acquire(key)?,
             Op::TryMany { keys } => self.try_many(keys.as_slice())?,
+            Op::Extend { guard, keys, poll } => {
+                if !self.guards.is_empty() {
+                    self.extend(guard % self.guards.len(), keys.as_slice(), poll)?;
+                }
+            }
+            Op::TryExtend { guard, keys } => {
+                if !self.guards.is_empty() {
+                    self.try_extend(guard % self.guards.len(), keys.as_slice())?;
+                }
+            }
         }
         self.check()
     }
@@ -513,7 +743,7 @@ impl<'a> Harness<'a> {
     /// Creates an `acquire` (`many` false, one key) or `acquire_many`
     /// future over `list`, or the `with_lock` or `with_locks` future of a
     /// body that awaits forever.
-    fn create(&mut self, list: &[u8], many: bool, with_body: bool) {
+    fn create(&mut self, list: &[u8], many: bool, with_body: bool) -> Check {
         let id = self.next_id();
         let keys = KeySet::of(list);
         let kind = if with_body {
@@ -543,6 +773,9 @@ impl<'a> Harness<'a> {
         } else {
             State::Unpolled
         };
+        if many && state.waits() {
+            self.many_waits(id, keys)?;
+        }
         self.futures.push(LiveFuture {
             id,
             list: KeyList::new(list.to_vec()),
@@ -552,6 +785,7 @@ impl<'a> Harness<'a> {
             task: None,
             state,
         });
+        Ok(())
     }
 
     /// Future `id` on `keys` arrives without being polled: its new state.
@@ -567,6 +801,9 @@ impl<'a> Harness<'a> {
     /// arrives, unless one of its keys has `bound` waiters or more, which
     /// refuses it (the future is gone) and changes nothing.
     fn place(&mut self, index: usize, bound: Option<usize>) -> Check {
+        if let Kind::Extend { .. } = self.futures[index].kind {
+            return self.enqueue_extend(index);
+        }
         let LiveFuture {
             id,
             list,
@@ -597,7 +834,7 @@ impl<'a> Harness<'a> {
                 Some(bound) => acquire.enqueue_bounded(bound),
             }
             .map(Kind::Many),
-            body @ Kind::Body { .. } => Ok(body),
+            other @ (Kind::Body { .. } | Kind::Extend { .. }) => Ok(other),
         };
         let kind = match outcome {
             Ok(kind) => kind,
@@ -623,9 +860,11 @@ impl<'a> Harness<'a> {
             id,
             list
         );
-        let state = match (&kind, state) {
-            (Kind::Acquire(_) | Kind::Many(_), State::Unpolled) => self.arrive(id, keys, many),
-            (_, state) => state,
+        let (state, arrived) = match (&kind, state) {
+            (Kind::Acquire(_) | Kind::Many(_), State::Unpolled) => {
+                (self.arrive(id, keys, many), true)
+            }
+            (_, state) => (state, false),
         };
         let future = LiveFuture {
             id,
@@ -637,6 +876,47 @@ impl<'a> Harness<'a> {
             state,
         };
         self.futures.insert(index, future);
+        if arrived && many && state.waits() {
+            self.many_waits(id, keys)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `enqueue` on extend `index`: a no-op unless it is unpolled;
+    /// else it arrives, and if it must wait, its wait is recorded (and
+    /// refused, if it closes a cycle: the refusal comes with its next
+    /// poll).
+    fn enqueue_extend(&mut self, index: usize) -> Check {
+        let future = &mut self.futures[index];
+        let (id, keys, state) = (future.id, future.keys, future.state);
+        let Kind::Extend {
+            future: extend,
+            command,
+            ..
+        } = &mut future.kind
+        else {
+            unreachable!("not an extend");
+        };
+        command.set(Command::Enqueue);
+        let waker = noop_waker();
+        let enqueued = extend.as_mut().poll(&mut Context::from_waker(&waker));
+        if enqueued.is_ready() {
+            // Leaked: the manager may be inconsistent.
+            std::mem::forget(enqueued);
+            return Err(TestCaseError::fail(format!(
+                "the future driving extend {id} completed at its enqueue"
+            )));
+        }
+        if state == State::Unpolled {
+            let state = self.arrive(id, keys, true);
+            self.futures[index].state = state;
+            if state.waits() {
+                self.extend_waits(id, keys)?;
+                if self.nodes[&id].refused.is_some() {
+                    cover(|c| c.refused_at_enqueue += 1);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -644,7 +924,10 @@ impl<'a> Harness<'a> {
     /// against the model: ready exactly when it then holds every key.
     fn poll(&mut self, index: usize, task: usize) -> Check {
         let future = &self.futures[index];
-        let (id, keys, before) = (future.id, future.keys, future.state);
+        if let Kind::Extend { .. } = future.kind {
+            return self.poll_extend(index, task);
+        }
+        let (id, keys, before, many) = (future.id, future.keys, future.state, future.many);
         let has_body = matches!(future.kind, Kind::Body { .. });
 
         // What the model expects: the new state, `None` for a guard.
@@ -681,6 +964,7 @@ impl<'a> Harness<'a> {
                 );
                 None
             }
+            Kind::Extend { .. } => unreachable!("polled by poll_extend"),
         };
         match (guard, expected) {
             (Some(guard), None) => {
@@ -696,8 +980,18 @@ impl<'a> Harness<'a> {
                 }
                 self.futures.remove(index);
                 self.guards.push(LiveGuard { id, guard });
+                self.stop_waiting(id);
             }
-            (None, Some(state)) => future.state = state,
+            (None, Some(state)) => {
+                future.state = state;
+                if many && state.waits() {
+                    self.many_waits(id, keys)?;
+                }
+                if state == State::Running && before != State::Running {
+                    // A `with_locks` that took its last key.
+                    self.stop_waiting(id);
+                }
+            }
             (Some(guard), Some(state)) => {
                 std::mem::forget(guard);
                 return Err(TestCaseError::fail(format!(
@@ -715,11 +1009,322 @@ impl<'a> Harness<'a> {
         Ok(())
     }
 
+    /// Polls extend `index` with `task`'s waker and checks the outcome
+    /// against the model: a refusal made since its last poll (as a victim,
+    /// or at its `enqueue`) is returned at once, and the extend leaves;
+    /// else it walks on as a multi-key request does, and is ready with
+    /// `Ok` once its guard holds every key; if it must wait, its wait is
+    /// recorded, and refused with `Err` if it closes a cycle.
+    fn poll_extend(&mut self, index: usize, task: usize) -> Check {
+        let future = &mut self.futures[index];
+        future.task = Some(task);
+        let (id, keys, before) = (future.id, future.keys, future.state);
+
+        // What the model expects: `None` while pending, else the outcome
+        // (the keys of the cycle if refused).
+        let refusal = self.nodes.get_mut(&id).and_then(|node| node.refused.take());
+        let expected = if let Some(cycle) = refusal {
+            if before == State::Granted {
+                cover(|c| c.refused_then_granted += 1);
+            }
+            self.counts.deadlocks += 1;
+            self.leave(id, keys, before);
+            Some(Err(cycle))
+        } else {
+            let after = match before {
+                State::Unpolled | State::Granted => self.walk(id, keys, Some(task)),
+                State::Queued | State::Waiting { .. } => Some(State::Waiting { task }),
+                State::Taken => None,
+                State::Running => unreachable!("an extend has no body"),
+            };
+            match after {
+                None => {
+                    self.stop_waiting(id);
+                    Some(Ok(()))
+                }
+                Some(state) => {
+                    // Waiting with this task's waker, woken with the others
+                    // if its wait is the first.
+                    self.futures[index].state = state;
+                    self.extend_waits(id, keys)?;
+                    let refusal = self.nodes.get_mut(&id).and_then(|node| node.refused.take());
+                    refusal.map(|cycle| {
+                        cover(|c| c.refused_at_poll += 1);
+                        self.counts.deadlocks += 1;
+                        self.leave(id, keys, state);
+                        Err(cycle)
+                    })
+                }
+            }
+        };
+
+        let waker = self.tasks[task].waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        let Kind::Extend {
+            future: extend,
+            command,
+            guard_keys,
+        } = &mut self.futures[index].kind
+        else {
+            unreachable!("not an extend");
+        };
+        let guard_keys = *guard_keys;
+        command.set(Command::Poll);
+        match (extend.as_mut().poll(&mut cx), expected) {
+            (Poll::Pending, None) => {
+                cover(|c| c.extend_pending += 1);
+                Ok(())
+            }
+            (Poll::Pending, Some(expected)) => Err(TestCaseError::fail(format!(
+                "extend {id} on keys {keys:?} stayed pending in state {before:?}; \
+                 the model expects {expected:?}"
+            ))),
+            (Poll::Ready((guard, outcome)), expected) => {
+                self.futures.remove(index);
+                let held = KeySet::of(guard.keys());
+                // The guard goes back to the others, even on a failure, to
+                // be leaked with them.
+                self.guards.push(LiveGuard { id, guard });
+                let outcome = outcome.map(|outcome| outcome.map_err(|e| e.keys().to_vec()));
+                prop_assert!(
+                    outcome.is_some() && outcome == expected,
+                    "extend {} on keys {:?} in state {:?} gave {:?}; the model expects {:?}",
+                    id,
+                    keys,
+                    before,
+                    outcome,
+                    expected
+                );
+                // Grown by the keys, or as it was.
+                let grown = KeySet(guard_keys.0 | keys.0);
+                let expected = if outcome == Some(Ok(())) {
+                    grown
+                } else {
+                    guard_keys
+                };
+                prop_assert_eq!(held, expected, "keys of the guard of extend {}", id);
+                match outcome {
+                    Some(Ok(())) => cover(|c| c.extended += 1),
+                    Some(Err(cycle)) => {
+                        cover(|c| *c.cycle_lengths.entry(cycle.len()).or_default() += 1)
+                    }
+                    None => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The key among `keys` that `id` waits for: the one in whose queue it
+    /// stands behind the head.
+    fn waited_key(&self, id: usize, keys: KeySet) -> Option<u8> {
+        keys.iter().find(|&key| {
+            self.queues[usize::from(key)]
+                .iter()
+                .skip(1)
+                .any(|&x| x == id)
+        })
+    }
+
+    /// The keys `id` holds: those whose queue it heads (granted but not
+    /// polled yet included).
+    fn held_by(&self, id: usize) -> KeySet {
+        KeySet(
+            (0..KEYS)
+                .filter(|&key| self.queues[usize::from(key)].front() == Some(&id))
+                .fold(0, |set, key| set | 1 << key),
+        )
+    }
+
+    /// A multi-key request's wait, begun or renewed by a poll, or at its
+    /// arrival without one: recorded once an extend has waited, if it
+    /// holds a key.
+    fn many_waits(&mut self, id: usize, keys: KeySet) -> Check {
+        if self.nesting && self.held_by(id).len() > 0 {
+            let key = self
+                .waited_key(id, keys)
+                .expect("model: a wait with no key");
+            self.record(id, false, key)?;
+        }
+        Ok(())
+    }
+
+    /// An extend's wait, begun or renewed: the first one of the manager
+    /// wakes every waiter that has a waker (so that multi-key requests
+    /// poll again, and register); then it is recorded.
+    fn extend_waits(&mut self, id: usize, keys: KeySet) -> Check {
+        if !self.nesting {
+            self.nesting = true;
+            cover(|c| c.opens += 1);
+            for future in &self.futures {
+                if let State::Waiting { task } = future.state {
+                    self.wakes[task] += 1;
+                }
+            }
+        }
+        let key = self
+            .waited_key(id, keys)
+            .expect("model: a wait with no key");
+        self.record(id, true, key)
+    }
+
+    /// The manager records that node `id` (an extend's guard if `extend`,
+    /// else a multi-key request) waits for `key`: it marks every key `id`
+    /// holds, and looks for a cycle through it, following from each node
+    /// the key it waits for to the node that marked it. A cycle found is
+    /// refused at once: the extend itself, or, for a multi-key request,
+    /// which cannot fail, the youngest extend in the cycle (whose wait was
+    /// recorded last), woken through its waiter's waker if it has one.
+    fn record(&mut self, id: usize, extend: bool, key: u8) -> Check {
+        if !extend && !self.nodes.contains_key(&id) {
+            cover(|c| c.registered += 1);
+        }
+        if self
+            .nodes
+            .get(&id)
+            .is_some_and(|node| node.refused.is_some())
+        {
+            // Refused already: it waits no more.
+            return Ok(());
+        }
+        for held in self.held_by(id).iter() {
+            self.marks[usize::from(held)] = Some(id);
+        }
+        let node = self.nodes.entry(id).or_insert(Node {
+            extend,
+            waiting: None,
+            since: 0,
+            refused: None,
+        });
+        if node.waiting != Some(key) {
+            // A new wait; a poll while it waits for the same key renews
+            // nothing.
+            self.waits += 1;
+            node.since = self.waits;
+        }
+        (node.extend, node.waiting) = (extend, Some(key));
+        let Some(cycle) = self.cycle_from(id) else {
+            return Ok(());
+        };
+        // The manager's graph lags the real one, never leads it: each
+        // node on the cycle waits behind the head of its key's queue, and
+        // the next one heads it.
+        for (at, &(node, key)) in cycle.iter().enumerate() {
+            let next = cycle[(at + 1) % cycle.len()].0;
+            let queue = &self.queues[usize::from(key)];
+            prop_assert!(
+                queue.front() == Some(&next) && queue.iter().skip(1).any(|&x| x == node),
+                "model: a cycle {:?} of waits that are not real",
+                cycle
+            );
+        }
+        let victim = if extend {
+            id
+        } else {
+            let extends: Vec<usize> = (cycle.iter().map(|&(node, _)| node))
+                .filter(|node| self.nodes[node].extend)
+                .collect();
+            if extends.len() > 1 {
+                cover(|c| c.victims_picked += 1);
+            }
+            let victim = extends
+                .into_iter()
+                .max_by_key(|node| self.nodes[node].since);
+            prop_assert!(
+                victim.is_some(),
+                "model: a cycle {:?} of multi-key requests alone",
+                cycle
+            );
+            victim.unwrap()
+        };
+        let node = self.nodes.get_mut(&victim).unwrap();
+        node.waiting = None;
+        node.refused = Some(cycle.iter().map(|&(_, key)| key).collect());
+        if !extend {
+            cover(|c| c.refused_as_victim += 1);
+            let future = self
+                .futures
+                .iter()
+                .find(|f| f.id == victim && f.node() == Some(true))
+                .expect("model: a victim with no extend");
+            match future.state {
+                State::Waiting { task } => self.wakes[task] += 1,
+                State::Queued => {}
+                state => panic!("model: victim {victim} in state {state:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The cycle of recorded waits through node `from`, if any, as each
+    /// node on it with the key it waits for. A node waits for one key, so
+    /// that the walk has one way to go.
+    fn cycle_from(&self, from: usize) -> Option<Vec<(usize, u8)>> {
+        let mut path = Vec::new();
+        let mut node = from;
+        loop {
+            let key = self.nodes[&node].waiting?;
+            let holder = self.marks[usize::from(key)]?;
+            path.push((node, key));
+            if holder == from {
+                return Some(path);
+            }
+            if path.iter().any(|&(node, _)| node == holder) {
+                return None;
+            }
+            node = holder;
+        }
+    }
+
+    /// Extend or request `id` in `state` leaves: its recorded wait (and
+    /// any refusal) ends if it arrived, it leaves the queue it waits in
+    /// (a cancellation, if it has a waiter) and gives back the keys of
+    /// `keys` it holds.
+    fn leave(&mut self, id: usize, keys: KeySet, state: State) {
+        if state != State::Unpolled {
+            self.stop_waiting(id);
+        }
+        if state.has_waiter() {
+            self.counts.cancellations += 1;
+        }
+        for key in keys.iter() {
+            let queue = self.queue(key);
+            match queue.iter().position(|&x| x == id) {
+                Some(0) => self.release(key),
+                Some(at) => drop(queue.remove(at)),
+                None => {}
+            }
+        }
+    }
+
+    /// The recorded wait of node `id`, if any, ends, and any refusal of it:
+    /// when its extend or request leaves, or completes.
+    fn stop_waiting(&mut self, id: usize) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            (node.waiting, node.refused) = (None, None);
+        }
+    }
+
+    /// The manager forgets node `id`, if it had one, once it has released
+    /// its keys.
+    fn forget(&mut self, id: usize) -> Check {
+        if self.nodes.remove(&id).is_some() {
+            prop_assert!(
+                !self.marks.contains(&Some(id)),
+                "model: node {} forgotten while a key is marked with it: {:?}",
+                id,
+                self.marks
+            );
+        }
+        Ok(())
+    }
+
     /// The holder of `key` left: the model hands the key to the next
     /// waiter, which is woken, once, through the waker of its latest poll
     /// (if it was polled since it was placed).
     fn release(&mut self, key: u8) {
         self.queue(key).pop_front();
+        self.marks[usize::from(key)] = None;
         self.counts.releases += 1;
         if let Some(&next) = self.queue(key).front() {
             self.counts.acquisitions += 1;
@@ -741,12 +1346,42 @@ impl<'a> Harness<'a> {
         }
     }
 
+    /// Drops future `index`; an extend gives its guard back, with the
+    /// keys it held before the extend.
     fn drop_future(&mut self, index: usize) -> Check {
-        let future = self.futures.remove(index);
-        let (id, keys, state) = (future.id, future.keys, future.state);
-        let body_dropped = match &future.kind {
+        let mut future = self.futures.remove(index);
+        let (id, keys, state, node) = (future.id, future.keys, future.state, future.node());
+        let body_dropped = match &mut future.kind {
             Kind::Body { body_dropped, .. } => Some(body_dropped.clone()),
             Kind::Acquire(_) | Kind::Many(_) => None,
+            Kind::Extend {
+                future: extend,
+                command,
+                ..
+            } => {
+                command.set(Command::Drop);
+                let waker = noop_waker();
+                match extend.as_mut().poll(&mut Context::from_waker(&waker)) {
+                    Poll::Ready((guard, outcome)) => {
+                        self.guards.push(LiveGuard { id, guard });
+                        prop_assert!(outcome.is_none(), "a dropped extend completed");
+                    }
+                    Poll::Pending => {
+                        std::mem::forget(future);
+                        return Err(TestCaseError::fail(format!(
+                            "the future driving extend {id} kept its guard at the drop"
+                        )));
+                    }
+                }
+                if self
+                    .nodes
+                    .get(&id)
+                    .is_some_and(|node| node.refused.is_some())
+                {
+                    cover(|c| c.refusals_dropped += 1);
+                }
+                None
+            }
         };
         drop(future);
         if let Some(body_dropped) = body_dropped {
@@ -762,17 +1397,12 @@ impl<'a> Harness<'a> {
                 id
             );
         }
-        if state.has_waiter() {
-            self.counts.cancellations += 1;
-        }
-        // Hands on every key held, leaves the queue it waits in.
-        for key in keys.iter() {
-            let queue = self.queue(key);
-            match queue.iter().position(|&x| x == id) {
-                Some(0) => self.release(key),
-                Some(at) => drop(queue.remove(at)),
-                None => {}
-            }
+        // Hands on every key held, leaves the queue it waits in; a
+        // multi-key request (or a running `with_locks`, with its guard) is
+        // then forgotten by the graph. An extend's node is its guard's.
+        self.leave(id, keys, state);
+        if node == Some(false) {
+            self.forget(id)?;
         }
         Ok(())
     }
@@ -784,6 +1414,70 @@ impl<'a> Harness<'a> {
         for key in keys.iter() {
             prop_assert_eq!(self.queue(key).front(), Some(&id));
             self.release(key);
+        }
+        self.forget(id)
+    }
+
+    /// Takes guard `index` into a new extend over `list`, polled at once
+    /// with a new task if `poll`.
+    fn extend(&mut self, index: usize, list: &[u8], poll: bool) -> Check {
+        let LiveGuard { id, guard } = self.guards.remove(index);
+        let guard_keys = KeySet::of(guard.keys());
+        cover(|c| c.extends += 1);
+        if let Some(node) = self.nodes.get(&id) {
+            assert!(
+                node.refused.is_none(),
+                "model: a refusal outlived its extend"
+            );
+            if !node.extend {
+                cover(|c| c.extends_of_registered += 1);
+            }
+        }
+        let command = Rc::new(Cell::new(Command::Poll));
+        let future = Box::pin(extending(guard, list.to_vec(), command.clone()));
+        self.futures.push(LiveFuture {
+            id,
+            list: KeyList::new(list.to_vec()),
+            keys: KeySet(KeySet::of(list).0 & !guard_keys.0),
+            many: true,
+            kind: Kind::Extend {
+                future,
+                command,
+                guard_keys,
+            },
+            task: None,
+            state: State::Unpolled,
+        });
+        if poll {
+            let task = self.new_task();
+            self.poll(self.futures.len() - 1, task)?;
+        }
+        Ok(())
+    }
+
+    /// `try_extend` of guard `index` over `list`: takes the keys it does
+    /// not hold if they are all free, else nothing.
+    fn try_extend(&mut self, index: usize, list: &[u8]) -> Check {
+        let LiveGuard { id, guard } = &mut self.guards[index];
+        let id = *id;
+        let new = KeySet(KeySet::of(list).0 & !KeySet::of(guard.keys()).0);
+        let taken = guard.try_extend(list.iter().copied());
+        let free = new.iter().all(|key| self.queue(key).is_empty());
+        prop_assert_eq!(
+            taken,
+            free,
+            "try_extend({:?}) of guard {} with keys {:?} free",
+            list,
+            id,
+            new
+        );
+        if taken {
+            cover(|c| c.try_extend_taken += 1);
+            for key in new.iter() {
+                self.join(key, id);
+            }
+        } else {
+            cover(|c| c.try_extend_refused += 1);
         }
         Ok(())
     }
@@ -847,9 +1541,52 @@ impl<'a> Harness<'a> {
             assert!(reached, "model: future {id} in state {state:?}");
         }
         if state == State::Unpolled {
-            let anywhere = self.queues.iter().any(|queue| queue.contains(&id));
+            // An extend's id is its guard's, in the queues of its keys.
+            let anywhere = match future.kind {
+                Kind::Extend { .. } => future
+                    .keys
+                    .iter()
+                    .any(|key| self.queues[usize::from(key)].contains(&id)),
+                _ => self.queues.iter().any(|queue| queue.contains(&id)),
+            };
             assert!(!anywhere, "model: unpolled future {id} in a queue");
         }
+    }
+
+    /// No hang: no cycle of real waits (each request waiting behind the
+    /// head of a queue, headed by the next) among extends and multi-key
+    /// requests whose current wait the manager has recorded, unrefused. A
+    /// request left out has yet to be polled since it was handed a key or
+    /// woken to register; polled, it would record its wait and break the
+    /// cycle.
+    fn check_no_hang(&self) -> Check {
+        let recorded: BTreeMap<usize, u8> = self
+            .futures
+            .iter()
+            .filter(|f| f.node().is_some())
+            .filter_map(|f| {
+                let key = self.waited_key(f.id, f.keys)?;
+                let node = self.nodes.get(&f.id)?;
+                (node.waiting == Some(key) && node.refused.is_none()).then_some((f.id, key))
+            })
+            .collect();
+        for &start in recorded.keys() {
+            let mut path = Vec::new();
+            let mut node = start;
+            while let Some(&key) = recorded.get(&node) {
+                path.push((node, key));
+                node = *self.queues[usize::from(key)].front().unwrap();
+                prop_assert!(
+                    node != start,
+                    "a cycle of recorded waits that no refusal broke: {:?}",
+                    path
+                );
+                if path.len() > recorded.len() {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Compares everything observable with the model.
@@ -902,6 +1639,12 @@ impl<'a> Harness<'a> {
             );
             prop_assert_eq!(task.wakes(), self.wakes[index], "wakes of task {}", index);
         }
+        for LiveGuard { id, guard } in &self.guards {
+            let held = self.held_by(*id);
+            prop_assert_eq!(KeySet::of(guard.keys()), held, "keys of guard {}", id);
+            prop_assert_eq!(guard.keys().len(), held.len(), "keys of guard {}", id);
+        }
+        self.check_no_hang()?;
         for future in &self.futures {
             self.check_model(future);
             if let Kind::Body { started, .. } = &future.kind {
@@ -1085,23 +1828,36 @@ fn cases() -> u32 {
         .unwrap_or(5000)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
+/// The random cases, each `(shards, seed, ops)`, run as `proptest!` would
+/// run them, then a report of how often the extend paths were taken (seen
+/// with `--nocapture`).
+#[test]
+fn matches_the_fifo_model() {
+    let mut config = contextualize_config(ProptestConfig {
         cases: cases(),
         // Failing cases are saved to tests/suite/model.proptest-regressions
         // and replayed first on the next run.
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn matches_the_fifo_model(
-        shards in prop_oneof![Just(1), Just(64)],
-        seed in any::<u64>(),
-        ops in prop::collection::vec(op(), 0..=MAX_OPS).prop_map(Ops),
-    ) {
-        run(shards, seed, &ops)?;
+    });
+    config.test_name = Some(concat!(module_path!(), "::matches_the_fifo_model"));
+    config.source_file = Some(file!());
+    let strategy = (
+        prop_oneof![Just(1), Just(64)],
+        any::<u64>(),
+        prop_oneof![
+            3 => prop::collection::vec(op(MIXED), 0..=MAX_OPS),
+            1 => prop::collection::vec(op(NESTING), 0..=MAX_OPS),
+        ]
+        .prop_map(Ops),
+    );
+    let mut runner = TestRunner::new(config);
+    if let Err(error) = runner.run(&strategy, |(shards, seed, ops)| run(shards, seed, &ops)) {
+        panic!("{error}\n{runner}");
     }
+    COVERAGE.with(|coverage| eprintln!("extend paths taken: {:#?}", coverage.borrow()));
 }
 
 /// Runs a scripted walk in each of the six orders of the keys (the first
@@ -1393,4 +2149,100 @@ fn scripted_place_many_walk() {
         poll(0, New),
     ]);
     run_in_every_order(&ops);
+}
+
+/// A fixed walk through the extend paths the random cases must reach, in
+/// every order of the keys (the comments follow the orders where 0 comes
+/// before 1): the first extend wait, waking every waiter; a multi-key
+/// request registering when polled again, its wait closing a cycle of
+/// three, and the extend on it that began to wait last refused and woken
+/// (though the other one was polled since), its refusal returned by its
+/// next poll, or, in the second walk, dropped with it, a new extend of
+/// its guard going on as if none had been; extends refused at their poll,
+/// one of them of the guard of the registered request; one refused at its
+/// `enqueue`, the refusal returned by its next poll; and `try_extend`
+/// refused and taking keys.
+#[test]
+fn scripted_extend_walk() {
+    use Op::*;
+    use WakerChoice::*;
+    let keys = |keys: &[u8]| KeyList::new(keys.to_vec());
+    let extend = |guard, list: &[u8], poll| Extend {
+        guard,
+        keys: keys(list),
+        poll,
+    };
+    let poll = |future| Poll {
+        future,
+        waker: Same,
+    };
+    let prefix = vec![
+        // Guards B on 1 and C on 2; request M takes 0, waits for 1.
+        TryMany { keys: keys(&[1]) },
+        TryMany { keys: keys(&[2]) },
+        CreateMany {
+            keys: keys(&[0, 1]),
+            with_locks: false,
+            poll: true,
+        },
+        // E1 (of B) waits for 2, the first extend wait: M is woken. E2
+        // (of C) waits for 0, which M holds unmarked: no cycle yet.
+        extend(0, &[2], true),
+        extend(0, &[0], true),
+        // E1 polled again: the same wait. M, polled, registers: its wait
+        // closes M -> B -> C -> M, and E2, which began to wait last, is
+        // refused and woken.
+        poll(1),
+        poll(0),
+    ];
+    let mut returned = prefix.clone();
+    returned.extend([
+        // E2's poll returns the refusal; C keeps 2, and goes: E1 is
+        // handed 2, and B holds 1 and 2.
+        poll(2),
+        DropGuard { guard: 0 },
+        poll(1),
+        // B's extend to 0, held by M, which waits for 1: refused at once.
+        extend(0, &[0], true),
+        // B goes: M takes 1, its guard holds 0 and 1.
+        DropGuard { guard: 0 },
+        poll(0),
+        // Guard C2 on 2; M's guard waits for it (E3), then C2's extend to
+        // 1, placed, closes the cycle: refused at its enqueue, returned
+        // by its poll.
+        TryMany { keys: keys(&[2]) },
+        extend(0, &[2, 0], true),
+        extend(0, &[1], false),
+        Place {
+            future: 1,
+            bound: None,
+        },
+        Poll {
+            future: 1,
+            waker: New,
+        },
+        // C2 cannot take 0, held by M's guard; once E3 and that guard are
+        // gone, it takes 0 and 1 at once.
+        TryExtend {
+            guard: 0,
+            keys: keys(&[0]),
+        },
+        DropFuture { future: 0 },
+        DropGuard { guard: 1 },
+        TryExtend {
+            guard: 0,
+            keys: keys(&[0, 1, 2]),
+        },
+    ]);
+    let mut dropped = prefix;
+    dropped.extend([
+        // E2 dropped with its refusal; C's next extends know nothing of
+        // it: the empty one is ready, the one to 0 closes C -> M -> B ->
+        // C and is refused at its poll.
+        DropFuture { future: 2 },
+        extend(0, &[], true),
+        extend(0, &[0], true),
+    ]);
+    run_in_every_order(&Ops(returned));
+    run_in_every_order(&Ops(dropped));
 }

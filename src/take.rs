@@ -1,0 +1,383 @@
+//! Taking several keys in hash order, one at a time: [`Progress`], the
+//! state shared by a multi-key acquire future (`many.rs`) and a guard's
+//! extend (`extend.rs`), and its part in the waits-for graph (`graph.rs`)
+//! when it holds keys while it waits.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::task::{ready, Context, Poll, Waker};
+
+use crate::error::Busy;
+use crate::graph::Graph;
+use crate::guard::{for_each_to_the_end, HeldKeys};
+use crate::manager::LockManager;
+use crate::queue::Owner;
+use crate::shards::{Claim, Shards, WaiterRef};
+use crate::small::Small;
+use crate::trace::Caller;
+
+/// A request's keys, its claim on each, and where it is in its life.
+pub(crate) struct Progress<K> {
+    /// In the caller's order until it arrives, then sorted by hash without
+    /// duplicates; moved into the guard at the end.
+    keys: Small<K>,
+    /// The claim on each key, at the same position.
+    claims: Small<Claim>,
+    stage: Stage,
+    /// Its record in the waits-for graph, once it has waited while holding
+    /// keys (with the guard's, for an extend).
+    pub(crate) owner: Option<Owner>,
+    /// Who asked (zero-sized without the `diagnostics` feature).
+    caller: Caller,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Stage {
+    /// Not arrived yet: in no queue, so dropping it does nothing.
+    Unpolled,
+    /// Taking its keys in order. The keys before `next` are held; those
+    /// from `next` to `reached`, all of one hash, are each held or waited
+    /// for; the rest are not reached yet.
+    Arrived { next: usize, reached: usize },
+    /// The guard was handed out (or the request refused, or sorting its
+    /// keys panicked).
+    Done,
+}
+
+/// Prints the stage and the keys, not the internal claims.
+impl<K: fmt::Debug> fmt::Debug for Progress<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = self.keys.as_slice();
+        match self.stage {
+            Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
+            Stage::Arrived { next, .. } => f
+                .debug_struct("Waiting")
+                .field("keys", &keys)
+                .field("held", &next)
+                .finish(),
+            Stage::Done => f.write_str("Done"),
+        }
+    }
+}
+
+impl<K: Hash> Progress<K> {
+    /// A request of `manager` for `keys` by `caller`, each key hashed, in
+    /// the caller's order, not arrived yet; `owner` is the graph record it
+    /// starts with.
+    pub(crate) fn new<S: BuildHasher>(
+        manager: &LockManager<K, S>,
+        keys: impl IntoIterator<Item = K>,
+        owner: Option<Owner>,
+        caller: Caller,
+    ) -> Self {
+        let keys: Small<K> = keys.into_iter().collect();
+        let claims = keys
+            .as_slice()
+            .iter()
+            .map(|key| Claim {
+                hash: manager.hash(key),
+                slot: None,
+            })
+            .collect();
+        let stage = Stage::Unpolled;
+        Self {
+            keys,
+            claims,
+            stage,
+            owner,
+            caller,
+        }
+    }
+}
+
+impl<K> Progress<K> {
+    /// Whether it has not arrived yet.
+    pub(crate) fn is_unpolled(&self) -> bool {
+        matches!(self.stage, Stage::Unpolled)
+    }
+
+    /// Whether it is over: handed out, refused or given up.
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::Done)
+    }
+
+    /// Moves the keys out, leaving the request done.
+    pub(crate) fn finish(&mut self) -> HeldKeys<K> {
+        self.stage = Stage::Done;
+        HeldKeys {
+            keys: std::mem::take(&mut self.keys),
+            claims: std::mem::take(&mut self.claims),
+            owner: self.owner.take(),
+        }
+    }
+
+    /// Gives up its place and every key it took, leaving it done; runs
+    /// when the future is dropped, or an extend is refused.
+    pub(crate) fn cancel<S>(&mut self, shards: &Shards<K, S>, graph: &Graph<K>) {
+        if let Stage::Arrived { reached, .. } = self.stage {
+            self.stage = Stage::Done;
+            if let Some(owner) = self.owner {
+                // Before it leaves: no walk may read a wait that is gone.
+                graph.stop_waiting(owner);
+            }
+            let keys = self.keys.as_slice().iter();
+            for_each_to_the_end(
+                keys.zip(&self.claims.as_slice()[..reached]),
+                |(key, claim)| match claim.slot {
+                    None => shards.release(key, claim.hash),
+                    Some(slot) => shards.cancel(
+                        key,
+                        WaiterRef {
+                            hash: claim.hash,
+                            slot,
+                        },
+                    ),
+                },
+            );
+        }
+    }
+}
+
+impl<K: Eq + Clone> Progress<K> {
+    /// Sorts and merges the keys, unless the request has arrived already,
+    /// leaving out those `held` holds already. Left `Done` if a key's `Eq`
+    /// panics: nothing is queued then.
+    pub(crate) fn arrive(&mut self, held: Option<&HeldKeys<K>>) {
+        if let Stage::Unpolled = self.stage {
+            self.stage = Stage::Done;
+            sort_and_merge(&mut self.keys, &mut self.claims);
+            if let Some(held) = held {
+                let keep: Vec<bool> = (self.keys.as_slice().iter())
+                    .zip(self.claims.as_slice())
+                    .map(|(key, claim)| !held.contains(key, claim.hash))
+                    .collect();
+                retain(&mut self.keys, &keep);
+                retain(&mut self.claims, &keep);
+            }
+            self.stage = Stage::Arrived {
+                next: 0,
+                reached: 0,
+            };
+        }
+    }
+
+    /// Takes the keys in hash order, as far as it can: `Ready` once every
+    /// key is held, else `Pending` with a waiter queued on the first key
+    /// (or keys of one hash) not handed over yet, woken through `waker`.
+    /// Without a waker, it stops at the first key it must wait for, and
+    /// the next poll gives that waiter one.
+    pub(crate) fn advance<S>(&mut self, shards: &Shards<K, S>, waker: Option<&Waker>) -> Poll<()> {
+        let Stage::Arrived { next, reached } = &mut self.stage else {
+            unreachable!("arrived before advancing");
+        };
+        let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
+        loop {
+            for claim in &mut claims[*next..*reached] {
+                if let Some(slot) = claim.slot {
+                    let Some(waker) = waker else {
+                        return Poll::Pending;
+                    };
+                    let waiter = WaiterRef {
+                        hash: claim.hash,
+                        slot,
+                    };
+                    if !shards.poll_waiter(waiter, waker) {
+                        return Poll::Pending;
+                    }
+                    claim.slot = None;
+                }
+                *next += 1;
+            }
+            let start = *reached;
+            let Some((first, rest)) = claims[start..].split_first_mut() else {
+                return Poll::Ready(());
+            };
+            let end = start + 1 + rest.iter().take_while(|c| c.hash == first.hash).count();
+            // A waiter just queued carries the waker already: no need to
+            // poll it again before it is woken.
+            let run = &keys[start..end];
+            if shards.lock_or_enqueue_run(run, &mut claims[start..end], waker, self.caller, reached)
+            {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// After `advance` returned `Pending`: records in the waits-for graph
+    /// that the request waits while it holds keys (those of `guard` too,
+    /// for an `extend`), if it must (an `extend` always, a multi-key
+    /// request once nesting was seen), and looks for a cycle (see
+    /// [`Graph::wait`]).
+    pub(crate) fn nest<S>(
+        &mut self,
+        shards: &Shards<K, S>,
+        graph: &Graph<K>,
+        guard: Option<&HeldKeys<K>>,
+    ) {
+        let Stage::Arrived { next, reached } = self.stage else {
+            return;
+        };
+        let extend = guard.is_some();
+        if extend {
+            graph.open(shards);
+        } else if !graph.nesting() {
+            return;
+        }
+        let (keys, claims) = (self.keys.as_slice(), self.claims.as_slice());
+        let mut held = (keys.iter().zip(claims))
+            .take(reached)
+            .filter(|(_, claim)| claim.slot.is_none())
+            .chain(guard.into_iter().flat_map(HeldKeys::iter))
+            .map(|(key, claim)| (key, claim.hash))
+            .peekable();
+        if held.peek().is_none() && !extend {
+            // Waiting for its first key: no one can wait for it.
+            return;
+        }
+        let waiting = (keys.iter().zip(claims))
+            .take(reached)
+            .skip(next)
+            .filter_map(|(key, claim)| {
+                let slot = claim.slot?;
+                Some((
+                    key.clone(),
+                    WaiterRef {
+                        hash: claim.hash,
+                        slot,
+                    },
+                ))
+            })
+            .collect();
+        graph.wait(shards, &mut self.owner, extend, self.caller, held, waiting)
+    }
+
+    /// Arrives now, without a waker, unless it has already: takes the free
+    /// keys in order and queues at the first one held (see `advance`),
+    /// recording the wait in the graph (see `nest`).
+    pub(crate) fn enqueue<S>(
+        &mut self,
+        shards: &Shards<K, S>,
+        graph: &Graph<K>,
+        guard: Option<&HeldKeys<K>>,
+    ) {
+        if self.is_unpolled() {
+            self.arrive(guard);
+            if self.advance(shards, None).is_pending() {
+                self.nest(shards, graph, guard);
+            }
+        }
+    }
+
+    /// Refuses with [`Busy`] if a key has `max_waiters` waiters or more
+    /// now, looking at one key at a time, in the caller's order.
+    pub(crate) fn check_bound<S>(
+        &self,
+        shards: &Shards<K, S>,
+        max_waiters: usize,
+    ) -> Result<(), Busy> {
+        for (key, claim) in self.keys.as_slice().iter().zip(self.claims.as_slice()) {
+            let queue_len = shards
+                .of(claim.hash)
+                .read(|state| state.queue_len(key, claim.hash));
+            match queue_len.checked_sub(1) {
+                Some(waiters) if waiters >= max_waiters => return Err(Busy { waiters }),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes every key (but those `held` holds) if all are free now, all
+    /// at once; else changes nothing.
+    pub(crate) fn try_take<S>(
+        &mut self,
+        shards: &Shards<K, S>,
+        held: Option<&HeldKeys<K>>,
+    ) -> Option<HeldKeys<K>> {
+        self.arrive(held);
+        let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
+        if !shards.try_lock_all(keys, claims, self.caller) {
+            return None;
+        }
+        self.stage = Stage::Arrived {
+            next: 0,
+            reached: keys.len(),
+        };
+        // Only a key whose `Hash` and `Eq` disagree can have been queued:
+        // the request, dropped, then gives it up.
+        let all_held = claims.iter().all(|claim| claim.slot.is_none());
+        all_held.then(|| self.finish())
+    }
+
+    /// Advances the request; yields the keys once every one is held, its
+    /// wait, if any, then over in `graph` too.
+    #[track_caller]
+    pub(crate) fn poll<S>(
+        &mut self,
+        shards: &Shards<K, S>,
+        graph: &Graph<K>,
+        cx: &mut Context<'_>,
+        held: Option<&HeldKeys<K>>,
+    ) -> Poll<HeldKeys<K>> {
+        if let Stage::Done = self.stage {
+            panic!("lock-manager: acquire future polled after completion");
+        }
+        self.arrive(held);
+        ready!(self.advance(shards, Some(cx.waker())));
+        if let Some(owner) = self.owner {
+            graph.stop_waiting(owner);
+        }
+        Poll::Ready(self.finish())
+    }
+}
+
+/// Sorts a request's keys by hash, moving each key's claim with it, and
+/// merges duplicate keys: all outside the mutexes.
+pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Claim>) {
+    if let (Small::Heap(_), Small::Heap(_)) = (&keys, &claims) {
+        // Five keys or more, already on the heap.
+        let mut pairs: Vec<(K, Claim)> = std::mem::take(keys)
+            .into_iter()
+            .zip(std::mem::take(claims))
+            .collect();
+        pairs.sort_unstable_by_key(|(_, claim)| claim.hash);
+        let (sorted_keys, sorted_claims): (Vec<K>, Vec<Claim>) = pairs.into_iter().unzip();
+        (*keys, *claims) = (Small::Heap(sorted_keys), Small::Heap(sorted_claims));
+    } else {
+        // An insertion sort, which moves both alike.
+        let (k, c) = (keys.as_mut_slice(), claims.as_mut_slice());
+        for i in 1..k.len() {
+            let mut j = i;
+            while j > 0 && c[j - 1].hash > c[j].hash {
+                k.swap(j - 1, j);
+                c.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+    // Equal keys have equal hashes, so a duplicate sits in its hash's run.
+    let (k, c) = (keys.as_slice(), claims.as_slice());
+    if c.windows(2).all(|pair| pair[0].hash != pair[1].hash) {
+        return;
+    }
+    let duplicate = |i: usize| {
+        (0..i)
+            .rev()
+            .take_while(|&j| c[j].hash == c[i].hash)
+            .any(|j| k[j] == k[i])
+    };
+    if (1..k.len()).any(duplicate) {
+        let keep: Vec<bool> = (0..k.len()).map(|i| !duplicate(i)).collect();
+        retain(keys, &keep);
+        retain(claims, &keep);
+    }
+}
+
+/// Keeps the items whose flag in `keep` is set.
+fn retain<T>(items: &mut Small<T>, keep: &[bool]) {
+    *items = std::mem::take(items)
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(item, &keep)| keep.then_some(item))
+        .collect();
+}
