@@ -15,18 +15,27 @@
 //! return `Ok`, `Err` or panic, futures enqueued at once and awaited in a
 //! task of their own, acquires raced against a short timer, polled once
 //! and dropped, or dropped right after the hand-off, whole operations cut
-//! short by a timeout, and guards dropped halfway.
-//! Hot keys (`0..4`) keep long queues; cold ones (`4..4096`) mostly don't.
+//! short by a timeout, and guards dropped halfway. Some guards nest: they
+//! hold a key or a few and `extend` with more in random order (awaited,
+//! enqueued first, raced against a timer, blocking with or without a
+//! deadline, or `try_extend`), so that they close cycles with one another
+//! and with multi-key requests; a refused extend (`Deadlock`) drops its
+//! guard, as a caller retrying would.
+//! Hot keys (`0..4`) keep long queues; cold ones (`4..4096`) mostly don't;
+//! the FIFO probes' waiters have keys of their own past those.
 //!
 //! Checked, each failure counted as a violation and the first few printed:
 //! never two holders of a key (a per-key count of holders inside), no lost
 //! update (per-key read, yield, write counters against atomic counts of the
 //! updates written), FIFO where the order is known (probes that queue
 //! waiters behind a key they hold), progress (a watchdog: every driver
-//! moves within 10 s, the run ends within its duration plus 30 s), and at
-//! the end: nothing held or queued, the counters of `stats()` adding up
-//! as their definitions imply, and live heap memory flat between a
-//! checkpoint (at 60 s, or a third into a shorter run) and the end.
+//! moves within 10 s, the run ends within its duration plus 30 s: a cycle
+//! not refused would stop them), the keys a guard holds after an extend,
+//! granted, refused or dropped, and at the end: nothing held or queued,
+//! the counters of `stats()` adding up as their definitions imply (its
+//! deadlocks at least the refusals the callers saw, and at most those
+//! and the extends dropped unfinished), and live heap memory flat between
+//! a checkpoint (at 60 s, or a third into a shorter run) and the end.
 //!
 //! Prints one summary line on stdout and exits with status 1 on any
 //! violation.
@@ -286,6 +295,14 @@ fn report(
         get(&tally.abandoned),
     );
     eprintln!(
+        "soak: {} extends granted, {} refused with Deadlock, {} dropped unfinished; \
+         the manager counts {} deadlocks",
+        get(&tally.extended),
+        get(&tally.deadlocks),
+        get(&tally.extends_dropped),
+        shared.locks.stats().deadlocks,
+    );
+    eprintln!(
         "soak: manager {:?}, keys granted to callers {}",
         shared.locks.stats(),
         shared.granted()
@@ -302,12 +319,13 @@ fn report(
     };
     println!(
         "soak: {} s, {ops} ops, {:.0} ops/s, {} cancellations, {} panics caught, {} busy refusals, \
-         {} violations, live memory {} at start, {} at {at}, {} at end with runtimes alive ({flat}) (seed {})",
+         {} deadlocks refused, {} violations, live memory {} at start, {} at {at}, {} at end with runtimes alive ({flat}) (seed {})",
         duration.as_secs(),
         ops as f64 / elapsed.as_secs_f64(),
         get(&tally.cancellations),
         get(&tally.panics),
         get(&tally.busy),
+        get(&tally.deadlocks),
         shared.violations(),
         bytes(memory.start),
         bytes(memory.checkpoint),

@@ -12,9 +12,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::future::{self, BoxFuture, Either, FutureExt};
-use lock_manager::{Guard, MultiLockGuard, OwnedMultiLockGuard, TimedOut};
+use lock_manager::{Deadlock, Error, Guard, MultiLockGuard, OwnedMultiLockGuard, TimedOut};
 
-use crate::shared::{add, bump, distinct, Deliberate, Driver, Rng, Shared, HOT, KEYS};
+use crate::shared::{
+    add, bump, distinct, probe_key, Deliberate, Driver, Request, Rng, Shared, HOT, PROBE_WAITERS,
+};
 
 /// The async runtimes, each with its own timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,7 +285,7 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
     let keys = rng.keys();
     let wait = Wait::random(rng);
     let plan = Plan::random(rng, false);
-    match rng.below(100) {
+    match rng.below(110) {
         0..=13 => {
             waited(rt, shared, &one, locks.acquire(key), wait, plan).await;
         }
@@ -304,12 +306,15 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
             waited(rt, shared, &keys, fut, wait, plan).await;
         }
         // Load shedding: refused at once when `max` already wait. A bound
-        // of 0 admits only free keys, which the future then already holds:
-        // its first poll must return the guard.
+        // of 0 admits a single key only if free, which the future then
+        // already holds: its first poll must return the guard. (Several
+        // keys are looked at one at a time before the request takes its
+        // place, and another caller may take one in between.)
         40..=49 => {
             let max = rng.below(4) as usize;
             let wait = if max == 0 { Wait::Once } else { wait };
-            let placed = match rng.below(3) {
+            let which = rng.below(3);
+            let placed = match which {
                 0 => locks
                     .acquire(key)
                     .enqueue_bounded(max)
@@ -325,7 +330,7 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
             };
             match placed {
                 Ok(fut) => {
-                    if !fut.await && max == 0 {
+                    if !fut.await && max == 0 && which < 2 {
                         shared.violation("admitted with a bound of 0, yet not granted at once");
                     }
                 }
@@ -378,7 +383,7 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
         }
         // The whole operation under a timeout: cancelled while queued, just
         // after the grant, or in the middle of the body.
-        _ => {
+        80..=99 => {
             let limit = Duration::from_micros(rng.below(2000));
             let whole = match rng.below(3) {
                 0 => waited(rt, shared, &one, locks.acquire(key), Wait::Plain, plan)
@@ -396,6 +401,148 @@ async fn operation(rt: Rt, shared: &Arc<Shared>, rng: &mut Rng) {
                 bump(&shared.tally.cancellations);
             }
         }
+        _ => nested(rt, shared, rng).await,
+    }
+}
+
+/// What a nesting operation takes: its first keys (one, or a few for
+/// `acquire_many`), and the keys it extends its guard with later, in
+/// random order, now and then one it holds already (which the extend
+/// skips) or one listed twice.
+struct Nest {
+    first: Vec<u64>,
+    more: Vec<u64>,
+    /// `first`, then `first` and `more`, sorted and merged.
+    held: Vec<u64>,
+    all: Vec<u64>,
+    /// The keys of `more` that `first` lacks: those the extend takes.
+    new: Vec<u64>,
+}
+
+impl Nest {
+    fn random(rng: &mut Rng) -> Self {
+        let first = if rng.chance(40) {
+            vec![rng.key()]
+        } else {
+            rng.keys()
+        };
+        let mut more = rng.keys();
+        if rng.chance(20) {
+            let at = rng.below(more.len() as u64 + 1) as usize;
+            more.insert(at, first[0]);
+        }
+        let held = distinct(&first);
+        let all = distinct(&[first.as_slice(), &more].concat());
+        let new = all
+            .iter()
+            .filter(|key| !held.contains(key))
+            .copied()
+            .collect();
+        Nest {
+            first,
+            more,
+            held,
+            all,
+            new,
+        }
+    }
+}
+
+/// Nesting: a guard on a key (a single-key guard converted) or a few
+/// (`acquire_many`), marked inside its critical section, then grown with
+/// `extend` by more keys in random order: awaited as [`Wait`] says, now
+/// and then placed first with `enqueue`. A refused extend (`Deadlock`) or
+/// one dropped unfinished leaves the guard holding what it held: checked,
+/// and the update on those keys still written before the guard is
+/// dropped. A granted one runs the critical section on every key.
+///
+/// Guards here hold keys while they wait for more, in whatever order the
+/// draw gives, so they close cycles with one another and with multi-key
+/// requests: each must be refused, or the watchdog finds the drivers stuck.
+async fn nested(rt: Rt, shared: &Shared, rng: &mut Rng) {
+    let locks = &shared.locks;
+    let nest = Nest::random(rng);
+    let wait = Wait::random(rng);
+    let enqueue = rng.chance(30);
+    let plan = Plan::random(rng, false);
+
+    let request = shared.request(nest.held.len());
+    let guard: MultiLockGuard<'_, u64> = match nest.first.as_slice() {
+        [key] if rng.chance(50) => locks.acquire(*key).await.into(),
+        first => locks.acquire_many(first.iter().copied()).await,
+    };
+    request.granted();
+    let mut guard = shared.take(guard, &nest.held);
+    let inside = shared.enter(&nest.held);
+    let seen = shared.read(&nest.held);
+    rt.yield_now().await;
+
+    let request = shared.request(nest.new.len());
+    let extend = guard.extend(nest.more.iter().copied());
+    let extended = if enqueue {
+        obtain(rt, shared, extend.enqueue(), wait).await
+    } else {
+        obtain(rt, shared, extend, wait).await
+    };
+    let granted = settle(shared, &nest, &guard, request, extended);
+    nothing_left(shared, &mut guard);
+    // The first keys stayed held throughout, granted or not.
+    shared.write(&nest.held, &seen);
+    drop(inside);
+    if granted {
+        let _ = critical(rt, shared, &nest.all, guard, plan).await;
+    }
+}
+
+/// Checks what an extend left and counts it, `extended` being its output,
+/// or `None` if it was dropped unfinished (counted as a cancellation
+/// already): whether the guard now holds every key.
+fn settle(
+    shared: &Shared,
+    nest: &Nest,
+    guard: &impl Guard<Key = u64>,
+    request: Request<'_>,
+    extended: Option<Result<(), Deadlock<u64>>>,
+) -> bool {
+    match extended {
+        Some(Ok(())) => {
+            request.granted();
+            shared.granted_keys(nest.new.len());
+            bump(&shared.tally.extended);
+            shared.holds(guard, &nest.all);
+            return true;
+        }
+        Some(Err(deadlock)) => {
+            bump(&shared.tally.deadlocks);
+            shared.holds(guard, &nest.held);
+            // A refusal names its cycle's keys; an extend with nothing new
+            // to take never waits, so it cannot be refused.
+            if deadlock.keys().is_empty() || nest.new.is_empty() {
+                shared.violation(format_args!(
+                    "an extend of {:?} by {:?} refused: {deadlock}",
+                    nest.held, nest.more
+                ));
+            }
+        }
+        None => {
+            bump(&shared.tally.extends_dropped);
+            shared.holds(guard, &nest.held);
+        }
+    }
+    false
+}
+
+/// After an extend, granted, refused or dropped: an extend by no keys has
+/// nothing to wait for, so it must be granted at its first poll. A refusal
+/// left behind by the last one (chosen as a victim just as it was granted,
+/// say) would refuse it instead.
+fn nothing_left(shared: &Shared, guard: &mut MultiLockGuard<'_, u64>) {
+    match guard.extend(std::iter::empty()).now_or_never() {
+        Some(Ok(())) => {}
+        other => shared.violation(format_args!(
+            "an extend by no keys of a guard of {:?}: {other:?}",
+            guard.keys()
+        )),
     }
 }
 
@@ -443,7 +590,7 @@ async fn probe(rt: Rt, shared: &Shared, rng: &mut Rng) {
     let order = Mutex::new(Vec::new());
     let order = &order;
     let mut waiters: Vec<(u64, BoxFuture<'_, ()>)> = Vec::new();
-    for number in 0..3 + rng.below(6) {
+    for number in 0..3 + rng.below(PROBE_WAITERS - 2) {
         let plan = Plan::random(rng, false);
         let granted = move |keys: Vec<u64>| {
             order
@@ -475,10 +622,14 @@ async fn probe(rt: Rt, shared: &Shared, rng: &mut Rng) {
                 }
                 .boxed()
             }
-            // With a cold key, listed first: the request holds the hot key
-            // from its hand-off, whether or not the cold one is free yet.
+            // With a cold key of its own, listed first. The request takes
+            // its keys in the manager's order: that key (always free) then
+            // the hot one, or the hot one then that key. Either way its
+            // first poll queues it on the hot key, and it is granted as
+            // soon as the hot key is handed to it. (A cold key that others
+            // use may be held, leaving the request queued on it instead.)
             _ => {
-                let keys = distinct(&[HOT + rng.below(KEYS - HOT), hot]);
+                let keys = distinct(&[probe_key(rt as u64, number), hot]);
                 async move {
                     let request = shared.request(keys.len());
                     let guard = locks.acquire_many([keys[1], keys[0]]).await;
@@ -548,7 +699,7 @@ fn blocking_operation(shared: &Arc<Shared>, rng: &mut Rng) {
     let merged = distinct(&keys);
     let plan = Plan::random(rng, false);
     let limit = Duration::from_micros(rng.below(500));
-    match rng.below(100) {
+    match rng.below(110) {
         0..=24 => critical_blocking(shared, &[key], locks.acquire(key).wait(), plan),
         25..=34 => {
             if let Some(guard) = timed(shared, 1, || locks.acquire(key).wait_timeout(limit)) {
@@ -594,10 +745,68 @@ fn blocking_operation(shared: &Arc<Shared>, rng: &mut Rng) {
             Some(guard) => critical_blocking(shared, &[key], guard, plan),
             None => bump(&shared.tally.try_refused),
         },
-        _ => match locks.try_acquire_many(keys) {
+        93..=99 => match locks.try_acquire_many(keys) {
             Some(guard) => critical_blocking(shared, &merged, guard, plan),
             None => bump(&shared.tally.try_refused),
         },
+        _ => nested_blocking(shared, rng, plan, limit),
+    }
+}
+
+/// [`nested`] on a plain thread: the extend waits with `wait`, with
+/// `wait_timeout`, or is placed with `enqueue` and waits to a deadline;
+/// `try_extend` now and then, which never waits.
+fn nested_blocking(shared: &Shared, rng: &mut Rng, plan: Plan, limit: Duration) {
+    let locks = &shared.locks;
+    let nest = Nest::random(rng);
+    let guard: MultiLockGuard<'_, u64> = match nest.first.as_slice() {
+        [key] if rng.chance(50) => locks.acquire(*key).wait().into(),
+        first => locks.acquire_many(first.iter().copied()).wait(),
+    };
+    let mut guard = shared.take(guard, &nest.held);
+    let inside = shared.enter(&nest.held);
+    let seen = shared.read(&nest.held);
+    thread::yield_now();
+
+    let request = shared.request(nest.new.len());
+    let more = nest.more.iter().copied();
+    let extended = match rng.below(10) {
+        0..=3 => Ok(guard.extend(more).wait()),
+        4..=6 => guard.extend(more).wait_timeout(limit).map(Ok),
+        7..=8 => {
+            let deadline = Instant::now() + limit;
+            guard.extend(more).enqueue().wait_deadline(deadline).map(Ok)
+        }
+        // All or nothing, now: a refusal changes nothing.
+        _ => {
+            if !guard.try_extend(more) {
+                bump(&shared.tally.try_refused);
+                shared.holds(&guard, &nest.held);
+                shared.write(&nest.held, &seen);
+                return;
+            }
+            Ok(Ok(()))
+        }
+    };
+    // `Deadlock` is the refusal; `TimedOut` a cancellation.
+    let extended = match extended {
+        Ok(extended) => Some(extended),
+        Err(Error::Deadlock(deadlock)) => Some(Err(deadlock)),
+        Err(Error::TimedOut(TimedOut)) => {
+            bump(&shared.tally.cancellations);
+            None
+        }
+        Err(other) => {
+            shared.violation(format_args!("an extend failed with {other}"));
+            None
+        }
+    };
+    let granted = settle(shared, &nest, &guard, request, extended);
+    nothing_left(shared, &mut guard);
+    shared.write(&nest.held, &seen);
+    drop(inside);
+    if granted {
+        section(shared, &nest.all, guard, plan);
     }
 }
 

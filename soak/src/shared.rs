@@ -12,6 +12,20 @@ use lock_manager::{Guard, LockManager};
 /// queues stay long. The rest of `0..KEYS` are cold and rarely contended.
 pub const HOT: u64 = 4;
 pub const KEYS: u64 = 4096;
+/// Keys past `KEYS` that only the FIFO probes use, each probe waiter one
+/// of its own (see [`probe_key`]): [`PROBE_WAITERS`] for each runtime's
+/// prober.
+pub const PROBE_WAITERS: u64 = 8;
+const PROBE_KEYS: u64 = 3 * PROBE_WAITERS;
+/// Every key the run uses.
+const ALL_KEYS: u64 = KEYS + PROBE_KEYS;
+
+/// The private key of waiter `number` of the prober of runtime `rt`
+/// (`0..3`): free whenever that waiter asks for it.
+pub fn probe_key(rt: u64, number: u64) -> u64 {
+    assert!(rt < 3 && number < PROBE_WAITERS);
+    KEYS + rt * PROBE_WAITERS + number
+}
 
 /// Violations printed in full; the rest are only counted.
 const PRINTED: u64 = 10;
@@ -112,6 +126,12 @@ pub struct Tally {
     /// FIFO probes run, and the waiters whose order they checked.
     pub probes: AtomicU64,
     pub probed_waiters: AtomicU64,
+    /// Extends that got their keys, those refused with `Deadlock`, each
+    /// seen by its caller (who then dropped the guard), and those dropped
+    /// unfinished (timed out, or cancelled as `Wait` says).
+    pub extended: AtomicU64,
+    pub deadlocks: AtomicU64,
+    pub extends_dropped: AtomicU64,
 }
 
 /// Reads a counter of the tally.
@@ -161,9 +181,9 @@ impl Shared {
             seed,
             tally: Tally::default(),
             stop: AtomicBool::new(false),
-            holders: (0..KEYS).map(|_| AtomicUsize::new(0)).collect(),
-            counters: (0..KEYS).map(|_| AtomicU64::new(0)).collect(),
-            expected: (0..KEYS).map(|_| AtomicU64::new(0)).collect(),
+            holders: (0..ALL_KEYS).map(|_| AtomicUsize::new(0)).collect(),
+            counters: (0..ALL_KEYS).map(|_| AtomicU64::new(0)).collect(),
+            expected: (0..ALL_KEYS).map(|_| AtomicU64::new(0)).collect(),
             granted: AtomicU64::new(0),
             unfinished: AtomicU64::new(0),
             ops: Default::default(),
@@ -213,12 +233,18 @@ impl Shared {
     /// Counts the keys of a guard just obtained for `keys` (sorted,
     /// merged), after checking it holds exactly those.
     pub fn take<G: Guard<Key = u64>>(&self, guard: G, keys: &[u64]) -> G {
+        self.holds(&guard, keys);
+        self.granted_keys(guard.keys().len());
+        guard
+    }
+
+    /// Checks that `guard` holds exactly `keys` (sorted, merged), counting
+    /// nothing: after an extend, granted or not.
+    pub fn holds<G: Guard<Key = u64>>(&self, guard: &G, keys: &[u64]) {
         let held = distinct(guard.keys());
         if held != keys {
             self.violation(format_args!("a guard for {keys:?} holds {held:?}"));
         }
-        self.granted_keys(held.len());
-        guard
     }
 
     /// Marks a request for `keys` distinct keys until it is granted (see
@@ -303,7 +329,7 @@ impl Shared {
                 locks.snapshot()
             ));
         }
-        for key in 0..KEYS {
+        for key in 0..ALL_KEYS {
             let queue = locks.queue_len(&key);
             if queue != 0 || locks.is_locked(&key) {
                 self.violation(format_args!(
@@ -368,6 +394,19 @@ impl Shared {
         if stats.handoffs > stats.contended || stats.handoffs > stats.acquisitions {
             self.violation(format_args!(
                 "more hand-offs than contended requests or acquisitions: {stats:?}"
+            ));
+        }
+        // Every refusal a caller saw was counted. The manager counts more:
+        // those of extends dropped before they polled again to see them
+        // (by a timer, say), and no others: a refused extend resolves to
+        // `Deadlock` or is dropped, never granted.
+        let seen = get(&self.tally.deadlocks);
+        let dropped = get(&self.tally.extends_dropped);
+        if stats.deadlocks < seen || stats.deadlocks > seen + dropped {
+            self.violation(format_args!(
+                "stats().deadlocks is {}: {seen} extends saw a refusal and {dropped} were \
+                 dropped unfinished",
+                stats.deadlocks
             ));
         }
     }
