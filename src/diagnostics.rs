@@ -440,6 +440,39 @@ mod tests {
     }
 
     #[test]
+    fn stats_add_up_field_by_field() {
+        let counts = |n| Stats {
+            acquisitions: n,
+            releases: n + 1,
+            contended: n + 2,
+            handoffs: n + 3,
+            cancellations: n + 4,
+            deadlocks: n + 5,
+            ..Stats::default()
+        };
+        let mut total = counts(10);
+        total += counts(100);
+        let Stats {
+            acquisitions,
+            releases,
+            contended,
+            handoffs,
+            cancellations,
+            deadlocks,
+            ..
+        } = total;
+        let sums = [
+            acquisitions,
+            releases,
+            contended,
+            handoffs,
+            cancellations,
+            deadlocks,
+        ];
+        assert_eq!(sums, [110, 112, 114, 116, 118, 120]);
+    }
+
+    #[test]
     fn histograms_add_up_and_subtract() {
         let micros = Duration::from_micros;
         let earlier = histogram(&[micros(1), micros(50)]);
