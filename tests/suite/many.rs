@@ -884,6 +884,23 @@ impl BuildHasher for CollideBelow100 {
     }
 }
 
+/// A guard that holds a key extends to another key of the same hash: it
+/// takes it (only a key equal to one it holds is skipped), and a request
+/// for the new key waits.
+#[test]
+fn an_extend_takes_a_key_of_the_same_hash_as_one_it_holds() {
+    let locks = LockManager::with_shards_and_hasher(4, CollideBelow100::default());
+    let mut guard = locks.try_acquire_many([1u32]).unwrap();
+    guard.extend([2]).now_or_never().unwrap().unwrap();
+    assert!(guard.try_extend([3, 1]));
+    let mut keys = guard.keys().to_vec();
+    keys.sort_unstable();
+    assert_eq!(keys, [1, 2, 3]);
+    assert!(locks.try_acquire(2).is_none() && locks.try_acquire(3).is_none());
+    drop(guard);
+    assert_eq!(locks.locked_count(), 0);
+}
+
 /// Two requests over keys of equal hash, listed in opposite orders, never
 /// deadlock: the manager cannot order the keys, so it takes them in one
 /// step. Both free, the first request gets both at once and the second
