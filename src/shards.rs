@@ -287,13 +287,11 @@ impl<K: Eq, S> Shards<K, S> {
         // the mutex released.
         let copies: Small<K> = keys.iter().cloned().collect();
         let mut state = self.of(claims[0].hash).state();
-        let mut queued = false;
-        for (copy, claim) in copies.into_iter().zip(claims) {
+        for (copy, claim) in copies.into_iter().zip(&mut *claims) {
             claim.slot = state.lock_or_enqueue(copy, claim.hash, waker, caller);
-            queued |= claim.slot.is_some();
             *reached += 1;
         }
-        queued
+        claims.iter().any(|claim| claim.slot.is_some())
     }
 
     /// Takes every one of `keys` if all are free, in one critical section
