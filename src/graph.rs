@@ -311,6 +311,13 @@ mod tests {
             (2, 1)
         };
         drop(two);
+        // Waiting for its first key, it holds nothing: not an owner.
+        let held = locks.try_acquire(first).unwrap();
+        let mut request = locks.acquire_many([first, second]);
+        assert!(pin!(&mut request).poll(&mut cx).is_pending());
+        assert_eq!(owners(&locks), 0);
+        drop((request, held));
+
         for completed in [false, true] {
             let held = locks.try_acquire(second).unwrap();
             let mut request = locks.acquire_many([first, second]);

@@ -884,6 +884,22 @@ impl BuildHasher for CollideBelow100 {
     }
 }
 
+/// A request's `Debug` says how many keys it holds while it waits for the
+/// next.
+#[test]
+fn a_waiting_request_shows_how_many_keys_it_holds() {
+    let locks = LockManager::new();
+    let (first, second) = take_order(&locks, 1, 2);
+    let held = locks.try_acquire(second).unwrap();
+    let task = Task::new();
+    let mut request = locks.acquire_many([second, first]);
+    assert!(task.poll(&mut request).is_pending());
+    let shown = format!("{request:?}");
+    assert!(shown.contains("held: 1"), "{shown}");
+    drop(held);
+    assert!(task.poll(&mut request).is_ready());
+}
+
 /// A guard that holds a key extends to another key of the same hash: it
 /// takes it (only a key equal to one it holds is skipped), and a request
 /// for the new key waits.
