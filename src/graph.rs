@@ -131,6 +131,12 @@ impl<K> Graph<K> {
         record.refused = None;
     }
 
+    /// The number of owners registered.
+    #[cfg(test)]
+    pub(crate) fn owners(&self) -> usize {
+        self.owners.lock().records.len()
+    }
+
     /// Forgets `owner`, once no key is marked with it any more.
     pub(crate) fn forget(&self, owner: Owner) {
         self.owners.lock().records.remove(owner.index());
@@ -278,60 +284,5 @@ impl<K: Eq + Clone> Owners<K> {
             path.pop();
         }
         false
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::future::Future;
-    use std::pin::pin;
-    use std::task::{Context, Waker};
-
-    use crate::LockManager;
-
-    fn owners(locks: &LockManager<u64>) -> usize {
-        locks.graph().owners.lock().records.len()
-    }
-
-    #[test]
-    fn an_owner_is_forgotten_with_its_guard_or_its_request() {
-        let locks = LockManager::new();
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut guard = locks.try_acquire_many([1]).unwrap();
-        let two = locks.try_acquire(2).unwrap();
-        assert!(pin!(guard.extend([2])).poll(&mut cx).is_pending());
-        assert_eq!(owners(&locks), 1, "kept while the guard lives");
-        drop(guard);
-        assert_eq!(owners(&locks), 0);
-
-        // Nesting seen: a multi-key request holding a key registers too.
-        let (first, second) = if locks.hash(&1) < locks.hash(&2) {
-            (1, 2)
-        } else {
-            (2, 1)
-        };
-        drop(two);
-        // Waiting for its first key, it holds nothing: not an owner.
-        let held = locks.try_acquire(first).unwrap();
-        let mut request = locks.acquire_many([first, second]);
-        assert!(pin!(&mut request).poll(&mut cx).is_pending());
-        assert_eq!(owners(&locks), 0);
-        drop((request, held));
-
-        for completed in [false, true] {
-            let held = locks.try_acquire(second).unwrap();
-            let mut request = locks.acquire_many([first, second]);
-            assert!(pin!(&mut request).poll(&mut cx).is_pending());
-            assert_eq!(owners(&locks), 1);
-            drop(held);
-            if completed {
-                let guard = pin!(&mut request).poll(&mut cx);
-                assert!(guard.is_ready());
-                assert_eq!(owners(&locks), 1, "kept by the request's guard");
-                drop(guard);
-            }
-            drop(request);
-            assert_eq!(owners(&locks), 0);
-        }
     }
 }

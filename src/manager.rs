@@ -307,6 +307,9 @@ mod sealed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
 
     #[test]
     fn the_shard_count_is_the_one_asked_for_rounded_up_to_a_power_of_two() {
@@ -314,5 +317,47 @@ mod tests {
         assert_eq!(count(LockManager::with_shards(1)), 1);
         assert_eq!(count(LockManager::with_shards(5)), 8);
         assert_eq!(count(LockManager::new()), shards::default_count());
+    }
+
+    #[test]
+    fn an_owner_is_forgotten_with_its_guard_or_its_request() {
+        let locks = LockManager::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut guard = locks.try_acquire_many([1]).unwrap();
+        let two = locks.try_acquire(2).unwrap();
+        assert!(pin!(guard.extend([2])).poll(&mut cx).is_pending());
+        assert_eq!(locks.graph().owners(), 1, "kept while the guard lives");
+        drop(guard);
+        assert_eq!(locks.graph().owners(), 0);
+
+        // Nesting seen: a multi-key request holding a key registers too.
+        let (first, second) = if locks.hash(&1) < locks.hash(&2) {
+            (1, 2)
+        } else {
+            (2, 1)
+        };
+        drop(two);
+        // Waiting for its first key, it holds nothing: not an owner.
+        let held = locks.try_acquire(first).unwrap();
+        let mut request = locks.acquire_many([first, second]);
+        assert!(pin!(&mut request).poll(&mut cx).is_pending());
+        assert_eq!(locks.graph().owners(), 0);
+        drop((request, held));
+
+        for completed in [false, true] {
+            let held = locks.try_acquire(second).unwrap();
+            let mut request = locks.acquire_many([first, second]);
+            assert!(pin!(&mut request).poll(&mut cx).is_pending());
+            assert_eq!(locks.graph().owners(), 1);
+            drop(held);
+            if completed {
+                let guard = pin!(&mut request).poll(&mut cx);
+                assert!(guard.is_ready());
+                assert_eq!(locks.graph().owners(), 1, "kept by the request's guard");
+                drop(guard);
+            }
+            drop(request);
+            assert_eq!(locks.graph().owners(), 0);
+        }
     }
 }
