@@ -108,11 +108,15 @@ impl<K> Graph<K> {
         Some(refusal)
     }
 
-    /// The first key each waiting owner waits for, for the reports.
+    /// The first key each waiting owner waits for, for the reports: none,
+    /// without taking the mutex, on a manager where nothing ever nested.
     pub(crate) fn waits(&self) -> Vec<(Owner, K)>
     where
         K: Clone,
     {
+        if !self.nesting() {
+            return Vec::new();
+        }
         let owners = self.owners.lock();
         let records = owners.records.iter();
         let firsts = records.filter_map(|(index, record)| Some((index, record.waiting.first()?)));
