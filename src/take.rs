@@ -171,36 +171,45 @@ impl<K: Eq + Clone> Progress<K> {
             unreachable!("arrived before advancing");
         };
         let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
-        loop {
-            for claim in &mut claims[*next..*reached] {
-                if let Some(slot) = claim.slot {
-                    let Some(waker) = waker else {
-                        return Poll::Pending;
-                    };
-                    let waiter = WaiterRef {
-                        hash: claim.hash,
-                        slot,
-                    };
-                    if !shards.poll_waiter(waiter, waker) {
-                        return Poll::Pending;
-                    }
-                    claim.slot = None;
+        // The keys it waits for: each handed over yet?
+        while *next < *reached {
+            let claim = &mut claims[*next];
+            if let Some(slot) = claim.slot {
+                let Some(waker) = waker else {
+                    return Poll::Pending;
+                };
+                let waiter = WaiterRef {
+                    hash: claim.hash,
+                    slot,
+                };
+                if !shards.poll_waiter(waiter, waker) {
+                    return Poll::Pending;
                 }
-                *next += 1;
+                claim.slot = None;
             }
+            *next += 1;
+        }
+        // Then the keys not reached yet, a key (or a run of one hash) at a
+        // time. A waiter just queued carries the waker already: no need to
+        // poll it again before it is woken.
+        while let Some(&Claim { hash, .. }) = claims.get(*reached) {
             let start = *reached;
-            let Some((first, rest)) = claims[start..].split_first_mut() else {
-                return Poll::Ready(());
-            };
-            let end = start + 1 + rest.iter().take_while(|c| c.hash == first.hash).count();
-            // A waiter just queued carries the waker already: no need to
-            // poll it again before it is woken.
+            let same_hash = claims[start + 1..].iter().take_while(|c| c.hash == hash);
+            let end = start + 1 + same_hash.count();
             let run = &keys[start..end];
-            if shards.lock_or_enqueue_run(run, &mut claims[start..end], waker, self.caller, reached)
-            {
+            let queued = shards.lock_or_enqueue_run(
+                run,
+                &mut claims[start..end],
+                waker,
+                self.caller,
+                reached,
+            );
+            if queued {
                 return Poll::Pending;
             }
+            *next = end;
         }
+        Poll::Ready(())
     }
 
     /// After `advance` returned `Pending`: records in the waits-for graph
@@ -343,23 +352,30 @@ pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Clai
         pairs.sort_unstable_by_key(|(_, claim)| claim.hash);
         let (sorted_keys, sorted_claims): (Vec<K>, Vec<Claim>) = pairs.into_iter().unzip();
         (*keys, *claims) = (Small::Heap(sorted_keys), Small::Heap(sorted_claims));
-    } else {
-        // An insertion sort, which moves both alike.
-        let (k, c) = (keys.as_mut_slice(), claims.as_mut_slice());
-        for i in 1..k.len() {
-            let mut j = i;
-            while j > 0 && c[j - 1].hash > c[j].hash {
-                k.swap(j - 1, j);
-                c.swap(j - 1, j);
-                j -= 1;
-            }
-        }
+        return merge_duplicates(keys, claims);
     }
+    // An insertion sort, which moves both alike; then whether two keys
+    // share a hash, in the same pass.
+    let (k, c) = (keys.as_mut_slice(), claims.as_mut_slice());
+    let mut shared_hash = false;
+    for i in 1..k.len() {
+        let mut j = i;
+        while j > 0 && c[j - 1].hash > c[j].hash {
+            k.swap(j - 1, j);
+            c.swap(j - 1, j);
+            j -= 1;
+        }
+        shared_hash |= j > 0 && c[j - 1].hash == c[j].hash;
+    }
+    if shared_hash {
+        merge_duplicates(keys, claims);
+    }
+}
+
+/// Drops the later copies of equal keys, among keys sorted by hash.
+fn merge_duplicates<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Claim>) {
     // Equal keys have equal hashes, so a duplicate sits in its hash's run.
     let (k, c) = (keys.as_slice(), claims.as_slice());
-    if c.windows(2).all(|pair| pair[0].hash != pair[1].hash) {
-        return;
-    }
     let duplicate = |i: usize| {
         (0..i)
             .rev()
