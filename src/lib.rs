@@ -177,14 +177,16 @@
 //! - each held key's holder and oldest waiter, by call site (every acquire
 //!   method is `#[track_caller]`) and age: "held by src/store.rs:42 for
 //!   3.1 s, 2 waiting, the oldest from src/api.rs:88" (`examples/stuck.rs`);
-//! - in [`Stats`], a [`Histogram`] of wait times (contended acquires, from
-//!   joining the queue to the hand-off) and one of hold times, with
-//!   quantiles.
+//! - in [`Stats`], [`Histogram`]s of wait times (contended acquires, from
+//!   joining the queue to the hand-off or to the drop that gave up, those
+//!   given up apart too) and of hold times, with sums and quantiles, in the
+//!   buckets a Prometheus histogram has.
 //!
 //! It costs a clock read on every acquire and release, 24 bytes more per
 //! waiter and per held key (an `Instant` and a call site) and 8 more per
 //! future (`benches/README.md` in the repository has the figures). Without
-//! it those fields are `None` and the histograms empty.
+//! it those fields are `None` and the histograms empty; [`DIAGNOSTICS`]
+//! tells a program which build it runs.
 //!
 //! The `serde` feature (off by default) implements `Serialize` for
 //! [`Stats`], [`Histogram`] and [`HeldKey`].
@@ -238,6 +240,7 @@ mod global;
 mod graph;
 mod guard;
 mod hashed;
+mod histogram;
 mod queue;
 #[cfg(feature = "serde")]
 mod serialize;
@@ -250,15 +253,29 @@ mod trace;
 mod wait;
 
 pub use acquire::{Acquire, AcquireOwned, SingleAcquire};
-pub use diagnostics::{HeldKey, Histogram, Stats};
+pub use diagnostics::{HeldKey, Stats};
 pub use error::{Busy, Deadlock, Error, TimedOut};
 pub use extend::Extend;
 pub use global::{global, is_locked, queue_len, with_lock};
 pub use guard::{
     Guard, LockGuard, MultiGuard, MultiLockGuard, OwnedLockGuard, OwnedMultiLockGuard, SingleGuard,
 };
+pub use histogram::Histogram;
 pub use manager::{LockManager, ManagerRef};
 pub use many::{AcquireMany, AcquireManyOwned, MultiAcquire};
+
+/// Whether the `diagnostics` cargo feature is on: whether [`Stats`]'s
+/// histograms and [`HeldKey`]'s ages and call sites are measured, so that
+/// an empty histogram means "nothing waited" rather than "not measured".
+///
+/// # Examples
+///
+/// ```
+/// let locks = lock_manager::LockManager::new();
+/// drop(locks.try_acquire(1));
+/// assert_eq!(locks.stats().holds.count(), u64::from(lock_manager::DIAGNOSTICS));
+/// ```
+pub const DIAGNOSTICS: bool = cfg!(feature = "diagnostics");
 
 /// Runs the README's examples as doctests.
 #[cfg(doctest)]

@@ -125,7 +125,7 @@ where
     ///
     /// Decided in one critical section over every shard the keys live in:
     /// `None` if any key is held (even if it is about to be released), and
-    /// then nothing changed, not even the counters. Like
+    /// then nothing changed but [`Stats::busy`](crate::Stats::busy). Like
     /// [`try_acquire`](Self::try_acquire), it never barges past a queue.
     /// Duplicate keys are merged; an empty set gives a guard holding
     /// nothing.

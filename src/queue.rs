@@ -262,11 +262,16 @@ impl WaitQueue {
     }
 
     /// Unlinks the queued waiter at `slot` and frees its slab entry, in O(1),
-    /// returning its waker so that it can be dropped once unlocked.
+    /// returning its waker, to drop once unlocked, and when it joined.
     #[inline]
-    pub(crate) fn remove(&mut self, waiters: &mut Slab<Waiter>, slot: Slot) -> Option<Waker> {
+    pub(crate) fn remove(
+        &mut self,
+        waiters: &mut Slab<Waiter>,
+        slot: Slot,
+    ) -> (Option<Waker>, Stamp) {
         self.unlink(waiters, slot);
-        waiters.remove(slot.index()).waker
+        let waiter = waiters.remove(slot.index());
+        (waiter.waker, waiter.origin.since)
     }
 
     #[inline]
@@ -446,7 +451,7 @@ mod tests {
                 .iter()
                 .map(|w| queue.push_back(&mut waiters, Some(w.clone()), origin()))
                 .collect();
-            let removed = queue.remove(&mut waiters, slots.remove(victim)).unwrap();
+            let removed = queue.remove(&mut waiters, slots.remove(victim)).0.unwrap();
             assert_eq!(tag_of(&log, removed), victim);
             assert_eq!(order(&queue, &waiters), slots);
             assert_eq!(waiters.len(), 3);

@@ -46,6 +46,7 @@ struct Counts {
     contended: u64,
     handoffs: u64,
     cancellations: u64,
+    busy: u64,
 }
 
 /// The outcome of [`State::poll_waiter`].
@@ -114,6 +115,7 @@ impl<K> State<K> {
             contended,
             handoffs,
             cancellations,
+            busy,
         } = self.counts;
         let mut stats = Stats {
             acquisitions: releases + self.keys.len() as u64,
@@ -121,10 +123,16 @@ impl<K> State<K> {
             contended,
             handoffs,
             cancellations,
+            busy,
             ..Stats::default()
         };
         self.timings.add_to(&mut stats);
         stats
+    }
+
+    /// Counts a request refused without waiting.
+    pub(crate) fn count_busy(&mut self) {
+        self.counts.busy += 1;
     }
 
     /// The number of keys held.
@@ -197,14 +205,18 @@ impl<K: Eq> State<K> {
         self.keys.contains_key(&probe(key, hash) as &dyn Probe<Q>)
     }
 
-    /// Takes `key` for `caller` if it is free. Never queues.
+    /// Takes `key` for `caller` if it is free; else counts a request
+    /// refused. Never queues.
     pub(crate) fn try_lock(&mut self, key: K, hash: KeyHash, caller: Caller) -> bool {
         match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
                 entry.insert(WaitQueue::new(Origin::now(caller)));
                 true
             }
-            Entry::Occupied(_) => false,
+            Entry::Occupied(_) => {
+                self.count_busy();
+                false
+            }
         }
     }
 
@@ -228,7 +240,9 @@ impl<K: Eq> State<K> {
             Entry::Occupied(mut entry) => {
                 let queue = entry.get_mut();
                 if queue.len() >= max_waiters {
-                    return Err(queue.len());
+                    let waiters = queue.len();
+                    self.count_busy();
+                    return Err(waiters);
                 }
                 self.counts.contended += 1;
                 Ok(queue.push_back(&mut self.waiters, None, origin))
@@ -300,7 +314,8 @@ impl<K: Eq> State<K> {
             .keys
             .get_mut(&probe(key, hash) as &dyn Probe<K>)
             .expect("lock-manager: a waiter's key was lost; is its `Eq` inconsistent?");
-        let waker = queue.remove(&mut self.waiters, slot);
+        let (waker, since) = queue.remove(&mut self.waiters, slot);
+        self.timings.abandoned(since);
         self.trim_waiters();
         waker.map_or(Deferred::Nothing, Deferred::Drop)
     }
@@ -372,7 +387,6 @@ impl<K: Eq> State<K> {
 }
 
 impl<K: Eq + Clone> State<K> {
-    /// Appends every key held in this shard to `held`.
     /// Appends every key held in this shard to `held`; `waits` names the
     /// key an owner waits for.
     pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>, waits: &Waits<'_, K>) {

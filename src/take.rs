@@ -277,19 +277,22 @@ impl<K: Eq + Clone> Progress<K> {
         }
     }
 
-    /// Refuses with [`Busy`] if a key has `max_waiters` waiters or more
-    /// now, looking at one key at a time, in the caller's order.
+    /// Refuses with [`Busy`] (and counts the refusal) if a key has
+    /// `max_waiters` waiters or more now, looking at one key at a time, in
+    /// the caller's order.
     pub(crate) fn check_bound<S>(
         &self,
         shards: &Shards<K, S>,
         max_waiters: usize,
     ) -> Result<(), Busy> {
         for (key, claim) in self.keys.as_slice().iter().zip(self.claims.as_slice()) {
-            let queue_len = shards
-                .of(claim.hash)
-                .read(|state| state.queue_len(key, claim.hash));
+            let shard = shards.of(claim.hash);
+            let queue_len = shard.read(|state| state.queue_len(key, claim.hash));
             match queue_len.checked_sub(1) {
-                Some(waiters) if waiters >= max_waiters => return Err(Busy { waiters }),
+                Some(waiters) if waiters >= max_waiters => {
+                    shard.count_busy();
+                    return Err(Busy { waiters });
+                }
                 _ => {}
             }
         }

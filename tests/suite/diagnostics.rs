@@ -11,12 +11,14 @@ use lock_manager::{LockManager, Stats};
 
 /// The counters of `stats`: acquisitions, releases, contended, hand-offs
 /// and cancellations. Checks on the way that, with `diagnostics`, one wait
-/// was measured per hand-off and one hold per release, and nothing
+/// was measured per hand-off and per waiter dropped while queued (those
+/// among the abandoned too), and one hold per release, and nothing
 /// without it.
 fn counts(stats: Stats) -> [u64; 5] {
-    let measured = cfg!(feature = "diagnostics");
-    let expected = |count| if measured { count } else { 0 };
-    assert_eq!(stats.waits.count(), expected(stats.handoffs), "waits");
+    let expected = |count| if lock_manager::DIAGNOSTICS { count } else { 0 };
+    let abandoned = stats.abandoned.count();
+    assert!(abandoned <= stats.cancellations, "abandoned");
+    assert_eq!(stats.waits.count(), expected(stats.handoffs) + abandoned, "waits");
     assert_eq!(stats.holds.count(), expected(stats.releases), "holds");
     [
         stats.acquisitions,
@@ -291,6 +293,9 @@ mod measured {
 
     use super::*;
 
+    /// Long enough to tell a measured wait or hold from none.
+    const PAUSE: Duration = Duration::from_millis(5);
+
     /// The location of its own call: compared by file and line with the
     /// call on the same line that a report should name.
     #[track_caller]
@@ -398,7 +403,6 @@ mod measured {
 
     #[test]
     fn waits_and_holds_fall_in_the_buckets_of_their_durations() {
-        const PAUSE: Duration = Duration::from_millis(5);
         let locks = LockManager::new();
         let start = Instant::now();
         let holder = locks.try_acquire("k").unwrap();
@@ -429,16 +433,45 @@ mod measured {
     }
 
     #[test]
-    fn cancelled_waiters_count_no_wait() {
+    fn a_wait_dropped_while_queued_counts_as_abandoned() {
         let locks = LockManager::new();
         let holder = locks.try_acquire(1).unwrap();
         let task = Task::new();
         let mut waiter = locks.acquire(1);
         assert!(task.poll(&mut waiter).is_pending());
+        sleep(PAUSE);
         drop(waiter);
         drop(holder);
         let stats = locks.stats();
-        assert_eq!((stats.waits.count(), stats.holds.count()), (0, 1));
+        assert_eq!((stats.waits.count(), stats.holds.count()), (1, 1));
+        assert_eq!(stats.abandoned, stats.waits);
+        assert!(stats.abandoned.sum() >= PAUSE, "{:?}", stats.abandoned);
+        assert!(stats.abandoned.max() >= Some(PAUSE));
+    }
+
+    #[test]
+    fn a_wait_dropped_once_granted_counts_as_a_wait_not_abandoned() {
+        let locks = LockManager::new();
+        let holder = locks.try_acquire(1).unwrap();
+        let task = Task::new();
+        let mut waiter = locks.acquire(1);
+        assert!(task.poll(&mut waiter).is_pending());
+        drop(holder);
+        drop(waiter);
+        let stats = locks.stats();
+        assert_eq!((stats.waits.count(), stats.abandoned.count()), (1, 0));
+        assert_eq!(stats.cancellations, 1);
+    }
+
+    #[test]
+    fn a_timed_out_blocking_wait_counts_as_abandoned() {
+        let locks = LockManager::new();
+        let _holder = locks.try_acquire(1).unwrap();
+        assert!(locks.acquire(1).wait_timeout(PAUSE).is_err());
+        let stats = locks.stats();
+        assert_eq!((stats.waits.count(), stats.abandoned.count()), (1, 1));
+        assert!(stats.abandoned.sum() >= PAUSE);
+        assert!(stats.abandoned.quantile(0.5) >= Some(PAUSE));
     }
 
     #[test]
@@ -540,19 +573,22 @@ fn the_reports_serialize() {
     let measured = cfg!(feature = "diagnostics");
     assert_eq!(stats["waits"]["count"], if measured { 1 } else { 0 });
     assert_eq!(stats["holds"]["count"], if measured { 2 } else { 0 });
+    assert_eq!(stats["busy"], 0);
+    assert_eq!(stats["abandoned"]["count"], 0);
+    // The buckets with a count of their own, cumulative, bounds in seconds.
     let buckets = stats["holds"]["buckets"].as_array().unwrap();
-    let counts: Vec<u64> = buckets
+    let cumulative: Vec<u64> = buckets
         .iter()
         .map(|b| b["count"].as_u64().unwrap())
         .collect();
-    assert_eq!(counts.iter().sum::<u64>(), if measured { 2 } else { 0 });
-    assert!(
-        counts.iter().all(|&count| count > 0),
-        "only non-empty buckets"
-    );
-    if let Some(bucket) = buckets.first() {
-        assert!(bucket["up_to"]["secs"].is_u64() && bucket["up_to"]["nanos"].is_u64());
-    }
+    assert_eq!(cumulative.last().copied().unwrap_or(0), if measured { 2 } else { 0 });
+    assert!(cumulative.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(buckets.iter().all(|b| b["le"].as_f64().unwrap() > 0.0));
+    let sum = stats["holds"]["sum"].as_f64().unwrap();
+    assert_eq!(sum > 0.0, measured);
+    // Another process reads it back, figures and all.
+    let read: Stats = serde_json::from_value(stats).unwrap();
+    assert_eq!(read, locks.stats());
 
     let _held = locks.try_acquire("story-8").unwrap();
     let held = serde_json::to_value(locks.held("story-8").unwrap()).unwrap();
@@ -563,7 +599,8 @@ fn the_reports_serialize() {
     if measured {
         let site = held["held_by"].as_str().unwrap();
         assert!(site.starts_with(file!()), "{site}");
-        assert!(held["held_for"]["nanos"].is_u64());
+        let held_for = held["held_for"].as_f64().unwrap();
+        assert!(held_for > 0.0 && held_for < 60.0, "{held_for} s");
     } else {
         assert_eq!(held["held_by"], json!(null));
         assert_eq!(held["held_for"], json!(null));

@@ -84,7 +84,7 @@ fn grouped_imports_name_each_module() {
 /// module may use only modules of the layers below its own.
 const LAYERS: &[&[&str]] = &[
     // Plain data and helpers: no locking, no waiting.
-    &["error", "hashed", "small", "sync", "trace"],
+    &["error", "hashed", "histogram", "small", "sync", "trace"],
     // The reports; one key's wait queue, linked through a slab; parking a
     // thread on a future.
     &["diagnostics", "queue", "wait"],

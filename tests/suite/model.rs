@@ -586,6 +586,9 @@ struct Harness<'a> {
     /// when it passes from one id to the next, cancelled when a future is
     /// dropped with a waiter.
     counts: Stats,
+    /// Waiters dropped while queued (not yet handed their key): with
+    /// `diagnostics`, the abandoned waits.
+    abandoned: u64,
     /// Expected wake count of each task.
     wakes: Vec<usize>,
     next_id: usize,
@@ -615,6 +618,7 @@ impl<'a> Harness<'a> {
             guards: Vec::new(),
             queues: Default::default(),
             counts: Stats::default(),
+            abandoned: 0,
             wakes: Vec::new(),
             next_id: 0,
             nodes: BTreeMap::new(),
@@ -849,6 +853,7 @@ impl<'a> Harness<'a> {
                     state,
                     refused
                 );
+                self.counts.busy += 1;
                 return Ok(());
             }
         };
@@ -1291,7 +1296,10 @@ impl<'a> Harness<'a> {
             let queue = self.queue(key);
             match queue.iter().position(|&x| x == id) {
                 Some(0) => self.release(key),
-                Some(at) => drop(queue.remove(at)),
+                Some(at) => {
+                    queue.remove(at);
+                    self.abandoned += 1;
+                }
                 None => {}
             }
         }
@@ -1478,6 +1486,7 @@ impl<'a> Harness<'a> {
             }
         } else {
             cover(|c| c.try_extend_refused += 1);
+            self.counts.busy += 1;
         }
         Ok(())
     }
@@ -1492,7 +1501,10 @@ impl<'a> Harness<'a> {
                 let guard = guard.into();
                 self.guards.push(LiveGuard { id, guard });
             }
-            None => prop_assert!(!free, "try_acquire failed on free key {}", key),
+            None => {
+                prop_assert!(!free, "try_acquire failed on free key {}", key);
+                self.counts.busy += 1;
+            }
         }
         Ok(())
     }
@@ -1511,7 +1523,10 @@ impl<'a> Harness<'a> {
                 }
                 self.guards.push(LiveGuard { id, guard });
             }
-            None => prop_assert!(!free, "try_acquire_many failed on free keys {:?}", keys),
+            None => {
+                prop_assert!(!free, "try_acquire_many failed on free keys {:?}", keys);
+                self.counts.busy += 1;
+            }
         }
         Ok(())
     }
@@ -1605,13 +1620,16 @@ impl<'a> Harness<'a> {
         let locked = self.queues.iter().filter(|q| !q.is_empty()).count();
         prop_assert_eq!(locks.locked_count(), locked, "locked_count");
         let mut stats = locks.stats();
-        // With `diagnostics`, one wait measured per hand-off and one hold
-        // per release; nothing measured without it.
-        let measured = cfg!(feature = "diagnostics");
-        let (waits, holds) = (stats.waits.count(), stats.holds.count());
-        prop_assert_eq!(waits, if measured { stats.handoffs } else { 0 }, "waits");
-        prop_assert_eq!(holds, if measured { stats.releases } else { 0 }, "holds");
-        (stats.waits, stats.holds) = Default::default();
+        // With `diagnostics`, one wait measured per hand-off and per waiter
+        // dropped while queued (those abandoned), and one hold per release;
+        // nothing measured without it.
+        let measured = |count| if lock_manager::DIAGNOSTICS { count } else { 0 };
+        let abandoned = stats.abandoned.count();
+        prop_assert_eq!(abandoned, measured(self.abandoned), "abandoned");
+        let waits = measured(stats.handoffs + self.abandoned);
+        prop_assert_eq!(stats.waits.count(), waits, "waits");
+        prop_assert_eq!(stats.holds.count(), measured(stats.releases), "holds");
+        (stats.waits, stats.abandoned, stats.holds) = Default::default();
         prop_assert_eq!(stats, self.counts, "stats");
         // Waiters in the slab: the queued ones and those granted, unpolled;
         // one per future, multi-key or not.
