@@ -205,18 +205,14 @@ impl<K: Eq> State<K> {
         self.keys.contains_key(&probe(key, hash) as &dyn Probe<Q>)
     }
 
-    /// Takes `key` for `caller` if it is free; else counts a request
-    /// refused. Never queues.
+    /// Takes `key` for `caller` if it is free. Never queues.
     pub(crate) fn try_lock(&mut self, key: K, hash: KeyHash, caller: Caller) -> bool {
         match self.keys.entry(Hashed { key, hash }) {
             Entry::Vacant(entry) => {
                 entry.insert(WaitQueue::new(Origin::now(caller)));
                 true
             }
-            Entry::Occupied(_) => {
-                self.count_busy();
-                false
-            }
+            Entry::Occupied(_) => false,
         }
     }
 
