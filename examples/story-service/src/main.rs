@@ -10,6 +10,7 @@
 
 mod client;
 mod driver;
+mod metrics;
 mod service;
 mod store;
 
@@ -18,8 +19,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use lock_manager::LockManager;
 use tokio::net::TcpListener;
 
 use crate::store::Store;
@@ -85,7 +88,7 @@ async fn check(options: Options) -> Result<ExitCode, AnyError> {
         config.max_waiters,
         config.work.as_millis(),
     );
-    let app = service::router(config, store);
+    let app = service::router(config, store, Arc::new(LockManager::new()));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let summary = driver::drive(addr, options.driver).await;
@@ -106,7 +109,8 @@ async fn serve(options: Options) -> Result<ExitCode, AnyError> {
     let store = Store::open(&db)?;
     let listener = TcpListener::bind(addr).await?;
     println!("listening on http://{addr}, stories in {}", db.display());
-    axum::serve(listener, service::router(options.service, store)).await?;
+    let locks = Arc::new(LockManager::new());
+    axum::serve(listener, service::router(options.service, store, locks)).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@
 //! - `POST /moves` with `{"from": 1, "to": 2}` moves a page (the last line)
 //!   from one story to the other, under both stories' locks at once.
 //! - `GET /locks` reports the lock manager's counters and held keys.
+//! - `GET /metrics` reports them to Prometheus (see `metrics.rs`).
 //!
 //! A request that cannot get its lock soon enough is answered
 //! `503 Service Unavailable` with a `Retry-After` header: when too many
@@ -27,10 +28,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lock_manager::{Busy, LockManager, OwnedLockGuard, OwnedMultiLockGuard};
+use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::timeout;
 
+use crate::metrics;
 use crate::store::{Store, StoreError};
 
 /// How the service locks, and how long it works under the lock.
@@ -58,20 +61,25 @@ struct App {
     // a few instructions and clones as a plain copy, where a `String` key
     // would hash its bytes and allocate on every lock.
     locks: Arc<LockManager<u64>>,
+    /// Reads `locks` at each scrape of `/metrics`.
+    metrics: Arc<Registry>,
 }
 
-/// The service's routes over `store`.
-pub fn router(config: Config, store: Store) -> Router {
+/// The service's routes over `store`, taking its story locks in `locks`
+/// (which the operator drill shares, to hold a story from outside).
+pub fn router(config: Config, store: Store, locks: Arc<LockManager<u64>>) -> Router {
     let app = App {
         config,
         store,
-        locks: Arc::new(LockManager::new()),
+        metrics: Arc::new(metrics::registry(Arc::clone(&locks))),
+        locks,
     };
     Router::new()
         .route("/stories/{id}", get(read_story))
         .route("/stories/{id}/lines", post(append_line))
         .route("/moves", post(move_page))
         .route("/locks", get(lock_report))
+        .route("/metrics", get(metrics_report))
         .with_state(app)
 }
 
@@ -146,6 +154,19 @@ async fn lock_report(State(app): State<App>) -> Json<Value> {
         "stats": app.locks.stats(),
         "held": app.locks.snapshot(),
     }))
+}
+
+/// The manager's counters, histograms and hot keys in the Prometheus text
+/// exposition format, read at the time of the scrape.
+async fn metrics_report(State(app): State<App>) -> Response {
+    match metrics::encode(&app.metrics) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics",
+        )
+            .into_response(),
+    }
 }
 
 impl App {
