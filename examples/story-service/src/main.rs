@@ -6,9 +6,11 @@
 //! story-service check [OPTIONS]   serve on an ephemeral port, drive it, check
 //! story-service serve [OPTIONS]   serve until stopped
 //! story-service drive [OPTIONS]   drive a service started with `serve`
+//! story-service drill [OPTIONS]   hold a story, time clients out, check /metrics
 //! ```
 
 mod client;
+mod drill;
 mod driver;
 mod metrics;
 mod service;
@@ -28,14 +30,19 @@ use tokio::net::TcpListener;
 use crate::store::Store;
 
 const USAGE: &str = "\
-usage: story-service <check|serve|drive|help> [OPTIONS]
+usage: story-service <check|serve|drive|drill|help> [OPTIONS]
 
   check    start the service on an ephemeral port of 127.0.0.1, drive it,
            check every acknowledged append is stored once; exits 1 if not
   serve    run the service (default --addr 127.0.0.1:3000)
   drive    drive a running service at --addr, then check it
+  drill    the operator drill (needs --features diagnostics): start the
+           service on an ephemeral port, hold story 7's lock while clients
+           time out on it and others use stories 1 to 4, then scrape and
+           parse GET /metrics; exits 1 unless its wait histograms count
+           every 503 after a wait and its hot keys list story 7 first
 
-service options (check, serve):
+service options (check, serve, drill):
   --no-lock            take no story locks, to see updates lost
   --wait-ms N          longest wait for a lock before a 503 [20]
   --max-waiters N      most requests queued per story; more get a 503 [8]
@@ -62,6 +69,7 @@ async fn main() -> ExitCode {
             "check" => check(options).await,
             "serve" => serve(options).await,
             "drive" => drive(options).await,
+            "drill" => drill(options).await,
             _ => Err(USAGE.into()),
         },
         Err(error) => Err(format!("{error}\n\n{USAGE}").into()),
@@ -75,9 +83,7 @@ async fn main() -> ExitCode {
 /// Starts the service on a fresh database and an ephemeral port, drives it
 /// from this process over 127.0.0.1, and judges what it stored.
 async fn check(options: Options) -> Result<ExitCode, AnyError> {
-    let dir = std::env::temp_dir().join(format!("story-service-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let store = Store::open(&dir.join("stories.db"))?;
+    let (dir, store) = fresh_store()?;
 
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
@@ -98,6 +104,56 @@ async fn check(options: Options) -> Result<ExitCode, AnyError> {
     let _ = server.await;
     std::fs::remove_dir_all(&dir)?;
     Ok(report(&summary?))
+}
+
+/// The operator drill (see drill.rs): on a fresh database and an
+/// ephemeral port, one story held by this process past the wait limit while
+/// clients time out on it, then `GET /metrics` scraped and judged.
+async fn drill(options: Options) -> Result<ExitCode, AnyError> {
+    if !lock_manager::DIAGNOSTICS {
+        return Err(
+            "the drill reads the wait histograms and the hot keys, which the lock \
+                    manager measures only with its diagnostics feature: run \
+                    `cargo run -p story-service --features diagnostics -- drill`"
+                .into(),
+        );
+    }
+    if !options.service.lock {
+        return Err("the drill holds a story's lock: --no-lock makes no sense there".into());
+    }
+    let (dir, store) = fresh_store()?;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let wait = options.service.wait;
+    // Shared with the service, so that the drill can hold a story itself.
+    let locks = Arc::new(LockManager::new());
+    let app = service::router(options.service, store, Arc::clone(&locks));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let outcome = drill::run(addr, &locks, wait).await;
+    server.abort();
+    let _ = server.await;
+    std::fs::remove_dir_all(&dir)?;
+    let outcome = outcome?;
+    outcome.print();
+    let problems = outcome.problems();
+    if !problems.is_empty() {
+        println!("FAILED: {}", problems.join("; "));
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "ok: /metrics parses, counts the wait of every 503, and lists story {} hottest",
+        drill::STUCK
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An empty database in a directory of its own in the temp dir.
+fn fresh_store() -> Result<(PathBuf, Store), AnyError> {
+    let dir = std::env::temp_dir().join(format!("story-service-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let store = Store::open(&dir.join("stories.db"))?;
+    Ok((dir, store))
 }
 
 /// Serves until the process is stopped.
