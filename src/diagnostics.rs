@@ -130,12 +130,12 @@ impl Timings {
         self.waits.record(now.saturating_duration_since(since));
     }
 
-    /// Counts a wait from `since` until now that ended without the key.
+    /// Counts a wait from `since` to `now` that ended without the key.
     #[inline]
-    pub(crate) fn abandoned(&mut self, since: Stamp) {
+    pub(crate) fn abandoned(&mut self, since: Stamp, now: Stamp) {
         #[cfg(feature = "diagnostics")]
         {
-            let waited = since.elapsed();
+            let waited = now.saturating_duration_since(since);
             self.waits.record(waited);
             self.abandoned.record(waited);
         }

@@ -180,11 +180,13 @@
 //! - in [`Stats`], [`Histogram`]s of wait times (contended acquires, from
 //!   joining the queue to the hand-off or to the drop that gave up, those
 //!   given up apart too) and of hold times, with sums and quantiles, in the
-//!   buckets a Prometheus histogram has.
+//!   buckets a Prometheus histogram has;
+//! - [`LockManager::hot_keys`]: the keys with the most contended
+//!   acquisitions, and how long they were waited for.
 //!
 //! It costs a clock read on every acquire and release, 24 bytes more per
-//! waiter and per held key (an `Instant` and a call site) and 8 more per
-//! future (`benches/README.md` in the repository has the figures). Without
+//! waiter (an `Instant` and a call site), 40 more per held key (those, and
+//! its contention) and 8 more per future (`benches/README.md` in the repository has the figures). Without
 //! it those fields are `None` and the histograms empty; [`DIAGNOSTICS`]
 //! tells a program which build it runs.
 //!
@@ -241,6 +243,7 @@ mod graph;
 mod guard;
 mod hashed;
 mod histogram;
+mod hot;
 mod queue;
 #[cfg(feature = "serde")]
 mod serialize;
@@ -261,6 +264,7 @@ pub use guard::{
     Guard, LockGuard, MultiGuard, MultiLockGuard, OwnedLockGuard, OwnedMultiLockGuard, SingleGuard,
 };
 pub use histogram::Histogram;
+pub use hot::HotKey;
 pub use manager::{LockManager, ManagerRef};
 pub use many::{AcquireMany, AcquireManyOwned, MultiAcquire};
 

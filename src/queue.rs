@@ -9,7 +9,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::trace::{Origin, Stamp};
+use crate::trace::{Heat, Origin, Stamp};
 
 /// The slab index of a waiter, stored plus one so that `Option<Slot>` fits
 /// in four bytes.
@@ -169,6 +169,8 @@ pub(crate) struct WaitQueue {
     pub(crate) owner: Option<Owner>,
     /// When the current holder took the key, and from where.
     holder: Origin,
+    /// Its contended acquisitions and waits since it was taken free.
+    pub(crate) heat: Heat,
 }
 
 impl WaitQueue {
@@ -180,6 +182,7 @@ impl WaitQueue {
             len: 0,
             owner: None,
             holder,
+            heat: Heat::default(),
         }
     }
 
@@ -231,6 +234,7 @@ impl WaitQueue {
             origin,
         });
         self.len += 1;
+        self.heat.contended();
         slot
     }
 
@@ -254,6 +258,7 @@ impl WaitQueue {
                 caller: waiter.origin.caller,
             },
         );
+        self.heat.waited(waiter.origin.since, now);
         Some(Handoff {
             waker: waiter.waker.take(),
             held_since: previous.since,
@@ -377,9 +382,10 @@ mod tests {
         // What the memory target per waiter rests on (the map entry of a
         // held key is pinned in `state`: the owner mark took the queue
         // from 12 to 16 bytes, padding the entry had anyway). With
-        // `diagnostics`, each also keeps an `Instant` and a call site.
+        // `diagnostics`, each also keeps an `Instant` and a call site, and
+        // a queue its key's contention (`Heat`).
         let (queue, waiter) = if cfg!(feature = "diagnostics") {
-            (40, 48)
+            (56, 48)
         } else {
             (16, 24)
         };

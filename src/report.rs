@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hash};
 
 use crate::diagnostics::{HeldKey, Stats};
 use crate::hashed::KeyHash;
+use crate::hot::HotKey;
 use crate::manager::LockManager;
 use crate::queue::Owner;
 use crate::state::State;
@@ -243,6 +244,56 @@ where
             (b.held_for, b.waiters, b.oldest_waiter).cmp(&(a.held_for, a.waiters, a.oldest_waiter))
         });
         held
+    }
+
+    /// The `n` keys with the most contended acquisitions since the manager
+    /// was created, most first, with how long their waits took: the keys
+    /// to look at when waits are long. Empty without the `diagnostics`
+    /// feature.
+    ///
+    /// Each shard tracks 16 keys, whatever the number of keys it sees (a
+    /// Space-Saving sketch, in bounded memory): a key queued for more than
+    /// a sixteenth of its shard's contended acquisitions is always among
+    /// them, with its count exact or overcounted by at most its
+    /// [`error`](HotKey::error). A held key's contention reaches its shard's
+    /// sketch when it is released with nobody waiting; until then the
+    /// report reads it from the key's entry, so a key stuck held shows at
+    /// once. Only contended acquisitions count: an uncontended one pays
+    /// nothing for this.
+    ///
+    /// For the keys hot over an interval, subtract two reports key by key,
+    /// as with [`stats`](Self::stats). For the keys most waited for, sort
+    /// the report by [`waited`](HotKey::waited).
+    ///
+    /// The keys are cloned while their shard's mutex is held, so `K`'s
+    /// `Clone` must not call back into the manager here; the shards are
+    /// read one after another, each with every key it holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use lock_manager::LockManager;
+    /// use futures::FutureExt;
+    ///
+    /// let locks = LockManager::new();
+    /// let _stuck = locks.try_acquire("tenant-7").unwrap();
+    /// for _ in 0..3 {
+    ///     // Waits that give up count too.
+    ///     assert!(locks.acquire("tenant-7").now_or_never().is_none());
+    /// }
+    /// let hot = locks.hot_keys(5);
+    /// if lock_manager::DIAGNOSTICS {
+    ///     assert_eq!((hot[0].key, hot[0].contended), ("tenant-7", 3));
+    /// }
+    /// ```
+    pub fn hot_keys(&self, n: usize) -> Vec<HotKey<K>> {
+        let mut hot = Vec::new();
+        for shard in self.shards().iter() {
+            shard.read(|state| state.report_hot(&mut hot));
+        }
+        hot.sort_by_key(|key| std::cmp::Reverse(key.contended));
+        hot.truncate(n);
+        hot
     }
 
     /// The report on `key` alone, as [`snapshot`](Self::snapshot) gives it

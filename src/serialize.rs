@@ -1,4 +1,4 @@
-//! `Serialize` for the reports, and `Deserialize` for [`Stats`] and
+//! `Serialize` for the reports (a [`HotKey`] too), and `Deserialize` for [`Stats`] and
 //! [`Histogram`], with the `serde` cargo feature: the shape is documented
 //! on [`Stats`]. Written by hand, as `slab` does, so that the feature adds
 //! `serde` alone, without its derive macros.
@@ -12,6 +12,7 @@ use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
 use crate::diagnostics::{HeldKey, Stats};
 use crate::histogram::Histogram;
+use crate::hot::HotKey;
 
 /// The names of the counters of [`Stats`], in the order of [`counters`].
 const COUNTERS: [&str; 7] = [
@@ -245,6 +246,17 @@ impl<K: Serialize> Serialize for HeldKey<K> {
         held.serialize_field("oldest_waiter_from", &self.oldest_waiter_from.map(Site))?;
         held.serialize_field("holder_waits_for", &self.holder_waits_for)?;
         held.end()
+    }
+}
+
+impl<K: Serialize> Serialize for HotKey<K> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut hot = serializer.serialize_struct("HotKey", 4)?;
+        hot.serialize_field("key", &self.key)?;
+        hot.serialize_field("contended", &self.contended)?;
+        hot.serialize_field("waited", &self.waited.as_secs_f64())?;
+        hot.serialize_field("error", &self.error)?;
+        hot.end()
     }
 }
 

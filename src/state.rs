@@ -13,8 +13,11 @@ use slab::Slab;
 
 use crate::diagnostics::{HeldKey, Stats, Timings};
 use crate::hashed::{BuildStoredHash, Hashed, KeyHash, Lookup, Probe};
+use crate::hot::HotKey;
+#[cfg(feature = "diagnostics")]
+use crate::hot::Sketch;
 use crate::queue::{self, Handoff, Owner, Slot, WaitQueue, Waiter, WaiterState};
-use crate::trace::{self, Caller, Origin};
+use crate::trace::{self, Caller, Heat, Origin};
 
 /// The capacity, in keys and in waiters, up to which a shard keeps the room
 /// it grew, so that steady traffic never reallocates; room beyond it that
@@ -36,6 +39,9 @@ pub(crate) struct State<K> {
     counts: Counts,
     /// The waits and holds measured (nothing without `diagnostics`).
     timings: Timings,
+    /// The keys most contended, once released free.
+    #[cfg(feature = "diagnostics")]
+    hot: Sketch<K>,
 }
 
 /// [`Stats`] less its acquisitions, which are the releases plus the keys
@@ -106,6 +112,8 @@ impl<K> State<K> {
             waiters: Slab::new(),
             counts: Counts::default(),
             timings: Timings::default(),
+            #[cfg(feature = "diagnostics")]
+            hot: Sketch::default(),
         }
     }
 
@@ -311,7 +319,9 @@ impl<K: Eq> State<K> {
             .get_mut(&probe(key, hash) as &dyn Probe<K>)
             .expect("lock-manager: a waiter's key was lost; is its `Eq` inconsistent?");
         let (waker, since) = queue.remove(&mut self.waiters, slot);
-        self.timings.abandoned(since);
+        let now = trace::now();
+        queue.heat.waited(since, now);
+        self.timings.abandoned(since, now);
         self.trim_waiters();
         waker.map_or(Deferred::Nothing, Deferred::Drop)
     }
@@ -371,18 +381,54 @@ impl<K: Eq> State<K> {
                 waker.map_or(Deferred::Nothing, Deferred::Wake)
             }
             None => {
-                if let Some(queue) = self.keys.remove(&probe(key, hash) as &dyn Probe<K>) {
+                let removed = self.keys.remove_entry(&probe(key, hash) as &dyn Probe<K>);
+                if let Some((held, queue)) = removed {
                     self.counts.releases += 1;
                     self.timings.held(queue.holder().since, now);
+                    if queue.heat.is_hot() {
+                        self.cooled(held, queue.heat);
+                    }
                     self.trim_keys();
                 }
                 Deferred::Nothing
             }
         }
     }
+
+    /// Adds the contention `held` saw to the shard's hot keys, as it is
+    /// released free: the map's own copy of the key moves there.
+    #[cfg_attr(not(feature = "diagnostics"), allow(unused_variables))]
+    fn cooled(&mut self, held: Hashed<K>, heat: Heat) {
+        #[cfg(feature = "diagnostics")]
+        self.hot
+            .add(held.key, held.hash, heat.contended, heat.waited);
+    }
 }
 
 impl<K: Eq + Clone> State<K> {
+    /// Appends the keys most contended in this shard to `hot`: those held
+    /// now that saw contention, and those its sketch tracks (nothing
+    /// without `diagnostics`).
+    #[cfg_attr(not(feature = "diagnostics"), allow(unused_variables, clippy::ptr_arg))]
+    pub(crate) fn report_hot(&self, hot: &mut Vec<HotKey<K>>) {
+        #[cfg(feature = "diagnostics")]
+        {
+            let from = hot.len();
+            for (Hashed { key, .. }, queue) in &self.keys {
+                let heat = queue.heat;
+                if heat.is_hot() {
+                    hot.push(HotKey {
+                        key: key.clone(),
+                        contended: heat.contended,
+                        waited: std::time::Duration::from_nanos(heat.waited),
+                        error: 0,
+                    });
+                }
+            }
+            self.hot.report(hot, from);
+        }
+    }
+
     /// Appends every key held in this shard to `held`; `waits` names the
     /// key an owner waits for.
     pub(crate) fn report(&self, held: &mut Vec<HeldKey<K>>, waits: &Waits<'_, K>) {
@@ -436,9 +482,9 @@ mod tests {
     fn a_held_u64_key_takes_32_bytes_of_map_entry() {
         // What the memory per held key rests on: the key and its hash, then
         // its queue's ends and length; with `diagnostics`, its holder's
-        // `Instant` and call site too.
+        // `Instant` and call site, and its contention, too.
         let entry = if cfg!(feature = "diagnostics") {
-            56
+            72
         } else {
             32
         };

@@ -76,3 +76,49 @@ impl Origin {
         }
     }
 }
+
+/// How contended a held key has been since it was last taken free: its
+/// contended acquisitions and their waits, added into its shard's hot keys
+/// when it is released free (zero-sized without the `diagnostics`
+/// feature).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Heat {
+    /// Requests that found the key held and queued.
+    #[cfg(feature = "diagnostics")]
+    pub(crate) contended: u64,
+    /// Their waits that ended, added up in nanoseconds (saturating).
+    #[cfg(feature = "diagnostics")]
+    pub(crate) waited: u64,
+}
+
+#[cfg_attr(not(feature = "diagnostics"), allow(unused_variables))]
+impl Heat {
+    /// Counts one more request queued.
+    #[inline]
+    pub(crate) fn contended(&mut self) {
+        #[cfg(feature = "diagnostics")]
+        {
+            self.contended += 1;
+        }
+    }
+
+    /// Counts a wait from `since` to `now` that ended.
+    #[inline]
+    pub(crate) fn waited(&mut self, since: Stamp, now: Stamp) {
+        #[cfg(feature = "diagnostics")]
+        {
+            let waited = now.saturating_duration_since(since).as_nanos();
+            let waited = u64::try_from(waited).unwrap_or(u64::MAX);
+            self.waited = self.waited.saturating_add(waited);
+        }
+    }
+
+    /// Whether any request queued: always `false` without `diagnostics`.
+    #[inline]
+    pub(crate) fn is_hot(&self) -> bool {
+        #[cfg(feature = "diagnostics")]
+        return self.contended > 0;
+        #[cfg(not(feature = "diagnostics"))]
+        false
+    }
+}

@@ -177,7 +177,11 @@ fn a_many_request_is_refused_when_any_key_is_at_its_bound() {
             assert_eq!(refused.waiters(), 1, "{ctx}");
             let mut refused = stats;
             refused.busy += 1;
-            assert_eq!(locks.stats(), refused, "{ctx}: a refusal counts itself only");
+            assert_eq!(
+                locks.stats(),
+                refused,
+                "{ctx}: a refusal counts itself only"
+            );
             assert_eq!(format!("{locks:?}"), debug, "{ctx}");
             assert_eq!(locks.locked_count(), 1, "{ctx}");
             assert_eq!(locks.queue_len(&busy), 2, "{ctx}");

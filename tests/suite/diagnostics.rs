@@ -18,7 +18,11 @@ fn counts(stats: Stats) -> [u64; 5] {
     let expected = |count| if lock_manager::DIAGNOSTICS { count } else { 0 };
     let abandoned = stats.abandoned.count();
     assert!(abandoned <= stats.cancellations, "abandoned");
-    assert_eq!(stats.waits.count(), expected(stats.handoffs) + abandoned, "waits");
+    assert_eq!(
+        stats.waits.count(),
+        expected(stats.handoffs) + abandoned,
+        "waits"
+    );
     assert_eq!(stats.holds.count(), expected(stats.releases), "holds");
     [
         stats.acquisitions,
@@ -581,7 +585,10 @@ fn the_reports_serialize() {
         .iter()
         .map(|b| b["count"].as_u64().unwrap())
         .collect();
-    assert_eq!(cumulative.last().copied().unwrap_or(0), if measured { 2 } else { 0 });
+    assert_eq!(
+        cumulative.last().copied().unwrap_or(0),
+        if measured { 2 } else { 0 }
+    );
     assert!(cumulative.windows(2).all(|pair| pair[0] < pair[1]));
     assert!(buckets.iter().all(|b| b["le"].as_f64().unwrap() > 0.0));
     let sum = stats["holds"]["sum"].as_f64().unwrap();

@@ -87,7 +87,7 @@ const LAYERS: &[&[&str]] = &[
     &["error", "hashed", "histogram", "small", "sync", "trace"],
     // The reports; one key's wait queue, linked through a slab; parking a
     // thread on a future.
-    &["diagnostics", "queue", "wait"],
+    &["diagnostics", "hot", "queue", "wait"],
     // One shard's bookkeeping, run under its mutex; the reports' `serde`.
     &["serialize", "state"],
     // The shards, and every rule for taking their mutexes.

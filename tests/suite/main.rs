@@ -14,6 +14,7 @@ mod bounded;
 mod deadlines;
 mod diagnostics;
 mod extend;
+mod hot;
 mod layers;
 mod many;
 mod memory;

@@ -589,6 +589,10 @@ struct Harness<'a> {
     /// Waiters dropped while queued (not yet handed their key): with
     /// `diagnostics`, the abandoned waits.
     abandoned: u64,
+    /// The requests that queued for each key: with `diagnostics`, its
+    /// count among the hot keys (exact: the sketch tracks more keys than
+    /// the model has).
+    hot: [u64; KEYS as usize],
     /// Expected wake count of each task.
     wakes: Vec<usize>,
     next_id: usize,
@@ -619,6 +623,7 @@ impl<'a> Harness<'a> {
             queues: Default::default(),
             counts: Stats::default(),
             abandoned: 0,
+            hot: Default::default(),
             wakes: Vec::new(),
             next_id: 0,
             nodes: BTreeMap::new(),
@@ -650,6 +655,7 @@ impl<'a> Harness<'a> {
             self.counts.acquisitions += 1;
         } else {
             self.counts.contended += 1;
+            self.hot[usize::from(key)] += 1;
         }
         queue.push_back(id);
     }
@@ -1630,6 +1636,13 @@ impl<'a> Harness<'a> {
         prop_assert_eq!(stats.waits.count(), waits, "waits");
         prop_assert_eq!(stats.holds.count(), measured(stats.releases), "holds");
         (stats.waits, stats.abandoned, stats.holds) = Default::default();
+        let mut hot = [0; KEYS as usize];
+        for key in locks.hot_keys(usize::MAX) {
+            prop_assert_eq!(key.error, 0, "a hot key overcounted: {:?}", key);
+            hot[usize::from(key.key)] = key.contended;
+        }
+        let expected = self.hot.map(|count| if lock_manager::DIAGNOSTICS { count } else { 0 });
+        prop_assert_eq!(hot, expected, "hot keys");
         prop_assert_eq!(stats, self.counts, "stats");
         // Waiters in the slab: the queued ones and those granted, unpolled;
         // one per future, multi-key or not.
