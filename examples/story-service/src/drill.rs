@@ -115,6 +115,9 @@ struct Figures {
     busy: f64,
     waits: Parsed,
     abandoned: Parsed,
+    /// `lock_manager_hot_key_contended` in the exposition's order, with
+    /// `lock_manager_hot_key_waited_seconds`: `(key, contended, waited)`.
+    hot: Vec<(String, f64, f64)>,
 }
 
 /// A histogram as the exposition has it.
@@ -286,8 +289,38 @@ impl Figures {
             busy: counter(scrape, "lock_manager_busy_total")?,
             waits: histogram(scrape, "lock_manager_wait_seconds")?,
             abandoned: histogram(scrape, "lock_manager_abandoned_wait_seconds")?,
+            hot: hot_keys(scrape)?,
         })
     }
+}
+
+/// The hot keys, as `lock_manager_hot_key_contended` lists them.
+fn hot_keys(scrape: &Scrape) -> Result<Vec<(String, f64, f64)>, String> {
+    let gauges = |name: &'static str| {
+        scrape
+            .samples
+            .iter()
+            .filter(move |sample| sample.metric == name)
+            .map(
+                move |sample| match (&sample.value, sample.labels.get("key")) {
+                    (Value::Gauge(value), Some(key)) => Ok((key.to_owned(), *value)),
+                    _ => Err(format!("{name} is not a gauge labelled by key: {sample:?}")),
+                },
+            )
+    };
+    let waited = gauges("lock_manager_hot_key_waited_seconds").collect::<Result<Vec<_>, _>>()?;
+    gauges("lock_manager_hot_key_contended")
+        .map(|sample| {
+            let (key, contended) = sample?;
+            let (_, waited) = waited
+                .iter()
+                .find(|(other, _)| *other == key)
+                .ok_or_else(|| {
+                    format!("hot key {key} has no lock_manager_hot_key_waited_seconds")
+                })?;
+            Ok((key, contended, *waited))
+        })
+        .collect()
 }
 
 /// The one sample named `name`, read by `value`.
@@ -393,6 +426,17 @@ impl Outcome {
             }
             Err(error) => println!("  /metrics: {error}"),
         }
+        if let Ok(figures) = &self.scrape {
+            let hot: Vec<String> = figures
+                .hot
+                .iter()
+                .take(3)
+                .map(|(key, contended, waited)| {
+                    format!("story {key} ({contended} contended, waited {waited:.3} s)")
+                })
+                .collect();
+            println!("  hot keys: {}", hot.join(", "));
+        }
     }
 
     /// What went wrong, if anything.
@@ -463,12 +507,34 @@ impl Outcome {
                 figures.busy
             ));
         }
+        let stuck_key = STUCK.to_string();
+        match figures.hot.first() {
+            None => problems.push("/metrics lists no hot keys".into()),
+            Some((key, _, _)) if *key != stuck_key => problems.push(format!(
+                "the hot keys list story {key} first, not story {STUCK}"
+            )),
+            // Each request that timed out on the story queued for it; the
+            // manager's sketch may overcount, never undercount.
+            Some((_, contended, _)) if *contended < stuck.timeouts as f64 => {
+                problems.push(format!(
+                    "story {STUCK} counts {contended} contended requests for {} 503s after \
+                     waiting",
+                    stuck.timeouts
+                ))
+            }
+            Some(_) => {}
+        }
+        if figures.hot.windows(2).any(|pair| pair[0].1 < pair[1].1) {
+            problems.push("the hot keys are not listed the most contended first".into());
+        }
         problems
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     const EXPOSITION: &str = "\
@@ -494,6 +560,14 @@ lock_manager_abandoned_wait_seconds_bucket{le=\"0.01\"} 0
 lock_manager_abandoned_wait_seconds_bucket{le=\"+Inf\"} 3
 lock_manager_abandoned_wait_seconds_sum 0.3
 lock_manager_abandoned_wait_seconds_count 3
+# HELP lock_manager_hot_key_contended Contended.
+# TYPE lock_manager_hot_key_contended gauge
+lock_manager_hot_key_contended{key=\"7\"} 24
+lock_manager_hot_key_contended{key=\"2\"} 5
+# HELP lock_manager_hot_key_waited_seconds Waited.
+# TYPE lock_manager_hot_key_waited_seconds gauge
+lock_manager_hot_key_waited_seconds{key=\"7\"} 0.5
+lock_manager_hot_key_waited_seconds{key=\"2\"} 0.01
 ";
 
     fn figures(text: &str) -> Result<Figures, String> {
@@ -513,6 +587,8 @@ lock_manager_abandoned_wait_seconds_count 3
         assert_eq!(figures.waits.at_least(Duration::from_millis(21)), 3.0);
         assert_eq!(figures.waits.at_least(Duration::ZERO), 7.0);
         assert_eq!(figures.abandoned.at_least(Duration::from_millis(20)), 3.0);
+        let hot = [("7".to_owned(), 24.0, 0.5), ("2".to_owned(), 5.0, 0.01)];
+        assert_eq!(figures.hot, hot);
     }
 
     #[test]
@@ -540,6 +616,53 @@ lock_manager_abandoned_wait_seconds_count 3
             .contains("no lock_manager_wait_seconds_sum"));
     }
 
+    /// A drill whose clients got `timeouts` 503s after waiting for story 7,
+    /// judged by `EXPOSITION` edited by `edit`.
+    fn problems(timeouts: u64, edit: impl Fn(String) -> String) -> Vec<String> {
+        let outcome = Outcome {
+            addr: ([127, 0, 0, 1], 1).into(),
+            wait: Duration::from_millis(20),
+            held_for: Duration::from_millis(100),
+            stuck: Tally {
+                requests: timeouts,
+                timeouts,
+                ..Tally::default()
+            },
+            normal: Tally::default(),
+            after_release: 200,
+            scrape: figures(&edit(EXPOSITION.to_owned())),
+        };
+        outcome.problems()
+    }
+
+    #[test]
+    fn the_drill_judges_the_scrape() {
+        // Five waits of 20 ms or more, three of them abandoned, three
+        // cancellations; story 7 first.
+        assert_eq!(problems(3, |text| text), Vec::<String>::new());
+        let six = problems(6, |text| text);
+        assert_eq!(six.len(), 3, "{six:?}");
+        assert!(six[0].starts_with("lock_manager_wait_seconds counts 5 waits"));
+        assert!(six[1].starts_with("lock_manager_abandoned_wait_seconds counts 3"));
+        assert!(six[2].starts_with("lock_manager_cancellations_total is 3"));
+        let swapped = problems(3, |text| text.replace("key=\"7\"", "key=\"x\""));
+        assert_eq!(swapped, ["the hot keys list story x first, not story 7"]);
+        let unordered = problems(3, |text| text.replace("} 24", "} 4"));
+        assert_eq!(
+            unordered,
+            ["the hot keys are not listed the most contended first"]
+        );
+        let broken = problems(3, |text| text.replace(" 24", " lots"));
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].contains("not a number"), "{broken:?}");
+    }
+
+    #[test]
+    fn hot_keys_need_their_waits() {
+        let gone = EXPOSITION.replace("lock_manager_hot_key_waited_seconds{key=\"2\"} 0.01\n", "");
+        assert!(figures(&gone).unwrap_err().contains("hot key 2"));
+    }
+
     #[test]
     fn a_counter_must_be_a_counter() {
         let untyped = EXPOSITION.replace("# TYPE lock_manager_busy_total counter\n", "");
@@ -552,19 +675,29 @@ lock_manager_abandoned_wait_seconds_count 3
 
     /// The service's own exposition, encoded by prometheus-client, reads
     /// back whole.
-    #[test]
-    fn the_service_exposition_parses() {
-        let locks = std::sync::Arc::new(LockManager::new());
+    #[tokio::test]
+    async fn the_service_exposition_parses() {
+        let locks = Arc::new(LockManager::new());
         drop(locks.try_acquire(1));
-        let text = metrics::encode(&metrics::registry(locks)).unwrap();
+        // Story 9 held, and one request for it given up: its only waiter.
+        let held = locks.try_acquire(9).unwrap();
+        let waiter = locks.acquire(9);
+        let timed_out = tokio::time::timeout(Duration::from_millis(1), waiter).await;
+        assert!(timed_out.is_err());
+        drop(timed_out);
+        drop(held);
+        let text = metrics::encode(&metrics::registry(Arc::clone(&locks))).unwrap();
         let scrape = parse(&text).unwrap();
         let acquisitions = counter(&scrape, "lock_manager_acquisitions_total").unwrap();
-        assert_eq!(acquisitions, 1.0);
+        assert_eq!(acquisitions, 2.0);
         if lock_manager::DIAGNOSTICS {
             let figures = Figures::read(&scrape, 0).unwrap();
             assert_eq!(figures.waits.buckets.len(), 106);
+            assert_eq!(figures.hot, [("9".to_owned(), 1.0, figures.hot[0].2)]);
             let holds = histogram(&scrape, "lock_manager_hold_seconds").unwrap();
-            assert_eq!(holds.count, 1.0);
+            assert_eq!(holds.count, 2.0);
+            let abandoned = histogram(&scrape, "lock_manager_abandoned_wait_seconds").unwrap();
+            assert_eq!(abandoned.at_least(Duration::from_millis(1)), 1.0);
         } else {
             assert!(histogram(&scrape, "lock_manager_wait_seconds").is_err());
         }

@@ -8,23 +8,28 @@
 //! the library's `diagnostics` feature, the waits, the abandoned waits and
 //! the holds are Prometheus histograms (`lock_manager_wait_seconds_bucket`
 //! with `le`, `_sum`, `_count`), and the hot keys are gauges labelled by
-//! story (`lock_manager_hot_key_contended{key="7"}`). Without it they are
-//! left out rather than shown empty, and `lock_manager_diagnostics` says
-//! which: an empty histogram would read as "no waits" where nothing was
-//! measured.
+//! story (`lock_manager_hot_key_contended{key="7"}`, the top ten). Without
+//! it they are left out rather than shown empty, and
+//! `lock_manager_diagnostics` says which: an empty histogram would read as
+//! "no waits" where nothing was measured.
 
 use std::fmt;
 use std::sync::Arc;
 
-use lock_manager::{Histogram, LockManager, DIAGNOSTICS};
+use lock_manager::{Histogram, HotKey, LockManager, DIAGNOSTICS};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeMetric, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// How many hot keys a scrape reports, the most contended first.
+pub const HOT_KEYS: usize = 10;
 
 /// A registry whose only source is `locks`, read at each scrape.
 pub fn registry(locks: Arc<LockManager<u64>>) -> Registry {
@@ -136,8 +141,58 @@ impl Collector for LockCollector {
                 metric.metric_type(),
             )?)?;
         }
-        Ok(())
+
+        // Gauges, not counters: a key's figures only grow while the
+        // manager's sketch keeps it, but a key dropped for others and
+        // taken back starts again from an estimate, and a key leaves the
+        // top ten as others pass it.
+        let hot = self.locks.hot_keys(HOT_KEYS);
+        hot_key_gauges(
+            &mut encoder,
+            "lock_manager_hot_key_contended",
+            "The most contended stories, by key: the requests that found \
+             the story locked and queued for it (waits given up included).",
+            None,
+            &hot,
+            |key| key.contended,
+        )?;
+        hot_key_gauges(
+            &mut encoder,
+            "lock_manager_hot_key_waited",
+            "The most contended stories' waits, added up (those given up \
+             included, those in progress not).",
+            Some(&Unit::Seconds),
+            &hot,
+            |key| key.waited.as_secs_f64(),
+        )?;
+        hot_key_gauges(
+            &mut encoder,
+            "lock_manager_hot_key_contended_error",
+            "How much lock_manager_hot_key_contended may overcount for the \
+             story (0 when exact): the manager keeps a bounded sketch.",
+            None,
+            &hot,
+            |key| key.error,
+        )
     }
+}
+
+/// One gauge per hot key, labelled `key`, in the manager's order (the most
+/// contended first).
+fn hot_key_gauges<V: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    hot: &[HotKey<u64>],
+    value: impl Fn(&HotKey<u64>) -> V,
+) -> Result<(), fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for key in hot {
+        let labels = [("key", key.key.to_string())];
+        ConstGauge::new(value(key)).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// One of the manager's histograms, already aggregated: what a Prometheus

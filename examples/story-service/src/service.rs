@@ -145,14 +145,16 @@ async fn move_page(State(app): State<App>, Json(page): Json<Move>) -> Result<Jso
 }
 
 /// The manager's view as JSON, through the library's `serde` feature: its
-/// counters with the distributions of waits and holds, and every story held
-/// with its waiters. The ages, call sites and distributions are empty
-/// (null) unless the `diagnostics` feature is on.
+/// counters with the distributions of waits and holds, every story held
+/// with its waiters, and the most contended stories. The ages, call sites,
+/// distributions and hot stories are empty (null) unless the `diagnostics`
+/// feature is on.
 async fn lock_report(State(app): State<App>) -> Json<Value> {
     Json(json!({
         "lock": app.config.lock,
         "stats": app.locks.stats(),
         "held": app.locks.snapshot(),
+        "hot": app.locks.hot_keys(metrics::HOT_KEYS),
     }))
 }
 
