@@ -11,9 +11,11 @@
 // Without `diagnostics`, no shard keeps a sketch; its tests run anyway.
 #![cfg_attr(not(feature = "diagnostics"), allow(dead_code))]
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::hashed::KeyHash;
+use crate::trace::Heat;
 
 /// The keys a shard's sketch tracks.
 const TRACKED: usize = 16;
@@ -60,6 +62,67 @@ pub struct HotKey<K> {
     /// [`waited`](Self::waited) with it): what the sketch counted for the
     /// key it dropped when it took this one back. Zero when exact.
     pub error: u64,
+}
+
+/// A shard's hot keys: its [`Sketch`] with the `diagnostics` feature,
+/// nothing (zero-sized) without it.
+#[derive(Debug)]
+pub(crate) struct HotKeys<K> {
+    #[cfg(feature = "diagnostics")]
+    sketch: Sketch<K>,
+    sketch_of: PhantomData<fn() -> K>,
+}
+
+impl<K> Default for HotKeys<K> {
+    fn default() -> Self {
+        Self {
+            #[cfg(feature = "diagnostics")]
+            sketch: Sketch::default(),
+            sketch_of: PhantomData,
+        }
+    }
+}
+
+#[cfg_attr(not(feature = "diagnostics"), allow(unused_variables))]
+impl<K: Eq> HotKeys<K> {
+    /// Adds the contention `key` saw while it was held (`heat`), as it is
+    /// released free, if it saw any.
+    pub(crate) fn cooled(&mut self, key: K, hash: KeyHash, heat: Heat) {
+        #[cfg(feature = "diagnostics")]
+        if heat.is_hot() {
+            self.sketch.add(key, hash, heat.contended, heat.waited);
+        }
+    }
+}
+
+#[cfg_attr(
+    not(feature = "diagnostics"),
+    allow(unused_variables, unused_mut, clippy::ptr_arg)
+)]
+impl<K: Eq + Clone> HotKeys<K> {
+    /// Appends to `hot` the keys of `held` (held now, each with its
+    /// contention so far) that saw contention, then the keys the sketch
+    /// tracks, a key in both on one line.
+    pub(crate) fn report<'a>(
+        &self,
+        held: impl Iterator<Item = (&'a K, Heat)>,
+        hot: &mut Vec<HotKey<K>>,
+    ) where
+        K: 'a,
+    {
+        #[cfg(feature = "diagnostics")]
+        {
+            let from = hot.len();
+            let held = held.filter(|(_, heat)| heat.is_hot());
+            hot.extend(held.map(|(key, heat)| HotKey {
+                key: key.clone(),
+                contended: heat.contended,
+                waited: Duration::from_nanos(heat.waited),
+                error: 0,
+            }));
+            self.sketch.report(hot, from);
+        }
+    }
 }
 
 /// A shard's hot keys: at most [`TRACKED`], those with the most contended

@@ -113,12 +113,9 @@ impl Heat {
         }
     }
 
-    /// Whether any request queued: always `false` without `diagnostics`.
-    #[inline]
+    /// Whether any request queued.
+    #[cfg(feature = "diagnostics")]
     pub(crate) fn is_hot(&self) -> bool {
-        #[cfg(feature = "diagnostics")]
-        return self.contended > 0;
-        #[cfg(not(feature = "diagnostics"))]
-        false
+        self.contended > 0
     }
 }

@@ -1641,7 +1641,9 @@ impl<'a> Harness<'a> {
             prop_assert_eq!(key.error, 0, "a hot key overcounted: {:?}", key);
             hot[usize::from(key.key)] = key.contended;
         }
-        let expected = self.hot.map(|count| if lock_manager::DIAGNOSTICS { count } else { 0 });
+        let expected = self
+            .hot
+            .map(|count| if lock_manager::DIAGNOSTICS { count } else { 0 });
         prop_assert_eq!(hot, expected, "hot keys");
         prop_assert_eq!(stats, self.counts, "stats");
         // Waiters in the slab: the queued ones and those granted, unpolled;
