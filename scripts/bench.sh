@@ -15,13 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=benches/RESULTS.md
+charts=benches/charts
 quick=0
 run=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
         --report) run=0 ;;
-        -o) shift; out="$1" ;;
+        -o) shift; out="$1"; charts="$(dirname "$1")/charts" ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -60,4 +61,4 @@ if [ "$run" = 1 ]; then
     cat /proc/loadavg >"$results/load-after" 2>/dev/null || true
 fi
 
-cargo run --release -p lock-manager-benches --bin bench-report -- "$target_dir" "$out"
+cargo run --release -p lock-manager-benches --bin bench-report -- "$target_dir" "$out" "$charts"

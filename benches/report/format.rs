@@ -19,22 +19,13 @@ pub fn thousands(v: f64, decimals: usize) -> String {
 /// A time in ns in the unit that keeps it short: "42.2 ns", "1,648 ns",
 /// "21.4 µs", "644.5 ms", "2.10 s".
 pub fn time(v: f64) -> String {
-    if v >= 1e9 {
-        format!("{:.2} s", v / 1e9)
-    } else if v >= 1e6 {
-        format!("{:.1} ms", v / 1e6)
-    } else if v >= 10_000.0 {
-        format!("{:.1} µs", v / 1e3)
-    } else if v >= 1000.0 {
-        format!("{} ns", thousands(v, 0))
-    } else {
-        format!("{v:.1} ns")
+    match v {
+        v if v >= 1e9 => format!("{:.2} s", v / 1e9),
+        v if v >= 1e6 => format!("{:.1} ms", v / 1e6),
+        v if v >= 1e4 => format!("{:.1} µs", v / 1e3),
+        v if v >= 1e3 => format!("{} ns", thousands(v, 0)),
+        v => format!("{v:.1} ns"),
     }
-}
-
-/// [`time`], or "n/a" for a figure not measured.
-pub fn maybe_time(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_string(), time)
 }
 
 /// A ratio: "1.04x".
@@ -67,34 +58,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thousands_separate_the_integer_part_only() {
-        assert_eq!(thousands(17_408.0, 0), "17,408");
-        assert_eq!(thousands(2_228_240.0, 0), "2,228,240");
-        assert_eq!(thousands(999.0, 0), "999");
-        assert_eq!(thousands(1234.56, 1), "1,234.6");
-        assert_eq!(thousands(-1234.0, 0), "-1,234");
+    fn numbers_read_alike_everywhere() {
+        let thousand = [2_228_240.0, 999.0, -1234.0].map(|v| thousands(v, 0));
+        assert_eq!(thousand, ["2,228,240", "999", "-1,234"]);
         // Ties round to even, as the figures were always rounded.
-        assert_eq!(thousands(0.125, 2), "0.12");
-    }
-
-    #[test]
-    fn times_take_the_shortest_unit() {
-        assert_eq!(time(42.24), "42.2 ns");
-        assert_eq!(time(1648.4), "1,648 ns");
-        assert_eq!(time(1999.6), "2,000 ns");
-        assert_eq!(time(21_400.0), "21.4 µs");
-        assert_eq!(time(644_466_071.0), "644.5 ms");
-        assert_eq!(time(2.1e9), "2.10 s");
-        assert_eq!(maybe_time(None), "n/a");
+        let fractions = [thousands(1234.56, 1), thousands(0.125, 2)];
+        assert_eq!(fractions, ["1,234.6", "0.12"]);
+        let times = [42.24, 1648.4, 1999.6].map(time);
+        assert_eq!(times, ["42.2 ns", "1,648 ns", "2,000 ns"]);
+        let times = [21_400.0, 644_466_071.0, 2.1e9].map(time);
+        assert_eq!(times, ["21.4 µs", "644.5 ms", "2.10 s"]);
         assert_eq!(ratio(1.0361), "1.04x");
-    }
-
-    #[test]
-    fn ticks_are_plain() {
-        assert_eq!(tick(0.5e6), "500 µs");
-        assert_eq!(tick(2e9), "2 s");
-        assert_eq!(tick(20.0), "20 ns");
-        assert_eq!(plain(100_000.0), "100,000");
-        assert_eq!(plain(2.5), "2.5");
+        assert_eq!([0.5e6, 2e9, 20.0].map(tick), ["500 µs", "2 s", "20 ns"]);
+        assert_eq!([100_000.0, 2.5].map(plain), ["100,000", "2.5"]);
     }
 }

@@ -2,14 +2,14 @@
 //! as `benches/RESULTS.md` and its charts.
 //!
 //! ```text
-//! cargo run --release -p lock-manager-benches --bin bench-report -- TARGET_DIR [RESULTS_MD]
+//! cargo run --release -p lock-manager-benches --bin bench-report -- TARGET_DIR [RESULTS_MD CHARTS_DIR]
 //! ```
 //!
 //! Reads criterion's estimates under `TARGET_DIR/criterion` and what the
 //! other benches and the script leave in `TARGET_DIR/bench-results`;
 //! writes the tables to RESULTS_MD (default `benches/RESULTS.md`) and the
-//! charts to `charts/` beside it. Every ratio comes from figures of that
-//! one run.
+//! charts to CHARTS_DIR (default `benches/charts`). Every ratio comes from
+//! figures of that one run.
 
 mod charts;
 mod format;
@@ -19,22 +19,21 @@ mod markdown;
 #[path = "../common/names.rs"]
 mod names;
 mod results;
-mod svg;
 mod targets;
 
+use std::error::Error;
 use std::path::{Path, PathBuf};
-use std::{env, fs, io, process};
+use std::{env, fs, process};
 
-fn main() -> io::Result<()> {
+/// Writes the report, or says why it could not.
+fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<PathBuf> = env::args_os().skip(1).map(PathBuf::from).collect();
-    let (target, out) = match args.as_slice() {
-        [target] => (
-            target,
-            Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md")),
-        ),
-        [target, out] => (target, out.as_path()),
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (target, out, charts) = match args.as_slice() {
+        [target] => (target, here.join("RESULTS.md"), here.join("charts")),
+        [target, out, charts] => (target, out.clone(), charts.clone()),
         _ => {
-            eprintln!("usage: bench-report TARGET_DIR [RESULTS_MD]");
+            eprintln!("usage: bench-report TARGET_DIR [RESULTS_MD CHARTS_DIR]");
             process::exit(2);
         }
     };
@@ -49,9 +48,8 @@ fn main() -> io::Result<()> {
     }
     let targets = targets::targets(&results);
     let md = markdown::results_md(&results, &targets);
-    let folder = out.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(folder)?;
-    fs::write(out, md)?;
+    fs::create_dir_all(out.parent().unwrap_or(Path::new(".")))?;
+    fs::write(&out, md)?;
     eprintln!("wrote {}", out.display());
-    charts::draw(&results, &folder.join("charts"))
+    charts::draw(&results, &charts)
 }

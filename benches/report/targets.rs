@@ -1,551 +1,230 @@
-//! The targets the suite judges lock-manager by, each computed from
-//! figures of one run.
-
-use std::fmt;
+//! The targets the suite judges lock-manager by, each from figures of one
+//! run: a scenario's from its [`Goal`](crate::names::Goal), the rest here.
 
 use crate::format::{ratio, thousands, time};
-use crate::names::{
-    CHURN_STRING, CHURN_U64, CONTENDED, FLOOR, FUTURES_LOCK_RECIPE, HOT, KEY_ONLY, OURS, PAIRS,
-    PAIRS_16, REF_TOKIO_MUTEX, SPREAD, UNCONTENDED,
-};
+use crate::names::{Scenario, CONTENDED, FLOOR, FUTURES_LOCK_RECIPE, KEY_ONLY, OURS};
+use crate::names::{REF_TOKIO_MUTEX, SCENARIOS};
 use crate::results::{cell, fifo_rivals, maybe_number, number, rivals, Results, Row};
 
-/// The queue lengths the queue and memory benches run.
-const QS: [u32; 3] = [1000, 10_000, 100_000];
+/// One row of the targets table: what is asked, what lock-manager
+/// measured, and whether it was met (`None`: nothing asked, or not to be
+/// judged on this machine, as the measure says).
+pub type Target = (String, String, Option<bool>);
 
-pub struct Target {
-    pub name: String,
-    /// What lock-manager measured, with what it was compared with.
-    pub measured: String,
-    pub verdict: Verdict,
-}
+/// The mutex the hot-key targets compare with.
+const MUTEX: &str = "one `tokio::sync::Mutex<()>` (a reference)";
 
-#[derive(Debug, PartialEq)]
-pub enum Verdict {
-    Met,
-    NotMet,
-    /// Measured where the target cannot be judged.
-    NotJudged,
-    /// A row with no target, shown for comparison.
-    MeasuredOnly,
-}
-
-impl From<bool> for Verdict {
-    fn from(met: bool) -> Verdict {
-        if met {
-            Verdict::Met
-        } else {
-            Verdict::NotMet
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Verdict::Met => "**met**",
-            Verdict::NotMet => "**not met**",
-            Verdict::NotJudged => "n/a",
-            Verdict::MeasuredOnly => "measured only",
-        })
-    }
-}
-
-/// Every target with the figures it needs in `results`, in the order of
-/// the results' table.
+/// Every target with the figures it needs in `results`: the scenarios'
+/// in their order, then memory, queue and cores.
 pub fn targets(results: &Results) -> Vec<Target> {
-    let mut out = Vec::new();
-    let mut push = |name: String, measured: String, verdict: Verdict| {
-        out.push(Target {
-            name,
-            measured,
-            verdict,
-        })
-    };
-    for scenario in [&UNCONTENDED, &CHURN_U64, &CHURN_STRING] {
-        let ours = results.time(scenario.id, OURS.name);
-        if let (Some(ours), Some((best, name))) = (ours, results.fastest(scenario.id, rivals())) {
-            push(
-                format!(
-                    "{}: at least 2x faster than the fastest peer",
-                    scenario.title
-                ),
-                format!(
-                    "{} (vs {name}: {} vs {})",
-                    ratio(best / ours),
-                    time(ours),
-                    time(best)
-                ),
-                (best / ours >= 2.0).into(),
-            );
+    let mut table = Vec::new();
+    for scenario in SCENARIOS {
+        if let Some(ours) = results.time(scenario.id, OURS.name) {
+            table.extend(scenario_targets(results, scenario, ours));
         }
-        if let (Some(ours), Some(floor)) = (ours, results.time(scenario.id, FLOOR.name)) {
-            push(
-                format!("{}: within 1.3x of the floor", scenario.title),
-                format!(
-                    "{} ({} vs {})",
-                    ratio(ours / floor),
-                    time(ours),
-                    time(floor)
-                ),
-                (ours / floor <= 1.3).into(),
-            );
+        if scenario.id == CONTENDED.id {
+            table.extend(hot_key(results));
         }
     }
+    table.extend(memory(results));
+    table.extend(queue(results));
+    table.extend(many_cores(results));
+    table
+}
 
-    if let Some(allocs) = results.memory(OURS.name, "allocs_per_cycle_u64") {
-        push(
-            "allocations per cycle, u64 keys: zero".into(),
-            format!("{allocs:.2}"),
-            (allocs == 0.0).into(),
-        );
+/// The ratio of two times, then both: "1.23x (a vs b)".
+fn versus(a: f64, b: f64) -> String {
+    format!("{} ({} vs {})", ratio(a / b), time(a), time(b))
+}
+
+/// A target on the ratio `a / b`: met if at most `bar`.
+fn at_most(name: String, (a, b): (f64, f64), bar: f64) -> Target {
+    (name, versus(a, b), Some(a / b <= bar))
+}
+
+/// The bars of a scenario's goal; where it sets none, its speed-up over
+/// the fastest peer, measured only.
+fn scenario_targets(results: &Results, scenario: &Scenario, ours: f64) -> Vec<Target> {
+    let (id, title, goal) = (scenario.id, scenario.title, &scenario.goal);
+    let fifo = results.fastest(id, fifo_rivals());
+    let fastest = [(goal.faster, results.fastest(id, rivals()), "peer")];
+    let mut table = Vec::new();
+    for (bar, best, what) in fastest
+        .into_iter()
+        .chain([(goal.faster_fifo, fifo, "FIFO peer")])
+    {
+        if let (Some(bar), Some((best, name))) = (bar, best) {
+            let name = format!("{title}: at least {bar}x faster than the fastest {what} ({name})");
+            table.push((name, versus(best, ours), Some(best / ours >= bar)));
+        }
     }
-    if let Some(all) = results.memory(OURS.name, "allocs_per_cycle_string") {
+    if let (Some(bar), Some(floor)) = (goal.floor, results.time(id, FLOOR.name)) {
+        let name = format!("{title}: at most {bar}x the floor's time");
+        table.push(at_most(name, (ours, floor), bar));
+    }
+    let asked = goal.faster.or(goal.faster_fifo).or(goal.floor).is_some();
+    if let (false, Some((best, name))) = (asked, results.fastest(id, rivals())) {
+        let about = scenario.about;
+        let name = format!("{title} ({about}): speed-up over the fastest peer ({name})");
+        table.push((name, versus(best, ours), None));
+    }
+    table
+}
+
+/// Criterion's contended group beside the tokio mutex: lock-manager's
+/// time and the mutex's.
+pub fn contended_vs_tokio(results: &Results) -> Option<(f64, f64)> {
+    let ours = results.time(CONTENDED.id, OURS.name)?;
+    Some((ours, results.time(CONTENDED.id, REF_TOKIO_MUTEX.name)?))
+}
+
+/// The rows of lock-manager and the tokio mutex in a fairness section.
+fn with_tokio(section: &[Row]) -> Option<(&Row, &Row)> {
+    let by_name = |name| section.iter().find(|r| cell(r, "name") == name);
+    Some((by_name(OURS.name)?, by_name(REF_TOKIO_MUTEX.name)?))
+}
+
+/// One hot key against the barging `futures::lock` recipe and one tokio
+/// mutex. Against the mutex, judged on the fairness bench, which runs both
+/// in alternating rounds; without it, on criterion's contended group,
+/// which runs one after the other.
+fn hot_key(results: &Results) -> Vec<Target> {
+    let mut table = Vec::new();
+    let ours = results.time(CONTENDED.id, OURS.name);
+    let futures = results.time(CONTENDED.id, FUTURES_LOCK_RECIPE.name);
+    if let (Some(ours), Some(futures)) = (ours, futures) {
+        let name = "3. contended: at most 1.5x the time of the futures::lock recipe";
+        table.push(at_most(name.into(), (ours, futures), 1.5));
+    }
+    let (tight, fairness) = (
+        results.table("fairness-tight.csv"),
+        results.table("fairness.csv"),
+    );
+    let sections = [
+        ("3. contended", tight),
+        ("fairness, an .await inside", fairness),
+    ];
+    for (section, (ours, tokio)) in sections
+        .iter()
+        .filter_map(|(s, t)| Some((s, with_tokio(t)?)))
+    {
+        let (vs, rounds) = (number(ours, "vs_ref_tokio"), cell(ours, "rounds"));
+        let [ns, tokio_ns] = [ours, tokio].map(|row| time(number(row, "ns_per_op")));
+        let vs = ratio(vs);
+        let text = format!("{vs}, median of {rounds} interleaved rounds ({ns} vs {tokio_ns})");
+        let name = format!("{section}: at most 1.05x the time of {MUTEX}");
+        table.push((name, text, Some(number(ours, "vs_ref_tokio") <= 1.05)));
+    }
+    if let (None, Some(times)) = (with_tokio(tight), contended_vs_tokio(results)) {
+        let name = format!("3. contended: at most 1.05x the time of {MUTEX}, criterion's");
+        table.push(at_most(name, times, 1.05));
+    }
+    if let Some((ours, tokio)) = with_tokio(fairness) {
+        let max = (number(ours, "wait_max_ns"), number(tokio, "wait_max_ns"));
+        let name = format!("fairness: a worst wait no longer than that of {MUTEX}");
+        table.push(at_most(name, max, 1.0));
+    }
+    table
+}
+
+/// Allocations per acquire and release on a new key, memory left after a
+/// burst, and bytes per held key and per queued waiter at every size.
+fn memory(results: &Results) -> Vec<Target> {
+    let ours = |metric: &str| results.memory(OURS.name, metric);
+    let mut table = Vec::new();
+    if let Some(allocs) = ours("allocs_per_cycle_u64") {
+        let name = "allocations per cycle, u64 keys: none".into();
+        table.push((name, format!("{allocs:.2}"), Some(allocs == 0.0)));
+    }
+    if let Some(all) = ours("allocs_per_cycle_string") {
         let key = results
             .memory(KEY_ONLY, "allocs_per_cycle_string")
             .unwrap_or(0.0);
-        push(
-            "allocations per cycle, String keys: at most one (the lock's own)".into(),
-            format!(
-                "{:.2} by the lock ({all:.2} in all, {key:.2} of them building the key)",
-                all - key
-            ),
-            (all - key <= 1.0).into(),
-        );
+        let text = format!("{:.2} ({all:.2} less {key:.2} building the key)", all - key);
+        let name = "allocations per cycle, String keys: at most one (the lock's own)".into();
+        table.push((name, text, Some(all - key <= 1.0)));
     }
-
-    let ours = results.time(CONTENDED.id, OURS.name);
-    if let (Some(ours), Some((best, name))) = (ours, results.fastest(CONTENDED.id, fifo_rivals())) {
-        push(
-            "3. contended: at least 1.5x the throughput of the fastest FIFO peer".into(),
-            format!(
-                "{} (vs {name}: {} vs {} per acquire)",
-                ratio(best / ours),
-                time(ours),
-                time(best)
-            ),
-            (best / ours >= 1.5).into(),
-        );
+    if let Some(left) = ours("burst_left_bytes") {
+        let name = "memory after a burst, without `shrink_to_fit`: at most 64 KiB".into();
+        table.push((
+            name,
+            format!("{} B", thousands(left, 0)),
+            Some(left <= 65536.0),
+        ));
     }
-    let futures = results.time(CONTENDED.id, FUTURES_LOCK_RECIPE.name);
-    if let (Some(ours), Some(futures)) = (ours, futures) {
-        push(
-            "3. contended: within 1.5x of the futures::lock recipe".into(),
-            format!(
-                "{} its time per acquire ({} vs {})",
-                ratio(ours / futures),
-                time(ours),
-                time(futures)
-            ),
-            (ours / futures <= 1.5).into(),
-        );
-    }
-    against_tokio(results, &mut push);
-
-    for (scenario, bar) in [
-        (&SPREAD, Bar::Faster(1.5)),
-        (&PAIRS, Bar::None("2 keys per operation")),
-        (&PAIRS_16, Bar::None("2 of 16 keys per operation")),
-        (&HOT, Bar::Faster(1.5)),
-    ] {
-        let ours = results.time(scenario.id, OURS.name);
-        let (Some(ours), Some((best, name))) = (ours, results.fastest(scenario.id, rivals()))
-        else {
-            continue;
-        };
-        let (times, speed_up) = (format!("{} vs {}", time(ours), time(best)), best / ours);
-        match bar {
-            Bar::Faster(factor) => push(
-                format!(
-                    "{}: at least {factor}x faster than the fastest peer",
-                    scenario.title
-                ),
-                format!("{} (vs {name}: {times})", ratio(speed_up)),
-                (speed_up >= factor).into(),
-            ),
-            Bar::None(about) => push(
-                format!("{}: {about}", scenario.title),
-                format!(
-                    "{} faster than the fastest peer (vs {name}: {times} per operation)",
-                    ratio(speed_up)
-                ),
-                Verdict::MeasuredOnly,
-            ),
+    let waiter = "queued waiter, future included";
+    let limits = [("held_key", "held u64 key", 48.0), ("waiter", waiter, 64.0)];
+    for (metric, what, limit) in limits {
+        let sizes = [1000.0, 1e4, 1e5].map(|n| (n, ours(&format!("{metric}_bytes_{n}"))));
+        let sizes: Vec<(f64, f64)> = sizes
+            .iter()
+            .filter_map(|(n, v)| Some((*n, (*v)?)))
+            .collect();
+        let text = sizes
+            .iter()
+            .map(|(n, v)| format!("{v:.1} B at {}", thousands(*n, 0)));
+        let met = sizes.iter().all(|(_, v)| *v <= limit);
+        let name = format!("7. memory: at most {limit} bytes per {what}");
+        if !sizes.is_empty() {
+            table.push((name, text.collect::<Vec<_>>().join(", "), Some(met)));
         }
     }
-
-    queue(results, &mut push);
-    memory(results, &mut push);
-    many_cores(results, &mut push);
-    out
-}
-
-/// What a scenario of several threads must beat.
-enum Bar {
-    /// The fastest peer, by this factor.
-    Faster(f64),
-    /// Nothing: several keys per operation came after the targets were
-    /// set. What the scenario runs.
-    None(&'static str),
-}
-
-/// Criterion's contended group beside the tokio mutex: the same two
-/// figures `RESULTS.md` quotes apart, as "lock-manager / reference".
-pub fn contended_vs_tokio(results: &Results) -> Option<(f64, f64)> {
-    Some((
-        results.time(CONTENDED.id, OURS.name)?,
-        results.time(CONTENDED.id, REF_TOKIO_MUTEX.name)?,
-    ))
-}
-
-/// The rows of a fairness results file by lock name.
-fn by_name<'a>(rows: &'a [Row], name: &str) -> Option<&'a Row> {
-    rows.iter().find(|r| cell(r, "name") == name)
-}
-
-/// The targets against one tokio mutex, judged on the fairness bench,
-/// which runs both in alternating rounds (the median of the per-round
-/// ratios); criterion's contended group, which runs one after the other,
-/// is quoted beside it.
-fn against_tokio(results: &Results, push: &mut impl FnMut(String, String, Verdict)) {
-    let name = "3. contended: at most 1.05x the time of one `tokio::sync::Mutex<()>` (a reference)";
-    let criterion = contended_vs_tokio(results).map(|(ours, tokio)| {
-        format!(
-            "criterion's `contended`, one after the other: {} ({} vs {})",
-            ratio(ours / tokio),
-            time(ours),
-            time(tokio)
-        )
-    });
-    let ours = by_name(&results.tight, OURS.name);
-    let tokio = by_name(&results.tight, REF_TOKIO_MUTEX.name);
-    if let (Some(ours), Some(tokio)) = (ours, tokio) {
-        if let Some(vs) = maybe_number(ours, "vs_ref_tokio") {
-            let mut measured = format!(
-                "{}, median of {} interleaved rounds ({} vs {})",
-                ratio(vs),
-                cell(ours, "rounds"),
-                time(number(ours, "ns_per_op")),
-                time(number(tokio, "ns_per_op"))
-            );
-            if let Some(criterion) = criterion {
-                measured += &format!("; {criterion}");
-            }
-            push(name.into(), measured, (vs <= 1.05).into());
-        }
-    } else if let (Some(criterion), Some((ours, tokio))) = (criterion, contended_vs_tokio(results))
-    {
-        push(name.into(), criterion, (ours / tokio <= 1.05).into());
-    }
-
-    let ours = by_name(&results.fairness, OURS.name);
-    let tokio = by_name(&results.fairness, REF_TOKIO_MUTEX.name);
-    let (Some(ours), Some(tokio)) = (ours, tokio) else {
-        return;
-    };
-    let (vs, rounds) = (number(ours, "vs_ref_tokio"), cell(ours, "rounds"));
-    push(
-        "fairness: at most 1.05x the time per acquire of one `tokio::sync::Mutex<()>`".into(),
-        format!(
-            "{}, median of {rounds} interleaved rounds ({} vs {})",
-            ratio(vs),
-            time(number(ours, "ns_per_op")),
-            time(number(tokio, "ns_per_op"))
-        ),
-        (vs <= 1.05).into(),
-    );
-    let wait = |row, column| number(row, column);
-    let (ours_max, tokio_max) = (wait(ours, "wait_max_ns"), wait(tokio, "wait_max_ns"));
-    let round = "wait_max_round_median_ns";
-    push(
-        "fairness: a worst wait no longer than that tokio mutex's".into(),
-        format!(
-            "{} vs {} over all rounds; a round's worst, median of {rounds}: {} vs {}",
-            time(ours_max),
-            time(tokio_max),
-            time(wait(ours, round)),
-            time(wait(tokio, round))
-        ),
-        (ours_max <= tokio_max).into(),
-    );
+    table
 }
 
 /// Queue scaling: flat per-op costs from Q = 1,000 to 100,000, and
-/// cancelling against the fastest peer at each Q.
-fn queue(results: &Results, push: &mut impl FnMut(String, String, Verdict)) {
-    let at = |name: &str, q: u32| {
-        results
-            .queue
+/// cancelling within 1.2x of the fastest peer at each Q.
+fn queue(results: &Results) -> Vec<Target> {
+    let rows = results.table("queue.tsv");
+    let at = |peer: &str, q: f64, column: &str| {
+        let row = rows
             .iter()
-            .find(|r| cell(r, "peer") == name && number(r, "q") == f64::from(q))
+            .find(|r| cell(r, "peer") == peer && number(r, "q") == q);
+        Some(number(row?, &format!("{column}_ns")))
     };
-    if let (Some(lo), Some(hi)) = (at(OURS.name, QS[0]), at(OURS.name, QS[2])) {
-        for (column, label) in [
-            ("enqueue_ns", "enqueue"),
-            ("cancel_ns", "cancel"),
-            ("handoff_ns", "hand-off"),
-        ] {
-            let (lo, hi) = (number(lo, column), number(hi, column));
-            push(
-                format!(
-                    "6. queue scaling, {label}: per-op cost at Q=100,000 within 1.2x of Q=1,000"
-                ),
-                format!("{} ({hi:.1} vs {lo:.1} ns)", ratio(hi / lo)),
-                (hi / lo <= 1.2).into(),
-            );
-        }
-    }
-
-    let cancels: Vec<(u32, f64, f64, &str)> = QS
-        .into_iter()
-        .filter_map(|q| {
-            let ours = number(at(OURS.name, q)?, "cancel_ns");
-            let (best, name) = results
-                .queue
-                .iter()
-                .filter(|r| number(r, "q") == f64::from(q) && cell(r, "peer") != OURS.name)
-                .map(|r| (number(r, "cancel_ns"), cell(r, "peer")))
-                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)))?;
-            Some((q, ours, best, name))
-        })
-        .collect();
-    if !cancels.is_empty() {
-        let measured: Vec<String> = cancels
-            .iter()
-            .map(|(q, ours, best, name)| {
-                let q = thousands(f64::from(*q), 0);
-                format!(
-                    "{} at {q} ({ours:.1} vs {best:.1} ns, {name})",
-                    ratio(ours / best)
-                )
-            })
-            .collect();
-        push(
-            "cancelling a queued waiter: at most 1.2x the fastest peer at Q = 1,000, 10,000, \
-             100,000"
-                .into(),
-            measured.join(", "),
-            cancels
-                .iter()
-                .all(|(_, ours, best, _)| ours / best <= 1.2)
-                .into(),
-        );
-    }
-}
-
-fn memory(results: &Results, push: &mut impl FnMut(String, String, Verdict)) {
-    if let Some(left) = results.memory(OURS.name, "burst_left_bytes") {
-        push(
-            "memory after a burst, without `shrink_to_fit`: within 64 KiB of a fresh manager's"
-                .into(),
-            format!("{} B left", thousands(left, 0)),
-            (left <= 65536.0).into(),
-        );
-    }
-    for (metric, name, limit) in [
-        (
-            "held_key_bytes",
-            "7. memory: at most 48 bytes per held u64 key",
-            48.0,
-        ),
-        (
-            "waiter_bytes",
-            "7. memory: at most 64 bytes per queued waiter, future included",
-            64.0,
-        ),
+    let mut table = Vec::new();
+    for (column, label) in [
+        ("enqueue", "enqueue"),
+        ("cancel", "cancel"),
+        ("handoff", "hand-off"),
     ] {
-        let sizes: Vec<(u32, f64)> = QS
-            .into_iter()
-            .filter_map(|n| Some((n, results.memory(OURS.name, &format!("{metric}_{n}"))?)))
-            .collect();
-        if sizes.is_empty() {
+        let (Some(lo), Some(hi)) = (at(OURS.name, 1e3, column), at(OURS.name, 1e5, column)) else {
             continue;
-        }
-        let measured: Vec<String> = sizes
-            .iter()
-            .map(|(n, v)| format!("{v:.1} B at {}", thousands(f64::from(*n), 0)))
-            .collect();
-        let worst = sizes.iter().map(|(_, v)| *v).fold(f64::MIN, f64::max);
-        push(name.into(), measured.join(", "), (worst <= limit).into());
+        };
+        let name = format!(
+            "6. queue scaling, {label}: per-op cost at Q = 100,000 at most 1.2x that at 1,000"
+        );
+        table.push(at_most(name, (hi, lo), 1.2));
     }
+    for q in [1e3, 1e4, 1e5] {
+        let peers = rows
+            .iter()
+            .map(|r| cell(r, "peer"))
+            .filter(|p| *p != OURS.name);
+        let cancels = peers.filter_map(|peer| Some((at(peer, q, "cancel")?, peer)));
+        let best = cancels.min_by(|a, b| a.0.total_cmp(&b.0));
+        if let (Some(ours), Some((best, peer))) = (at(OURS.name, q, "cancel"), best) {
+            let q = thousands(q, 0);
+            let name = format!(
+                "cancelling a queued waiter at Q = {q}: at most 1.2x the fastest peer ({peer})"
+            );
+            table.push(at_most(name, (ours, best), 1.2));
+        }
+    }
+    table
 }
 
-/// Judged only where 16 threads each have a core of their own.
-fn many_cores(results: &Results, push: &mut impl FnMut(String, String, Verdict)) {
-    let Some(row) = results.scaling.iter().find(|r| {
-        number(r, "threads") == 16.0 && maybe_number(r, "sharded_floor_ops_per_s").is_some()
-    }) else {
-        return;
-    };
-    let vs = number(row, "ours_ops_per_s") / number(row, "sharded_floor_ops_per_s");
+/// Throughput at 16 threads against the sharded floor, judged only where
+/// each thread has a core of its own.
+fn many_cores(results: &Results) -> Option<Target> {
+    let sixteen = |r: &&Row| number(r, "threads") == 16.0;
+    let row = results.table("scaling.tsv").iter().find(sixteen)?;
+    let vs = number(row, "ours_ops_per_s") / maybe_number(row, "sharded_floor_ops_per_s")?;
     let cores = number(row, "cores");
-    let mut measured = format!("{} at 16 threads", ratio(vs));
-    let verdict = if cores >= 16.0 {
-        (vs >= 0.8).into()
-    } else {
-        measured +=
-            &format!(", with {cores} hardware threads: not judged, the threads share cores");
-        Verdict::NotJudged
-    };
-    push(
-        "many cores: at least 0.8x the throughput of the sharded floor at 16 threads".into(),
-        measured,
-        verdict,
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::names::{LOCKABLE, TOKIO_RECIPE};
-
-    fn row(cells: &[(&str, &str)]) -> Row {
-        cells
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    let mut text = format!("{} at 16 threads", ratio(vs));
+    if cores < 16.0 {
+        text += &format!(", with {cores} hardware threads: not judged, the threads share cores");
     }
-
-    fn find<'a>(targets: &'a [Target], start: &str) -> &'a Target {
-        targets
-            .iter()
-            .find(|t| t.name.starts_with(start))
-            .unwrap_or_else(|| panic!("no target {start:?}"))
-    }
-
-    #[test]
-    fn speed_ups_compare_with_the_fastest_peer_and_the_floor() {
-        let results = Results {
-            times: vec![
-                (UNCONTENDED.id, OURS.name, 40.0),
-                (UNCONTENDED.id, LOCKABLE.name, 100.0),
-                (UNCONTENDED.id, TOKIO_RECIPE.name, 90.0),
-                (UNCONTENDED.id, FLOOR.name, 30.0),
-                (PAIRS.id, OURS.name, 300.0),
-                (PAIRS.id, LOCKABLE.name, 200.0),
-            ],
-            ..Results::default()
-        };
-        let targets = targets(&results);
-        assert_eq!(targets.len(), 3);
-        let fastest = &targets[0];
-        assert_eq!(
-            fastest.name,
-            "1. uncontended: at least 2x faster than the fastest peer"
-        );
-        assert_eq!(
-            fastest.measured,
-            "2.25x (vs tokio-recipe: 40.0 ns vs 90.0 ns)"
-        );
-        assert_eq!(fastest.verdict, Verdict::Met);
-        let floor = &targets[1];
-        assert_eq!(floor.measured, "1.33x (40.0 ns vs 30.0 ns)");
-        assert_eq!(floor.verdict, Verdict::NotMet);
-        let pairs = &targets[2];
-        assert_eq!(pairs.name, "pairs: 2 keys per operation");
-        assert_eq!(pairs.verdict, Verdict::MeasuredOnly);
-        assert_eq!(pairs.verdict.to_string(), "measured only");
-    }
-
-    #[test]
-    fn the_tokio_mutex_is_judged_on_interleaved_rounds() {
-        let fair = |name: &str, ns: &str, vs: &str| {
-            row(&[
-                ("name", name),
-                ("rounds", "5"),
-                ("ns_per_op", ns),
-                ("vs_ref_tokio", vs),
-                ("wait_max_ns", "1000"),
-                ("wait_max_round_median_ns", "900"),
-            ])
-        };
-        let results = Results {
-            times: vec![
-                (CONTENDED.id, OURS.name, 150.0),
-                (CONTENDED.id, REF_TOKIO_MUTEX.name, 100.0),
-            ],
-            tight: vec![
-                fair(OURS.name, "102.0", "1.02"),
-                fair(REF_TOKIO_MUTEX.name, "100.0", "1.0"),
-            ],
-            fairness: vec![
-                fair(OURS.name, "520.0", "1.06"),
-                fair(REF_TOKIO_MUTEX.name, "490.0", "1.0"),
-            ],
-            ..Results::default()
-        };
-        let targets = targets(&results);
-        let tokio = find(&targets, "3. contended: at most 1.05x");
-        assert_eq!(
-            tokio.measured,
-            "1.02x, median of 5 interleaved rounds (102.0 ns vs 100.0 ns); criterion's \
-             `contended`, one after the other: 1.50x (150.0 ns vs 100.0 ns)"
-        );
-        assert_eq!(tokio.verdict, Verdict::Met);
-        let fairness = find(&targets, "fairness: at most");
-        assert_eq!(fairness.verdict, Verdict::NotMet);
-        let worst = find(&targets, "fairness: a worst wait");
-        assert_eq!(
-            worst.measured,
-            "1,000 ns vs 1,000 ns over all rounds; a round's worst, median of 5: 900.0 ns vs \
-             900.0 ns"
-        );
-        assert_eq!(worst.verdict, Verdict::Met);
-    }
-
-    #[test]
-    fn queue_memory_and_cores() {
-        let queue = |peer: &str, q: &str, cancel: &str| {
-            row(&[
-                ("peer", peer),
-                ("q", q),
-                ("enqueue_ns", "20"),
-                ("cancel_ns", cancel),
-                ("handoff_ns", "30"),
-            ])
-        };
-        let mut results = Results {
-            queue: vec![
-                queue(OURS.name, "1000", "10"),
-                queue(OURS.name, "100000", "13"),
-                queue(LOCKABLE.name, "1000", "9"),
-                queue(LOCKABLE.name, "100000", "11"),
-            ],
-            scaling: vec![row(&[
-                ("threads", "16"),
-                ("cores", "2"),
-                ("ours_ops_per_s", "90"),
-                ("sharded_floor_ops_per_s", "100"),
-            ])],
-            ..Results::default()
-        };
-        for (metric, v) in [
-            ("burst_left_bytes", 17408.0),
-            ("held_key_bytes_1000", 40.0),
-            ("held_key_bytes_100000", 50.0),
-        ] {
-            results.memory.insert((OURS.name.into(), metric.into()), v);
-        }
-        let targets = targets(&results);
-        let cancel = find(&targets, "6. queue scaling, cancel");
-        assert_eq!(cancel.measured, "1.30x (13.0 vs 10.0 ns)");
-        assert_eq!(cancel.verdict, Verdict::NotMet);
-        let peers = find(&targets, "cancelling a queued waiter");
-        assert_eq!(
-            peers.measured,
-            "1.11x at 1,000 (10.0 vs 9.0 ns, lockable), 1.18x at 100,000 (13.0 vs 11.0 ns, \
-             lockable)"
-        );
-        assert_eq!(peers.verdict, Verdict::Met);
-        assert_eq!(find(&targets, "memory after").measured, "17,408 B left");
-        let held = find(&targets, "7. memory: at most 48");
-        assert_eq!(held.measured, "40.0 B at 1,000, 50.0 B at 100,000");
-        assert_eq!(held.verdict, Verdict::NotMet);
-        let cores = find(&targets, "many cores");
-        assert_eq!(
-            cores.measured,
-            "0.90x at 16 threads, with 2 hardware threads: not judged, the threads share cores"
-        );
-        assert_eq!(cores.verdict, Verdict::NotJudged);
-    }
+    let name = "many cores: at least 0.8x the throughput of the sharded floor at 16 threads";
+    Some((name.into(), text, (cores >= 16.0).then_some(vs >= 0.8)))
 }
