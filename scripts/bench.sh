@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite (benches/README.md), then `bench-report`, which
-# writes benches/RESULTS.md and the charts in benches/charts/.
+# writes benches/RESULTS.md and the charts in docs/charts/ (README.md shows
+# one, and the published package holds docs/, not benches/).
 #
 #   scripts/bench.sh              run every bench, then the report
 #   scripts/bench.sh --quick      shorter runs (a smoke test)
 #   scripts/bench.sh --report     only the report, from the last run
 #   scripts/bench.sh -o FILE      the report to FILE, its charts to charts/
-#                                 beside it, benches/ left alone
+#                                 beside it, benches/ and docs/ left alone
 #
 # About 10 minutes on 2 cores. The benches write to <target>/bench-results
 # (criterion to <target>/criterion); this adds when and where they ran.
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=benches/RESULTS.md
-charts=benches/charts
+charts=docs/charts
 quick=0
 run=1
 while [ $# -gt 0 ]; do
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
         --quick) quick=1 ;;
         --report) run=0 ;;
         -o) shift; out="$1"; charts="$(dirname "$1")/charts" ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift

@@ -8,8 +8,9 @@
 //! Reads criterion's estimates under `TARGET_DIR/criterion` and what the
 //! other benches and the script leave in `TARGET_DIR/bench-results`;
 //! writes the tables to RESULTS_MD (default `benches/RESULTS.md`) and the
-//! charts to CHARTS_DIR (default `benches/charts`). Every ratio comes from
-//! figures of that one run.
+//! charts to CHARTS_DIR (default `docs/charts`: README.md shows one, and
+//! the published package holds `docs/`, not `benches/`). Every ratio
+//! comes from figures of that one run.
 
 mod charts;
 mod format;
@@ -30,7 +31,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<PathBuf> = env::args_os().skip(1).map(PathBuf::from).collect();
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (target, out, charts) = match args.as_slice() {
-        [target] => (target, here.join("RESULTS.md"), here.join("charts")),
+        [target] => (target, here.join("RESULTS.md"), here.join("../docs/charts")),
         [target, out, charts] => (target, out.clone(), charts.clone()),
         _ => {
             eprintln!("usage: bench-report TARGET_DIR [RESULTS_MD CHARTS_DIR]");
