@@ -12,7 +12,7 @@ use std::panic::Location;
 use std::time::Duration;
 
 use crate::histogram::Histogram;
-use crate::trace::Stamp;
+use crate::trace::{Span, Stamp};
 
 /// Counts of what a [`LockManager`] has done since it was created.
 ///
@@ -123,19 +123,18 @@ pub(crate) struct Timings {
 
 #[cfg_attr(not(feature = "diagnostics"), allow(unused_variables))]
 impl Timings {
-    /// Counts a wait from `since` to `now` that ended with the key.
+    /// Counts a wait that ended with the key, which took `waited`.
     #[inline]
-    pub(crate) fn waited(&mut self, since: Stamp, now: Stamp) {
+    pub(crate) fn waited(&mut self, waited: Span) {
         #[cfg(feature = "diagnostics")]
-        self.waits.record(now.saturating_duration_since(since));
+        self.waits.record(waited);
     }
 
-    /// Counts a wait from `since` to `now` that ended without the key.
+    /// Counts a wait that ended without the key, which took `waited`.
     #[inline]
-    pub(crate) fn abandoned(&mut self, since: Stamp, now: Stamp) {
+    pub(crate) fn abandoned(&mut self, waited: Span) {
         #[cfg(feature = "diagnostics")]
         {
-            let waited = now.saturating_duration_since(since);
             self.waits.record(waited);
             self.abandoned.record(waited);
         }

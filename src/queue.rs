@@ -9,7 +9,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::trace::{Heat, Origin, Stamp};
+use crate::trace::{self, Heat, Origin, Span, Stamp};
 
 /// The slab index of a waiter, stored plus one so that `Option<Slot>` fits
 /// in four bytes.
@@ -143,8 +143,8 @@ pub(crate) struct Handoff {
     pub(crate) waker: Option<Waker>,
     /// When the previous holder took the key.
     pub(crate) held_since: Stamp,
-    /// When the waiter joined the queue.
-    pub(crate) waited_since: Stamp,
+    /// How long the waiter waited.
+    pub(crate) waited: Span,
 }
 
 /// The waiters queued on one held key, oldest first: a doubly linked list
@@ -258,11 +258,12 @@ impl WaitQueue {
                 caller: waiter.origin.caller,
             },
         );
-        self.heat.waited(waiter.origin.since, now);
+        let waited = trace::between(waiter.origin.since, now);
+        self.heat.waited(waited);
         Some(Handoff {
             waker: waiter.waker.take(),
             held_since: previous.since,
-            waited_since: waiter.origin.since,
+            waited,
         })
     }
 

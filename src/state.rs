@@ -316,9 +316,9 @@ impl<K: Eq> State<K> {
             .get_mut(&probe(key, hash) as &dyn Probe<K>)
             .expect("lock-manager: a waiter's key was lost; is its `Eq` inconsistent?");
         let (waker, since) = queue.remove(&mut self.waiters, slot);
-        let now = trace::now();
-        queue.heat.waited(since, now);
-        self.timings.abandoned(since, now);
+        let waited = trace::between(since, trace::now());
+        queue.heat.waited(waited);
+        self.timings.abandoned(waited);
         self.trim_waiters();
         waker.map_or(Deferred::Nothing, Deferred::Drop)
     }
@@ -369,12 +369,12 @@ impl<K: Eq> State<K> {
             Some(Handoff {
                 waker,
                 held_since,
-                waited_since,
+                waited,
             }) => {
                 self.counts.releases += 1;
                 self.counts.handoffs += 1;
                 self.timings.held(held_since, now);
-                self.timings.waited(waited_since, now);
+                self.timings.waited(waited);
                 waker.map_or(Deferred::Nothing, Deferred::Wake)
             }
             None => {
@@ -386,7 +386,9 @@ impl<K: Eq> State<K> {
                 // `remove_entry` (`scripts/instructions.sh`).
                 #[cfg(feature = "diagnostics")]
                 let removed = self.keys.remove_entry(probe).map(|(held, queue)| {
-                    self.hot.cooled(held.key, held.hash, queue.heat);
+                    if queue.heat.is_hot() {
+                        self.hot.cooled(held.key, held.hash, queue.heat);
+                    }
                     queue
                 });
                 #[cfg(not(feature = "diagnostics"))]

@@ -14,6 +14,25 @@ pub(crate) type Stamp = std::time::Instant;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stamp;
 
+/// How long something took, between two [`Stamp`]s: a `Duration` with the
+/// `diagnostics` feature, zero-sized without.
+#[cfg(feature = "diagnostics")]
+pub(crate) type Span = Duration;
+
+#[cfg(not(feature = "diagnostics"))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span;
+
+/// The time from `since` to `now` (zero if `now` comes first).
+#[cfg_attr(not(feature = "diagnostics"), allow(unused_variables))]
+#[inline]
+pub(crate) fn between(since: Stamp, now: Stamp) -> Span {
+    #[cfg(feature = "diagnostics")]
+    return now.saturating_duration_since(since);
+    #[cfg(not(feature = "diagnostics"))]
+    Span
+}
+
 #[inline]
 pub(crate) fn now() -> Stamp {
     #[cfg(feature = "diagnostics")]
@@ -102,13 +121,12 @@ impl Heat {
         }
     }
 
-    /// Counts a wait from `since` to `now` that ended.
+    /// Counts a wait that ended, which took `waited`.
     #[inline]
-    pub(crate) fn waited(&mut self, since: Stamp, now: Stamp) {
+    pub(crate) fn waited(&mut self, waited: Span) {
         #[cfg(feature = "diagnostics")]
         {
-            let waited = now.saturating_duration_since(since).as_nanos();
-            let waited = u64::try_from(waited).unwrap_or(u64::MAX);
+            let waited = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
             self.waited = self.waited.saturating_add(waited);
         }
     }

@@ -31,9 +31,10 @@ use crate::metrics;
 /// The story held through the drill.
 pub const STUCK: u64 = 7;
 /// Clients sending to the held story at once, one request at a time each:
-/// no more than the default `--max-waiters`, so that each of them queues
-/// and times out rather than being refused at once.
-const STUCK_CLIENTS: u64 = 6;
+/// no more than `--max-waiters`, so that each of them queues and times out
+/// rather than being refused at once (a refusal is no wait, and the hot
+/// keys count waits).
+pub const STUCK_CLIENTS: u64 = 6;
 const STUCK_REQUESTS: u64 = 4;
 /// Clients of the other stories, two per story (stories 1 to 4): some
 /// contention, but never as much as the held story's (each of these

@@ -121,6 +121,14 @@ async fn drill(options: Options) -> Result<ExitCode, AnyError> {
     if !options.service.lock {
         return Err("the drill holds a story's lock: --no-lock makes no sense there".into());
     }
+    if (options.service.max_waiters as u64) < drill::STUCK_CLIENTS {
+        return Err(format!(
+            "the drill needs --max-waiters {} or more: each of its clients of the held story \
+             must queue for it",
+            drill::STUCK_CLIENTS
+        )
+        .into());
+    }
     let (dir, store) = fresh_store()?;
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
