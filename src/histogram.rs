@@ -262,15 +262,18 @@ impl Histogram {
 /// below it.
 #[inline]
 fn index(nanos: u64) -> usize {
-    // Which doubling `nanos - 1` is in, and which quarter of it (its two
-    // bits below the highest): bucket 1 starts at doubling `FIRST`, four
-    // buckets a doubling. Anything up to 2^FIRST reads as 2^FIRST - 1,
-    // the last quarter of the doubling before: bucket 0. Without a branch.
-    let below = nanos.saturating_sub(1).max((1 << FIRST) - 1);
+    if nanos <= 1 << FIRST {
+        return 0;
+    }
+    // Past the first bucket: which doubling `nanos - 1` is in, then which
+    // quarter of it (its two bits below the highest).
+    let below = nanos - 1;
     let doubling = u64::BITS - 1 - below.leading_zeros();
+    if doubling >= FIRST + DOUBLINGS {
+        return BUCKETS - 1;
+    }
     let step = (below >> (doubling - 2)) & u64::from(STEPS - 1);
-    let from_first = (doubling * STEPS + step as u32 + 1) - (FIRST * STEPS);
-    (from_first as usize).min(BUCKETS - 1)
+    1 + ((doubling - FIRST) * STEPS) as usize + step as usize
 }
 
 /// The upper bound of bucket `index`, but the last.

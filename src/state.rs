@@ -379,20 +379,14 @@ impl<K: Eq> State<K> {
             }
             None => {
                 let probe = &probe(key, hash) as &dyn Probe<K>;
-                // With `diagnostics`, the map's copy of the key goes to the
-                // hot keys. Without, `remove` (not `remove_entry`) keeps the
-                // map's removal inlined here: an uncontended acquire and
-                // release took 413 instructions, not 370, with
-                // `remove_entry` (`scripts/instructions.sh`).
-                #[cfg(feature = "diagnostics")]
+                // The map's copy of the key goes to the hot keys (with
+                // `diagnostics`) if it saw contention.
                 let removed = self.keys.remove_entry(probe).map(|(held, queue)| {
                     if queue.heat.is_hot() {
                         self.hot.cooled(held.key, held.hash, queue.heat);
                     }
                     queue
                 });
-                #[cfg(not(feature = "diagnostics"))]
-                let removed = self.keys.remove(probe);
                 if let Some(queue) = removed {
                     self.counts.releases += 1;
                     self.timings.held(queue.holder().since, now);

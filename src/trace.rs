@@ -131,9 +131,13 @@ impl Heat {
         }
     }
 
-    /// Whether any request queued.
-    #[cfg(feature = "diagnostics")]
+    /// Whether any request queued (never, without `diagnostics`, which
+    /// does not count them).
+    #[inline]
     pub(crate) fn is_hot(&self) -> bool {
-        self.contended > 0
+        #[cfg(feature = "diagnostics")]
+        return self.contended > 0;
+        #[cfg(not(feature = "diagnostics"))]
+        false
     }
 }
