@@ -50,6 +50,54 @@ use crate::trace::{Span, Stamp};
 /// drop(guard);
 /// assert_eq!(locks.stats().releases, 1);
 /// ```
+///
+/// # Serialization
+///
+/// With the `serde` cargo feature, `Stats` implements `Serialize` and
+/// `Deserialize` (so another process can read a report back and call
+/// [`Histogram::quantile`] or [`Histogram::since`] on it). In JSON:
+///
+/// ```json
+/// {
+///   "acquisitions": 3, "releases": 3, "contended": 1, "handoffs": 1,
+///   "cancellations": 0, "deadlocks": 0, "busy": 2,
+///   "waits": {
+///     "count": 1, "sum": 0.000183,
+///     "buckets": [{ "le": 0.000194, "count": 1 }]
+///   },
+///   "abandoned": { "count": 0, "sum": 0.0, "buckets": [] },
+///   "holds": { "count": 3, "sum": 0.00041, "buckets": [...] }
+/// }
+/// ```
+///
+/// - Counters are plain integers, in the order of the fields above.
+/// - A [`Histogram`] is `count` (every duration), `sum` (their total, in
+///   seconds) and `buckets`: each bucket that counted something, as its
+///   inclusive upper bound `le` in seconds and the count of durations up
+///   to it, cumulative as a Prometheus histogram's `_bucket{le}`. The last
+///   bucket, `+Inf`, is left out: its count is `count`.
+/// - Reading back, a counter or histogram left out reads as zero, a field
+///   not listed here is skipped (so a newer report still reads), and a
+///   bound that is not one of [`Histogram::buckets`]'s is an error.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use lock_manager::{LockManager, Stats};
+///
+/// let locks = LockManager::new();
+/// let guard = locks.try_acquire("a");
+/// assert!(locks.try_acquire("a").is_none());
+/// drop(guard);
+///
+/// let json = serde_json::to_value(locks.stats()).unwrap();
+/// assert_eq!(json["acquisitions"], 1);
+/// assert_eq!(json["busy"], 1);
+/// assert_eq!(json["holds"]["count"], u64::from(lock_manager::DIAGNOSTICS));
+///
+/// let read: Stats = serde_json::from_value(json).unwrap();
+/// assert_eq!(read, locks.stats());
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -184,6 +232,19 @@ impl Timings {
 ///     println!("held by {site}"); // the `try_acquire` above
 /// }
 /// assert_eq!(held.held_by.is_some(), cfg!(feature = "diagnostics"));
+/// ```
+///
+/// # Serialization
+///
+/// With the `serde` cargo feature, `HeldKey<K>` implements `Serialize`
+/// when `K` does (an `Arc<str>` key needs serde's own `rc` feature for
+/// that). Ages are seconds, call sites `"file:line:column"`, and what was
+/// not measured is `null`:
+///
+/// ```json
+/// { "key": "report", "waiters": 2, "held_for": 3.1, "held_by": "src/store.rs:42:9",
+///   "oldest_waiter": 0.4, "oldest_waiter_from": "src/api.rs:88:13",
+///   "holder_waits_for": null }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -186,12 +186,42 @@
 //!
 //! It costs a clock read on every acquire and release, 24 bytes more per
 //! waiter (an `Instant` and a call site), 40 more per held key (those, and
-//! its contention) and 8 more per future (`benches/README.md` in the repository has the figures). Without
-//! it those fields are `None` and the histograms empty; [`DIAGNOSTICS`]
-//! tells a program which build it runs.
+//! its contention), 8 more per future, and per shard three histograms and
+//! the hot keys (about 2.8 KB);
+//! `benches/README.md` in the repository has the figures. Without it those
+//! fields are `None` and the histograms empty; [`DIAGNOSTICS`] tells a
+//! program which build it runs.
+//!
+//! A helper that acquires for its caller keeps the caller's site only if
+//! it is a `#[track_caller]` plain `fn` that returns the future: an
+//! `async fn` cannot pass the caller on (rustc ignores the attribute
+//! there, with a warning), so every report would name the helper's line.
+//!
+//! ```
+//! use lock_manager::{Acquire, LockManager};
+//!
+//! /// Locks one story; reports name the line that called this.
+//! #[track_caller]
+//! fn lock_story(locks: &LockManager<u64>, story: u64) -> Acquire<'_, u64> {
+//!     locks.acquire(story)
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let locks = LockManager::new();
+//! let (acquire, line) = (lock_story(&locks, 7), line!());
+//! let _guard = acquire.await;
+//! if let Some(site) = locks.held(&7).unwrap().held_by {
+//!     assert_eq!(site.line(), line); // this line, not the helper's
+//! }
+//! # });
+//! ```
 //!
 //! The `serde` feature (off by default) implements `Serialize` for
-//! [`Stats`], [`Histogram`] and [`HeldKey`].
+//! [`Stats`], [`Histogram`], [`HeldKey`] and [`HotKey`], and `Deserialize`
+//! for [`Stats`] and [`Histogram`]; [`Stats`] documents the shape. Keys
+//! serialize as `K` does: an `Arc<str>` key needs serde's own `rc` feature
+//! (`serde = { version = "1", features = ["rc"] }` in the application's
+//! `Cargo.toml`).
 //!
 //! # When to use something else
 //!
