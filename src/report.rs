@@ -183,7 +183,7 @@ impl<K, S> LockManager<K, S> {
             ..Stats::default()
         };
         for shard in self.shards().iter() {
-            total += shard.read(State::stats);
+            shard.read(|state| state.add_stats(&mut total));
         }
         total
     }
