@@ -236,7 +236,9 @@ mod tests {
         let mut sketch = Sketch::default();
         sketch.add(7, hash(7), 2, 100);
         sketch.add(7, hash(7), 3, 50);
-        sketch.add(8, hash(8), 1, 10);
+        // A key of the same hash is another key.
+        sketch.add(8, hash(7), 1, 10);
+        assert_eq!(sketch.tracked.len(), 2, "each key tracked once");
         assert_eq!(report(&sketch), [(7, 5, 0), (8, 1, 0)]);
         let mut hot = Vec::new();
         sketch.report(&mut hot, 0);
@@ -247,10 +249,13 @@ mod tests {
     fn a_new_key_in_a_full_sketch_replaces_the_least_counted() {
         let mut sketch = Sketch::default();
         for key in 0..TRACKED as u32 {
-            sketch.add(key, hash(key), 10 + u64::from(key), 0);
+            sketch.add(key, hash(key), 10 + u64::from(key), 70);
         }
-        // Key 0, counted 10, is the least: 99 takes its place from there.
-        sketch.add(99, hash(99), 2, 0);
+        // Key 0, counted 10, is the least: 99 takes its place, and its
+        // counts, from there.
+        sketch.add(99, hash(99), 2, 5);
+        let taken = sketch.tracked.iter().find(|known| known.key == 99);
+        assert_eq!(taken.map(|known| known.waited), Some(75));
         let report = report(&sketch);
         assert_eq!(report.len(), TRACKED);
         assert!(!report.iter().any(|&(key, ..)| key == 0));
