@@ -613,3 +613,34 @@ fn the_reports_serialize() {
         assert_eq!(held["held_for"], json!(null));
     }
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_histogram_reads_back_and_lists_no_infinite_bucket() {
+    use lock_manager::Histogram;
+    use serde_json::json;
+    // One duration in the first bucket, one past the last bound: the
+    // count holds the second, and no bucket lists `+Inf`.
+    let (first, _) = Histogram::default().buckets().next().unwrap();
+    let read: Histogram = serde_json::from_value(json!({
+        "count": 2,
+        "sum": 100.0,
+        "buckets": [{ "le": first, "count": 1 }],
+    }))
+    .unwrap();
+    assert_eq!(read.count(), 2);
+    assert!(read.quantile(1.0).unwrap() > std::time::Duration::from_secs(60));
+    let written = serde_json::to_value(read).unwrap();
+    assert_eq!(written["buckets"], json!([{ "le": first, "count": 1 }]));
+    assert_eq!(written["count"], 2);
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn what_is_not_a_report_is_refused_with_what_was_expected() {
+    let error = serde_json::from_value::<Stats>(serde_json::json!(3)).unwrap_err();
+    assert!(error.to_string().contains("lock-manager stats"), "{error}");
+    let error = serde_json::from_value::<lock_manager::Histogram>(serde_json::json!("x"));
+    let error = error.unwrap_err().to_string();
+    assert!(error.contains("a lock-manager histogram"), "{error}");
+}
