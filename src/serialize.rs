@@ -268,3 +268,27 @@ impl Serialize for Site {
         serializer.collect_str(self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_bucket_past_the_last_bound_is_refused() {
+        // `+Inf` is never listed (its count is `count`), and formats that
+        // can write an infinity must not sneak one in.
+        let listed = [Bucket {
+            le: f64::INFINITY,
+            count: 1,
+        }];
+        let refused = histogram_of(1, 0.0, &listed).unwrap_err();
+        assert!(
+            refused.contains("no histogram bucket has the bound inf"),
+            "{refused}"
+        );
+        let bounds: Vec<f64> = Histogram::default().buckets().map(|(le, _)| le).collect();
+        let last = bounds[bounds.len() - 2];
+        let listed = [Bucket { le: last, count: 1 }];
+        assert_eq!(histogram_of(1, 0.0, &listed).unwrap().count(), 1);
+    }
+}
