@@ -291,4 +291,13 @@ mod tests {
         let listed = [Bucket { le: last, count: 1 }];
         assert_eq!(histogram_of(1, 0.0, &listed).unwrap().count(), 1);
     }
+
+    #[test]
+    fn a_sum_that_is_not_seconds_is_refused() {
+        for sum in [-1.0, f64::INFINITY, f64::NAN] {
+            let refused = histogram_of(0, sum, &[]).unwrap_err();
+            assert!(refused.contains("must be seconds"), "{refused}");
+        }
+        assert!(histogram_of(0, 0.0, &[]).is_ok());
+    }
 }

@@ -643,4 +643,8 @@ fn what_is_not_a_report_is_refused_with_what_was_expected() {
     let error = serde_json::from_value::<lock_manager::Histogram>(serde_json::json!("x"));
     let error = error.unwrap_err().to_string();
     assert!(error.contains("a lock-manager histogram"), "{error}");
+    let bucket = serde_json::json!({ "count": 1, "sum": 0.0, "buckets": [3] });
+    let error = serde_json::from_value::<lock_manager::Histogram>(bucket);
+    let error = error.unwrap_err().to_string();
+    assert!(error.contains("a histogram bucket"), "{error}");
 }
