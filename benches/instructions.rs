@@ -9,7 +9,9 @@
 //! Usage: `instructions SCENARIO N`, with SCENARIO one of `uncontended`,
 //! `churn`, `owned`, `try`, `pairs` (two keys with `acquire_many`),
 //! `pairs-1by1` (the same two keys with two `acquire`s, smaller first),
-//! `handoff` (a queued waiter handed the key by a release, then polled).
+//! `handoff` (a queued waiter handed the key by a release, then polled),
+//! `pairs-16` and `pairs-16-1by1` (64 tasks on one thread locking pairs of
+//! 16 keys, so that they wait for each other: the contended paths).
 //! Run with no arguments (as `cargo bench` does), it runs each once, 1,000
 //! times, as a smoke test.
 
@@ -21,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 
 use lock_manager::LockManager;
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 9] = [
     "uncontended",
     "churn",
     "owned",
@@ -29,6 +31,8 @@ const SCENARIOS: [&str; 7] = [
     "pairs",
     "pairs-1by1",
     "handoff",
+    "pairs-16",
+    "pairs-16-1by1",
 ];
 
 /// The output of a future that is ready at its first poll.
@@ -66,9 +70,67 @@ fn run(scenario: &str, n: u64) {
                 held = guard;
             }
         }
+        "pairs-16" => overlapping_pairs(&locks, n, |locks, a, b| async move {
+            let both = locks.acquire_many([a, b]).await;
+            yield_now().await;
+            drop(both);
+        }),
+        "pairs-16-1by1" => overlapping_pairs(&locks, n, |locks, a, b| async move {
+            let first = locks.acquire(a.min(b)).await;
+            let second = locks.acquire(a.max(b)).await;
+            yield_now().await;
+            drop((first, second));
+        }),
         _ => panic!("unknown scenario {scenario}; one of {SCENARIOS:?}"),
     }
     assert!(locks.locked_count() <= 1);
+}
+
+/// Lets the other tasks run once: a critical section that awaits.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            return Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+/// Tasks of the `pairs-16` scenarios.
+const TASKS: u64 = 64;
+
+/// `n` operations over `TASKS` tasks on one thread (`futures`' `LocalPool`),
+/// each locking two distinct keys of 16 drawn by a fixed generator and
+/// yielding once while it holds them: pairs overlap, so tasks queue behind
+/// each other, and every hand-off, wake and poll is counted.
+fn overlapping_pairs<F: Future<Output = ()> + 'static>(
+    locks: &Arc<LockManager<u64>>,
+    n: u64,
+    op: fn(Arc<LockManager<u64>>, u64, u64) -> F,
+) {
+    use futures::task::LocalSpawnExt;
+    let mut pool = futures::executor::LocalPool::new();
+    for task in 0..TASKS {
+        let locks = Arc::clone(locks);
+        let mut state = task.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let task = async move {
+            for _ in 0..n / TASKS + u64::from(task < n % TASKS) {
+                // xorshift64: the same keys for every build.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let (a, b) = (state % 16, (state >> 8) % 15);
+                op(Arc::clone(&locks), a, if b >= a { b + 1 } else { b }).await;
+            }
+        };
+        pool.spawner().spawn_local(task).expect("spawn");
+    }
+    pool.run();
+    assert!(locks.stats().handoffs > 0, "tasks waited for each other");
+    assert_eq!(locks.locked_count(), 0);
 }
 
 fn main() {

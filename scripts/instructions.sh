@@ -36,7 +36,7 @@ count() {
         sed -n 's/.*I *refs: *//p' | tr -d ,
 }
 
-for scenario in uncontended churn owned try pairs handoff; do
+for scenario in uncontended churn owned try pairs pairs-1by1 handoff pairs-16 pairs-16-1by1; do
     line="$scenario:"
     for bin in "${bins[@]}"; do
         a=$(count "$bin" "$scenario" 100000)
