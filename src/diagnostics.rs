@@ -195,13 +195,19 @@ impl Timings {
         self.holds.record(now.saturating_duration_since(since));
     }
 
-    /// Adds the histograms to `stats`.
+    /// Adds the histograms that counted anything to `stats`: most shards of
+    /// a manager with few keys never do, and adding their 106 zeros each
+    /// took four fifths of a test that reads `stats()` after every step.
     pub(crate) fn add_to(&self, stats: &mut Stats) {
         #[cfg(feature = "diagnostics")]
-        {
-            stats.waits += self.waits;
-            stats.abandoned += self.abandoned;
-            stats.holds += self.holds;
+        for (total, part) in [
+            (&mut stats.waits, &self.waits),
+            (&mut stats.abandoned, &self.abandoned),
+            (&mut stats.holds, &self.holds),
+        ] {
+            if !part.is_empty() {
+                *total += *part;
+            }
         }
     }
 }

@@ -97,7 +97,7 @@ impl Histogram {
     /// assert!(locks.stats().holds.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.count() == 0
+        self.counts == [0; BUCKETS]
     }
 
     /// The durations counted, added up: a Prometheus histogram's `_sum`.
