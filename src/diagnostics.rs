@@ -192,7 +192,7 @@ impl Timings {
     #[inline]
     pub(crate) fn held(&mut self, since: Stamp, now: Stamp) {
         #[cfg(feature = "diagnostics")]
-        self.holds.record(now.saturating_duration_since(since));
+        self.holds.record(crate::trace::between(since, now));
     }
 
     /// Adds the histograms that counted anything to `stats`: most shards of
