@@ -719,7 +719,7 @@ impl<K: Eq + Clone> Progress<K> {
                 else {
                     unreachable!("matched above");
                 };
-                match shards.lock_or_enqueue(&key, hash, cx.waker(), caller) {
+                match shards.lock_or_enqueue(&key, hash, Some(cx.waker()), caller) {
                     None => Poll::Ready((key, hash)),
                     Some(slot) => {
                         *self = Progress::Active {

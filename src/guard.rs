@@ -12,7 +12,7 @@ use crate::hashed::KeyHash;
 use crate::manager::{LockManager, ManagerRef};
 use crate::queue::Owner;
 use crate::shards::{Claim, Shards};
-use crate::small::Small;
+use crate::small::Pairs;
 
 /// What every guard of the crate offers: the keys it holds and the manager
 /// they belong to, so that a helper over any guard is one generic function.
@@ -335,7 +335,7 @@ impl<M: ManagerRef> MultiGuard<M> {
     /// assert_eq!(guard.keys(), ["a"]);
     /// ```
     pub fn keys(&self) -> &[M::Key] {
-        self.held.keys.as_slice()
+        self.held.keys.firsts()
     }
 }
 
@@ -360,8 +360,7 @@ impl<M: ManagerRef> From<SingleGuard<M>> for MultiGuard<M> {
             .take()
             .expect("lock-manager: a guard is emptied only as it is consumed");
         let held = HeldKeys {
-            keys: Small::One([key]),
-            claims: Small::One([Claim { hash, slot: None }]),
+            keys: Pairs::One([key], [Claim { hash, slot: None }]),
             owner: None,
         };
         MultiGuard { manager, held }
@@ -400,8 +399,8 @@ where
 /// that releasing them never hashes again.
 #[derive(Debug)]
 pub(crate) struct HeldKeys<K> {
-    pub(crate) keys: Small<K>,
-    pub(crate) claims: Small<Claim>,
+    /// Each key with its claim (no waiter: every key is held).
+    pub(crate) keys: Pairs<K, Claim>,
     /// The guard's record in the waits-for graph, once it has waited while
     /// holding keys: forgotten when the guard is dropped.
     pub(crate) owner: Option<Owner>,
@@ -410,7 +409,7 @@ pub(crate) struct HeldKeys<K> {
 impl<K> HeldKeys<K> {
     /// Each key with its claim.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &Claim)> {
-        self.keys.as_slice().iter().zip(self.claims.as_slice())
+        self.keys.iter()
     }
 
     /// Whether `key`, whose hash is `hash`, is held here.
@@ -424,16 +423,13 @@ impl<K> HeldKeys<K> {
 
     /// Takes on the keys of `more`, which holds none of these.
     pub(crate) fn absorb(&mut self, more: HeldKeys<K>) {
-        let keys = std::mem::take(&mut self.keys).into_iter().chain(more.keys);
-        self.keys = keys.collect();
-        let claims = std::mem::take(&mut self.claims).into_iter();
-        self.claims = claims.chain(more.claims).collect();
+        let keys = std::mem::take(&mut self.keys).into_iter();
+        self.keys = keys.chain(more.keys).collect();
     }
 
     /// Releases every key, handing each to its oldest waiter.
     fn release<S>(&self, shards: &Shards<K, S>) {
-        let keys = self.keys.as_slice().iter();
-        for_each_to_the_end(keys.zip(self.claims.as_slice()), |(key, claim)| {
+        for_each_to_the_end(self.keys.iter(), |(key, claim)| {
             shards.release(key, claim.hash);
         });
     }

@@ -182,7 +182,7 @@ impl<K: Eq, S> Shards<K, S> {
         &self,
         key: &K,
         hash: KeyHash,
-        waker: &Waker,
+        waker: Option<&Waker>,
         caller: Caller,
     ) -> Option<Slot>
     where
@@ -191,7 +191,7 @@ impl<K: Eq, S> Shards<K, S> {
         let candidate = key.clone();
         self.of(hash)
             .state()
-            .lock_or_enqueue(candidate, hash, Some(waker), caller)
+            .lock_or_enqueue(candidate, hash, waker, caller)
     }
 
     /// Enqueues a waiter for `key` (granted at once if the key is free, else
@@ -276,6 +276,7 @@ impl<K: Eq, S> Shards<K, S> {
     /// Keys of one hash are taken in one step so that two requests for the
     /// same keys of equal hash can never each take one and wait for the
     /// other. The manager's copies are cloned before locking.
+    #[cold]
     pub(crate) fn lock_or_enqueue_run(
         &self,
         keys: &[K],
@@ -287,16 +288,6 @@ impl<K: Eq, S> Shards<K, S> {
     where
         K: Clone,
     {
-        if let ([key], [claim]) = (keys, &mut *claims) {
-            // The common case, without the copies' array.
-            let copy = key.clone();
-            claim.slot = self
-                .of(claim.hash)
-                .state()
-                .lock_or_enqueue(copy, claim.hash, waker, caller);
-            *reached += 1;
-            return claim.slot.is_some();
-        }
         // Declared first, so that copies left by a panic are dropped with
         // the mutex released.
         let copies: Small<K> = keys.iter().cloned().collect();

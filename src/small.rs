@@ -1,6 +1,7 @@
-//! [`Small`], a sequence that keeps up to four items inline: the keys of a
-//! multi-key request, which most often has two to four, without a heap
-//! allocation.
+//! [`Small`], a sequence that keeps up to four items inline, and
+//! [`Pairs`], two sequences of one length that do so under one tag: the
+//! keys of a multi-key request and their claims, most often two to four,
+//! without a heap allocation.
 
 /// Up to four items in place, more in a `Vec` (an empty `Vec` when there
 /// are none, which allocates nothing either).
@@ -15,7 +16,7 @@ pub(crate) enum Small<T> {
 
 impl<T> Small<T> {
     #[inline]
-    pub(crate) fn as_slice(&self) -> &[T] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         match self {
             Small::One(items) => items,
             Small::Two(items) => items,
@@ -24,15 +25,33 @@ impl<T> Small<T> {
             Small::Heap(items) => items,
         }
     }
+}
 
+impl<T> Small<T> {
+    /// Pairs each item with `f` of it, in place.
     #[inline]
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
+    pub(crate) fn paired<B>(self, mut f: impl FnMut(&T) -> B) -> Pairs<T, B> {
         match self {
-            Small::One(items) => items,
-            Small::Two(items) => items,
-            Small::Three(items) => items,
-            Small::Four(items) => items,
-            Small::Heap(items) => items,
+            Small::One([a]) => {
+                let fa = f(&a);
+                Pairs::One([a], [fa])
+            }
+            Small::Two([a, b]) => {
+                let (fa, fb) = (f(&a), f(&b));
+                Pairs::Two([a, b], [fa, fb])
+            }
+            Small::Three([a, b, c]) => {
+                let (fa, fb, fc) = (f(&a), f(&b), f(&c));
+                Pairs::Three([a, b, c], [fa, fb, fc])
+            }
+            Small::Four([a, b, c, d]) => {
+                let (fa, fb, fc, fd) = (f(&a), f(&b), f(&c), f(&d));
+                Pairs::Four([a, b, c, d], [fa, fb, fc, fd])
+            }
+            Small::Heap(items) => {
+                let paired = items.iter().map(f).collect();
+                Pairs::Heap(items, paired)
+            }
         }
     }
 }
@@ -110,17 +129,155 @@ impl<T> Iterator for IntoIter<T> {
     }
 }
 
+/// Two sequences of one length, items paired by position (a request's
+/// keys and its claim on each): up to four pairs in place, more in two
+/// `Vec`s. One tag for both, so that reaching both slices takes one
+/// `match`, where two `Small`s took two (see ARCHITECTURE.md, "What a
+/// multi-key request costs").
+#[derive(Debug)]
+pub(crate) enum Pairs<A, B> {
+    One([A; 1], [B; 1]),
+    Two([A; 2], [B; 2]),
+    Three([A; 3], [B; 3]),
+    Four([A; 4], [B; 4]),
+    Heap(Vec<A>, Vec<B>),
+}
+
+impl<A, B> Pairs<A, B> {
+    #[inline]
+    pub(crate) fn as_slices(&self) -> (&[A], &[B]) {
+        match self {
+            Pairs::One(a, b) => (a, b),
+            Pairs::Two(a, b) => (a, b),
+            Pairs::Three(a, b) => (a, b),
+            Pairs::Four(a, b) => (a, b),
+            Pairs::Heap(a, b) => (a, b),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_mut_slices(&mut self) -> (&mut [A], &mut [B]) {
+        match self {
+            Pairs::One(a, b) => (a, b),
+            Pairs::Two(a, b) => (a, b),
+            Pairs::Three(a, b) => (a, b),
+            Pairs::Four(a, b) => (a, b),
+            Pairs::Heap(a, b) => (a, b),
+        }
+    }
+
+    /// The first items of each pair.
+    #[inline]
+    pub(crate) fn firsts(&self) -> &[A] {
+        self.as_slices().0
+    }
+
+    /// Each pair, by reference.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&A, &B)> {
+        let (a, b) = self.as_slices();
+        a.iter().zip(b)
+    }
+
+    /// The pairs as two `Small`s, for moving the items out.
+    fn split(self) -> (Small<A>, Small<B>) {
+        match self {
+            Pairs::One(a, b) => (Small::One(a), Small::One(b)),
+            Pairs::Two(a, b) => (Small::Two(a), Small::Two(b)),
+            Pairs::Three(a, b) => (Small::Three(a), Small::Three(b)),
+            Pairs::Four(a, b) => (Small::Four(a), Small::Four(b)),
+            Pairs::Heap(a, b) => (Small::Heap(a), Small::Heap(b)),
+        }
+    }
+}
+
+/// None, without allocating.
+impl<A, B> Default for Pairs<A, B> {
+    fn default() -> Self {
+        Pairs::Heap(Vec::new(), Vec::new())
+    }
+}
+
+impl<A, B> FromIterator<(A, B)> for Pairs<A, B> {
+    #[inline]
+    fn from_iter<I: IntoIterator<Item = (A, B)>>(iter: I) -> Self {
+        let mut iter = iter.into_iter();
+        let Some((a1, b1)) = iter.next() else {
+            return Pairs::default();
+        };
+        let Some((a2, b2)) = iter.next() else {
+            return Pairs::One([a1], [b1]);
+        };
+        let Some((a3, b3)) = iter.next() else {
+            return Pairs::Two([a1, a2], [b1, b2]);
+        };
+        let Some((a4, b4)) = iter.next() else {
+            return Pairs::Three([a1, a2, a3], [b1, b2, b3]);
+        };
+        let Some((a5, b5)) = iter.next() else {
+            return Pairs::Four([a1, a2, a3, a4], [b1, b2, b3, b4]);
+        };
+        let capacity = 5 + iter.size_hint().0;
+        let mut items = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
+        items.0.extend([a1, a2, a3, a4, a5]);
+        items.1.extend([b1, b2, b3, b4, b5]);
+        items.extend(iter);
+        Pairs::Heap(items.0, items.1)
+    }
+}
+
+impl<A, B> IntoIterator for Pairs<A, B> {
+    type Item = (A, B);
+    type IntoIter = std::iter::Zip<IntoIter<A>, IntoIter<B>>;
+
+    #[inline]
+    fn into_iter(self) -> Self::IntoIter {
+        let (a, b) = self.split();
+        a.into_iter().zip(b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn up_to_four_items_stay_inline_in_order() {
+    fn pairs_up_to_four_stay_inline_in_order() {
+        for len in 0..=6 {
+            let pairs: Pairs<usize, String> = (0..len).map(|n| (n, n.to_string())).collect();
+            let inline = !matches!(pairs, Pairs::Heap(..));
+            assert_eq!(inline, (1..=4).contains(&len), "{len} pairs");
+            let (a, b) = pairs.as_slices();
+            assert_eq!(a, (0..len).collect::<Vec<_>>());
+            assert_eq!(b, (0..len).map(|n| n.to_string()).collect::<Vec<_>>());
+            let back: Vec<(usize, String)> = pairs.into_iter().collect();
+            assert_eq!(
+                back,
+                (0..len).map(|n| (n, n.to_string())).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn paired_keeps_each_item_with_its_value() {
         for len in 0..=6 {
             let small: Small<usize> = (0..len).collect();
+            let pairs = small.paired(|n| n.to_string());
+            assert_eq!(matches!(pairs, Pairs::Heap(..)), !(1..=4).contains(&len));
+            let back: Vec<(usize, String)> = pairs.into_iter().collect();
+            assert_eq!(
+                back,
+                (0..len).map(|n| (n, n.to_string())).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn up_to_four_items_stay_inline_in_order() {
+        for len in 0..=6 {
+            let mut small: Small<usize> = (0..len).collect();
             let inline = !matches!(small, Small::Heap(_));
             assert_eq!(inline, (1..=4).contains(&len), "{len} items");
-            assert_eq!(small.as_slice(), (0..len).collect::<Vec<_>>());
+            assert_eq!(small.as_mut_slice(), (0..len).collect::<Vec<_>>());
         }
     }
 

@@ -13,16 +13,15 @@ use crate::guard::{for_each_to_the_end, HeldKeys};
 use crate::manager::LockManager;
 use crate::queue::Owner;
 use crate::shards::{Claim, Shards, WaiterRef};
-use crate::small::Small;
+use crate::small::{Pairs, Small};
 use crate::trace::Caller;
 
 /// A request's keys, its claim on each, and where it is in its life.
 pub(crate) struct Progress<K> {
-    /// In the caller's order until it arrives, then sorted by hash without
-    /// duplicates; moved into the guard at the end.
-    keys: Small<K>,
-    /// The claim on each key, at the same position.
-    claims: Small<Claim>,
+    /// Its keys, each with its claim: in the caller's order until it
+    /// arrives, then sorted by hash without duplicates; moved into the
+    /// guard at the end.
+    keys: Pairs<K, Claim>,
     stage: Stage,
     /// Its record in the waits-for graph, once it has waited while holding
     /// keys (with the guard's, for an extend).
@@ -47,7 +46,7 @@ enum Stage {
 /// Prints the stage and the keys, not the internal claims.
 impl<K: fmt::Debug> fmt::Debug for Progress<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys = self.keys.as_slice();
+        let keys = self.keys.firsts();
         match self.stage {
             Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
             Stage::Arrived { next, .. } => f
@@ -71,18 +70,13 @@ impl<K: Hash> Progress<K> {
         caller: Caller,
     ) -> Self {
         let keys: Small<K> = keys.into_iter().collect();
-        let claims = keys
-            .as_slice()
-            .iter()
-            .map(|key| Claim {
-                hash: manager.hash(key),
-                slot: None,
-            })
-            .collect();
+        let keys = keys.paired(|key| Claim {
+            hash: manager.hash(key),
+            slot: None,
+        });
         let stage = Stage::Unpolled;
         Self {
             keys,
-            claims,
             stage,
             owner,
             caller,
@@ -106,7 +100,6 @@ impl<K> Progress<K> {
         self.stage = Stage::Done;
         HeldKeys {
             keys: std::mem::take(&mut self.keys),
-            claims: std::mem::take(&mut self.claims),
             owner: self.owner.take(),
         }
     }
@@ -120,9 +113,9 @@ impl<K> Progress<K> {
                 // Before it leaves: no walk may read a wait that is gone.
                 graph.stop_waiting(owner);
             }
-            let keys = self.keys.as_slice().iter();
+            let (keys, claims) = self.keys.as_slices();
             for_each_to_the_end(
-                keys.zip(&self.claims.as_slice()[..reached]),
+                keys.iter().zip(&claims[..reached]),
                 |(key, claim)| match claim.slot {
                     None => shards.release(key, claim.hash),
                     Some(slot) => shards.cancel(
@@ -145,14 +138,11 @@ impl<K: Eq + Clone> Progress<K> {
     pub(crate) fn arrive(&mut self, held: Option<&HeldKeys<K>>) {
         if let Stage::Unpolled = self.stage {
             self.stage = Stage::Done;
-            sort_and_merge(&mut self.keys, &mut self.claims);
+            sort_and_merge(&mut self.keys);
             if let Some(held) = held {
-                let keep: Vec<bool> = (self.keys.as_slice().iter())
-                    .zip(self.claims.as_slice())
-                    .map(|(key, claim)| !held.contains(key, claim.hash))
-                    .collect();
-                retain(&mut self.keys, &keep);
-                retain(&mut self.claims, &keep);
+                let keys = std::mem::take(&mut self.keys).into_iter();
+                let new = keys.filter(|(key, claim)| !held.contains(key, claim.hash));
+                self.keys = new.collect();
             }
             self.stage = Stage::Arrived {
                 next: 0,
@@ -170,7 +160,8 @@ impl<K: Eq + Clone> Progress<K> {
         let Stage::Arrived { next, reached } = &mut self.stage else {
             unreachable!("arrived before advancing");
         };
-        let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
+        let (keys, claims) = self.keys.as_mut_slices();
+        let keys = &*keys;
         // The keys it waits for: each handed over yet?
         while *next < *reached {
             let claim = &mut claims[*next];
@@ -194,20 +185,28 @@ impl<K: Eq + Clone> Progress<K> {
         // poll it again before it is woken.
         while let Some(&Claim { hash, .. }) = claims.get(*reached) {
             let start = *reached;
-            let same_hash = claims[start + 1..].iter().take_while(|c| c.hash == hash);
-            let end = start + 1 + same_hash.count();
-            let run = &keys[start..end];
-            let queued = shards.lock_or_enqueue_run(
-                run,
-                &mut claims[start..end],
-                waker,
-                self.caller,
-                reached,
-            );
+            let alone = claims.get(start + 1).map_or(true, |c| c.hash != hash);
+            let queued = if alone {
+                // The common case: a key of a hash of its own.
+                let slot = shards.lock_or_enqueue(&keys[start], hash, waker, self.caller);
+                claims[start].slot = slot;
+                *reached += 1;
+                slot.is_some()
+            } else {
+                let same_hash = claims[start + 1..].iter().take_while(|c| c.hash == hash);
+                let end = start + 1 + same_hash.count();
+                shards.lock_or_enqueue_run(
+                    &keys[start..end],
+                    &mut claims[start..end],
+                    waker,
+                    self.caller,
+                    reached,
+                )
+            };
             if queued {
                 return Poll::Pending;
             }
-            *next = end;
+            *next = *reached;
         }
         Poll::Ready(())
     }
@@ -232,7 +231,7 @@ impl<K: Eq + Clone> Progress<K> {
         } else if !graph.nesting() {
             return;
         }
-        let (keys, claims) = (self.keys.as_slice(), self.claims.as_slice());
+        let (keys, claims) = self.keys.as_slices();
         let mut held = (keys.iter().zip(claims))
             .take(reached)
             .filter(|(_, claim)| claim.slot.is_none())
@@ -285,7 +284,7 @@ impl<K: Eq + Clone> Progress<K> {
         shards: &Shards<K, S>,
         max_waiters: usize,
     ) -> Result<(), Busy> {
-        for (key, claim) in self.keys.as_slice().iter().zip(self.claims.as_slice()) {
+        for (key, claim) in self.keys.iter() {
             let shard = shards.of(claim.hash);
             let queue_len = shard.read(|state| state.queue_len(key, claim.hash));
             match queue_len.checked_sub(1) {
@@ -307,7 +306,7 @@ impl<K: Eq + Clone> Progress<K> {
         held: Option<&HeldKeys<K>>,
     ) -> Option<HeldKeys<K>> {
         self.arrive(held);
-        let (keys, claims) = (self.keys.as_slice(), self.claims.as_mut_slice());
+        let (keys, claims) = self.keys.as_mut_slices();
         if !shards.try_lock_all(keys, claims, self.caller) {
             return None;
         }
@@ -345,21 +344,17 @@ impl<K: Eq + Clone> Progress<K> {
 
 /// Sorts a request's keys by hash, moving each key's claim with it, and
 /// merges duplicate keys: all outside the mutexes.
-pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Claim>) {
-    if let (Small::Heap(_), Small::Heap(_)) = (&keys, &claims) {
+pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Pairs<K, Claim>) {
+    if let Pairs::Heap(..) = keys {
         // Five keys or more, already on the heap.
-        let mut pairs: Vec<(K, Claim)> = std::mem::take(keys)
-            .into_iter()
-            .zip(std::mem::take(claims))
-            .collect();
+        let mut pairs: Vec<(K, Claim)> = std::mem::take(keys).into_iter().collect();
         pairs.sort_unstable_by_key(|(_, claim)| claim.hash);
-        let (sorted_keys, sorted_claims): (Vec<K>, Vec<Claim>) = pairs.into_iter().unzip();
-        (*keys, *claims) = (Small::Heap(sorted_keys), Small::Heap(sorted_claims));
-        return merge_duplicates(keys, claims);
+        *keys = pairs.into_iter().collect();
+        return merge_duplicates(keys);
     }
     // An insertion sort, which moves both alike; then whether two keys
     // share a hash, in the same pass.
-    let (k, c) = (keys.as_mut_slice(), claims.as_mut_slice());
+    let (k, c) = keys.as_mut_slices();
     let mut shared_hash = false;
     for i in 1..k.len() {
         let mut j = i;
@@ -371,14 +366,14 @@ pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Clai
         shared_hash |= j > 0 && c[j - 1].hash == c[j].hash;
     }
     if shared_hash {
-        merge_duplicates(keys, claims);
+        merge_duplicates(keys);
     }
 }
 
 /// Drops the later copies of equal keys, among keys sorted by hash.
-fn merge_duplicates<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Claim>) {
+fn merge_duplicates<K: Eq>(keys: &mut Pairs<K, Claim>) {
     // Equal keys have equal hashes, so a duplicate sits in its hash's run.
-    let (k, c) = (keys.as_slice(), claims.as_slice());
+    let (k, c) = keys.as_slices();
     let duplicate = |i: usize| {
         (0..i)
             .rev()
@@ -387,16 +382,9 @@ fn merge_duplicates<K: Eq>(keys: &mut Small<K>, claims: &mut Small<Claim>) {
     };
     if (1..k.len()).any(duplicate) {
         let keep: Vec<bool> = (0..k.len()).map(|i| !duplicate(i)).collect();
-        retain(keys, &keep);
-        retain(claims, &keep);
+        let pairs = std::mem::take(keys).into_iter().zip(keep);
+        *keys = pairs
+            .filter_map(|(pair, keep)| keep.then_some(pair))
+            .collect();
     }
-}
-
-/// Keeps the items whose flag in `keep` is set.
-fn retain<T>(items: &mut Small<T>, keep: &[bool]) {
-    *items = std::mem::take(items)
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(item, &keep)| keep.then_some(item))
-        .collect();
 }
