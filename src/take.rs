@@ -106,28 +106,36 @@ impl<K> Progress<K> {
 
     /// Gives up its place and every key it took, leaving it done; runs
     /// when the future is dropped, or an extend is refused.
+    #[inline]
     pub(crate) fn cancel<S>(&mut self, shards: &Shards<K, S>, graph: &Graph<K>) {
         if let Stage::Arrived { reached, .. } = self.stage {
-            self.stage = Stage::Done;
-            if let Some(owner) = self.owner {
-                // Before it leaves: no walk may read a wait that is gone.
-                graph.stop_waiting(owner);
-            }
-            let (keys, claims) = self.keys.as_slices();
-            for_each_to_the_end(
-                keys.iter().zip(&claims[..reached]),
-                |(key, claim)| match claim.slot {
-                    None => shards.release(key, claim.hash),
-                    Some(slot) => shards.cancel(
-                        key,
-                        WaiterRef {
-                            hash: claim.hash,
-                            slot,
-                        },
-                    ),
-                },
-            );
+            self.give_back(reached, shards, graph);
         }
+    }
+
+    /// See `cancel`: out of line, so that dropping a request that is over
+    /// costs a check.
+    #[inline(never)]
+    fn give_back<S>(&mut self, reached: usize, shards: &Shards<K, S>, graph: &Graph<K>) {
+        self.stage = Stage::Done;
+        if let Some(owner) = self.owner {
+            // Before it leaves: no walk may read a wait that is gone.
+            graph.stop_waiting(owner);
+        }
+        let (keys, claims) = self.keys.as_slices();
+        for_each_to_the_end(
+            keys.iter().zip(&claims[..reached]),
+            |(key, claim)| match claim.slot {
+                None => shards.release(key, claim.hash),
+                Some(slot) => shards.cancel(
+                    key,
+                    WaiterRef {
+                        hash: claim.hash,
+                        slot,
+                    },
+                ),
+            },
+        );
     }
 }
 
