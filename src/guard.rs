@@ -369,10 +369,19 @@ impl<M: ManagerRef> From<SingleGuard<M>> for MultiGuard<M> {
 
 impl<M: ManagerRef> Drop for MultiGuard<M> {
     fn drop(&mut self) {
+        match self.held.owner {
+            None => self.held.release(self.manager.manager().shards()),
+            Some(owner) => self.release_owner(owner),
+        }
+    }
+}
+
+impl<M: ManagerRef> MultiGuard<M> {
+    /// Releases the keys of a guard that is an owner in the waits-for
+    /// graph, then forgets the owner: out of line, as few guards are.
+    #[inline(never)]
+    fn release_owner(&mut self, owner: Owner) {
         let manager = self.manager.manager();
-        let Some(owner) = self.held.owner else {
-            return self.held.release(manager.shards());
-        };
         // Forgotten only once no key is marked with it any more.
         let released = panic::catch_unwind(AssertUnwindSafe(|| {
             self.held.release(manager.shards());
