@@ -438,23 +438,7 @@ impl<K> HeldKeys<K> {
 
     /// Releases every key, handing each to its oldest waiter.
     fn release<S>(&self, shards: &Shards<K, S>) {
-        for_each_to_the_end(self.keys.iter(), |(key, claim)| {
-            shards.release(key, claim.hash);
-        });
-    }
-}
-
-/// Calls `f` on every item, even after one of the calls panicked, then
-/// resumes the first panic: one key's failure must not leave the others
-/// locked.
-pub(crate) fn for_each_to_the_end<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T)) {
-    let mut first_panic = None;
-    for item in items {
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
-            first_panic.get_or_insert(payload);
-        }
-    }
-    if let Some(payload) = first_panic {
-        panic::resume_unwind(payload);
+        let (keys, claims) = self.keys.as_slices();
+        shards.release_all(keys, claims);
     }
 }

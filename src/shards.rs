@@ -7,6 +7,7 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::OnceLock;
 use std::task::Waker;
 
@@ -75,10 +76,13 @@ pub(crate) struct Shards<K, S> {
     /// The manager's hasher, run once per key of each request: see
     /// [`KeyHash`].
     hasher: S,
-    /// [`Shards::release_key`] and [`Shards::cancel_waiter`], chosen here,
-    /// where `K: Eq` is known, so that the guards and futures that run them
-    /// when dropped need no bounds of their own.
+    /// [`Shards::release_key`], [`Shards::release_keys`] and
+    /// [`Shards::cancel_waiter`], chosen here, where `K: Eq` is known, so
+    /// that the guards and futures that run them when dropped need no
+    /// bounds of their own. A multi-key guard makes one call through
+    /// `release_all`, not one through `release` per key.
     release: fn(&Self, &K, KeyHash),
+    release_all: fn(&Self, &[K], &[Claim]),
     cancel: fn(&Self, &K, WaiterRef),
 }
 
@@ -92,6 +96,7 @@ impl<K: Eq, S> Shards<K, S> {
             bits: count.trailing_zeros(),
             hasher,
             release: Self::release_key,
+            release_all: Self::release_keys,
             cancel: Self::cancel_waiter,
         }
     }
@@ -102,6 +107,14 @@ impl<K, S> Shards<K, S> {
     #[inline]
     pub(crate) fn release(&self, key: &K, hash: KeyHash) {
         (self.release)(self, key, hash);
+    }
+
+    /// Releases each of `keys`, whose claims are at the same position,
+    /// handing each to its oldest waiter: every key, even after a waker's
+    /// `wake` panicked, then the first panic propagates.
+    #[inline]
+    pub(crate) fn release_all(&self, keys: &[K], claims: &[Claim]) {
+        (self.release_all)(self, keys, claims);
     }
 
     /// Removes a waiter on `key` whose future was dropped, passing the key
@@ -234,6 +247,13 @@ impl<K: Eq, S> Shards<K, S> {
         deferred.run();
     }
 
+    /// See [`Shards::release_all`].
+    fn release_keys(&self, keys: &[K], claims: &[Claim]) {
+        for_each_to_the_end(keys.iter().zip(claims), |(key, claim)| {
+            self.release_key(key, claim.hash);
+        });
+    }
+
     /// See [`Shards::cancel`].
     fn cancel_waiter(&self, key: &K, waiter: WaiterRef) {
         let deferred = self
@@ -250,6 +270,21 @@ impl<K, S> Shards<K, S> {
     pub(crate) fn is_granted(&self, waiter: WaiterRef) -> Option<bool> {
         let state = self.of(waiter.hash).mutex.try_lock()?;
         Some(state.is_granted(waiter.slot))
+    }
+}
+
+/// Calls `f` on every item, even after one of the calls panicked, then
+/// resumes the first panic: one key's failure must not leave the others
+/// locked.
+pub(crate) fn for_each_to_the_end<T>(items: impl IntoIterator<Item = T>, mut f: impl FnMut(T)) {
+    let mut first_panic = None;
+    for item in items {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
+            first_panic.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = first_panic {
+        panic::resume_unwind(payload);
     }
 }
 

@@ -9,10 +9,10 @@ use std::task::{ready, Context, Poll, Waker};
 
 use crate::error::Busy;
 use crate::graph::Graph;
-use crate::guard::{for_each_to_the_end, HeldKeys};
+use crate::guard::HeldKeys;
 use crate::manager::LockManager;
 use crate::queue::Owner;
-use crate::shards::{Claim, Shards, WaiterRef};
+use crate::shards::{for_each_to_the_end, Claim, Shards, WaiterRef};
 use crate::small::{Pairs, Small};
 use crate::trace::Caller;
 
