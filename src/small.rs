@@ -265,6 +265,16 @@ mod tests {
     }
 
     #[test]
+    fn five_pairs_or_more_take_one_allocation_a_side() {
+        let pairs: Pairs<u8, u16> = (0..7).map(|n| (n, u16::from(n))).collect();
+        let Pairs::Heap(a, b) = pairs else {
+            panic!("seven pairs live on the heap");
+        };
+        // Room for the five taken first and the two the iterator promised.
+        assert_eq!((a.capacity(), b.capacity()), (7, 7));
+    }
+
+    #[test]
     fn paired_keeps_each_item_with_its_value() {
         for len in 0..=6 {
             let small: Small<usize> = (0..len).collect();

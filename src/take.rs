@@ -193,7 +193,7 @@ impl<K: Eq + Clone> Progress<K> {
         // poll it again before it is woken.
         while let Some(&Claim { hash, .. }) = claims.get(*reached) {
             let start = *reached;
-            let alone = claims.get(start + 1).map_or(true, |c| c.hash != hash);
+            let alone = claims[start..].get(1).map_or(true, |c| c.hash != hash);
             let queued = if alone {
                 // The common case: a key of a hash of its own.
                 let slot = shards.lock_or_enqueue(&keys[start], hash, waker, self.caller);
