@@ -182,8 +182,10 @@ impl<K: Eq, S> Shards<K, S> {
         taken
     }
 
-    /// Locks `key` at once (`None`), or queues a waiter woken through a
-    /// clone of `waker` (`Some`).
+    /// Locks `key` at once (`None`), or queues a waiter (`Some`), woken
+    /// through a clone of `waker` (without one, until its first poll): for
+    /// a single-key future, and for each key a multi-key request reaches
+    /// that has a hash of its own.
     ///
     /// Out of line, like [`poll_waiter`](Self::poll_waiter) (and release,
     /// called through a pointer): once `acquire_many` also called them, the
@@ -310,7 +312,9 @@ impl<K: Eq, S> Shards<K, S> {
     ///
     /// Keys of one hash are taken in one step so that two requests for the
     /// same keys of equal hash can never each take one and wait for the
-    /// other. The manager's copies are cloned before locking.
+    /// other. The manager's copies are cloned before locking. Cold: two
+    /// keys of a request share a 32-bit hash only by chance (or a poor
+    /// `Hash`); a key alone goes through [`lock_or_enqueue`](Self::lock_or_enqueue).
     #[cold]
     pub(crate) fn lock_or_enqueue_run(
         &self,
