@@ -164,7 +164,9 @@ fn a_burst_gives_its_memory_back() {
 #[test]
 #[cfg(target_pointer_width = "64")]
 fn futures_and_guards_stay_small() {
-    use lock_manager::{Acquire, AcquireOwned, LockGuard, OwnedLockGuard};
+    use lock_manager::{
+        Acquire, AcquireMany, AcquireOwned, LockGuard, MultiLockGuard, OwnedLockGuard,
+    };
     use std::mem::size_of;
     // With `diagnostics`, the future also keeps its caller's location.
     let extra = if cfg!(feature = "diagnostics") { 8 } else { 0 };
@@ -175,4 +177,9 @@ fn futures_and_guards_stay_small() {
     // An `Arc` is one pointer too: the owned forms are no larger.
     assert_eq!(size_of::<AcquireOwned<u64>>(), 24 + extra);
     assert_eq!(size_of::<OwnedLockGuard<u64>>(), 24);
+    // Four keys and their claims in place (72 bytes under one tag), which
+    // a task awaiting the future and holding the guard moves: the sizes
+    // ARCHITECTURE.md's "What a multi-key request costs" quotes.
+    assert_eq!(size_of::<AcquireMany<'static, u64>>(), 112 + extra);
+    assert_eq!(size_of::<MultiLockGuard<'static, u64>>(), 88);
 }
