@@ -246,21 +246,24 @@ impl<A, B> IntoIterator for Pairs<A, B> {
 mod tests {
     use super::*;
 
+    /// `len` numbers, each with its decimal text.
+    fn numbered(len: usize) -> Vec<(usize, String)> {
+        (0..len).map(|n| (n, n.to_string())).collect()
+    }
+
     #[test]
     fn pairs_up_to_four_stay_inline_in_order() {
         for len in 0..=6 {
-            let pairs: Pairs<usize, String> = (0..len).map(|n| (n, n.to_string())).collect();
+            let pairs: Pairs<usize, String> = numbered(len).into_iter().collect();
             let inline = !matches!(pairs, Pairs::Heap(..) | Pairs::Empty);
             assert_eq!(inline, (1..=4).contains(&len), "{len} pairs");
             assert_eq!(matches!(pairs, Pairs::Empty), len == 0);
             let (a, b) = pairs.as_slices();
-            assert_eq!(a, (0..len).collect::<Vec<_>>());
-            assert_eq!(b, (0..len).map(|n| n.to_string()).collect::<Vec<_>>());
-            let back: Vec<(usize, String)> = pairs.into_iter().collect();
-            assert_eq!(
-                back,
-                (0..len).map(|n| (n, n.to_string())).collect::<Vec<_>>()
-            );
+            assert!(a
+                .iter()
+                .zip(b)
+                .eq(numbered(len).iter().map(|(a, b)| (a, b))));
+            assert_eq!(pairs.into_iter().collect::<Vec<_>>(), numbered(len));
         }
     }
 
@@ -280,11 +283,7 @@ mod tests {
             let small: Small<usize> = (0..len).collect();
             let pairs = small.paired(|n| n.to_string());
             assert_eq!(matches!(pairs, Pairs::Heap(..)), len == 0 || len > 4);
-            let back: Vec<(usize, String)> = pairs.into_iter().collect();
-            assert_eq!(
-                back,
-                (0..len).map(|n| (n, n.to_string())).collect::<Vec<_>>()
-            );
+            assert_eq!(pairs.into_iter().collect::<Vec<_>>(), numbered(len));
         }
     }
 
