@@ -25,9 +25,7 @@ impl<T> Small<T> {
             Small::Heap(items) => items,
         }
     }
-}
 
-impl<T> Small<T> {
     /// Pairs each item with `f` of it, in place.
     #[inline]
     pub(crate) fn paired<B>(self, mut f: impl FnMut(&T) -> B) -> Pairs<T, B> {
@@ -258,11 +256,8 @@ mod tests {
             let inline = !matches!(pairs, Pairs::Heap(..) | Pairs::Empty);
             assert_eq!(inline, (1..=4).contains(&len), "{len} pairs");
             assert_eq!(matches!(pairs, Pairs::Empty), len == 0);
-            let (a, b) = pairs.as_slices();
-            assert!(a
-                .iter()
-                .zip(b)
-                .eq(numbered(len).iter().map(|(a, b)| (a, b))));
+            let (numbers, texts): (Vec<_>, Vec<_>) = numbered(len).into_iter().unzip();
+            assert_eq!(pairs.as_slices(), (&numbers[..], &texts[..]));
             assert_eq!(pairs.into_iter().collect::<Vec<_>>(), numbered(len));
         }
     }
