@@ -3,6 +3,7 @@
 //! extend (`extend.rs`), and its part in the waits-for graph (`graph.rs`)
 //! when it holds keys while it waits.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::task::{ready, Context, Poll, Waker};
@@ -359,6 +360,19 @@ pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Pairs<K, Claim>) {
         pairs.sort_unstable_by_key(|(_, claim)| claim.hash);
         *keys = pairs.into_iter().collect();
         return merge_duplicates(keys);
+    }
+    if let Pairs::Two(k, c) = keys {
+        // The most common request, without the loop (see ARCHITECTURE.md,
+        // "What a multi-key request costs").
+        match c[0].hash.cmp(&c[1].hash) {
+            Ordering::Less => {}
+            Ordering::Greater => {
+                k.swap(0, 1);
+                c.swap(0, 1);
+            }
+            Ordering::Equal => merge_duplicates(keys),
+        }
+        return;
     }
     // An insertion sort, which moves both alike; then whether two keys
     // share a hash, in the same pass.
