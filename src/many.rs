@@ -537,6 +537,7 @@ where
 {
     type Output = MultiGuard<M>;
 
+    #[inline(always)]
     #[track_caller]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;

@@ -97,6 +97,7 @@ impl<K> Progress<K> {
     }
 
     /// Moves the keys out, leaving the request done.
+    #[inline]
     pub(crate) fn finish(&mut self) -> HeldKeys<K> {
         self.stage = Stage::Done;
         HeldKeys {
@@ -144,6 +145,7 @@ impl<K: Eq + Clone> Progress<K> {
     /// Sorts and merges the keys, unless the request has arrived already,
     /// leaving out those `held` holds already. Left `Done` if a key's `Eq`
     /// panics: nothing is queued then.
+    #[inline(always)]
     pub(crate) fn arrive(&mut self, held: Option<&HeldKeys<K>>) {
         if let Stage::Unpolled = self.stage {
             self.stage = Stage::Done;
@@ -165,6 +167,7 @@ impl<K: Eq + Clone> Progress<K> {
     /// (or keys of one hash) not handed over yet, woken through `waker`.
     /// Without a waker, it stops at the first key it must wait for, and
     /// the next poll gives that waiter one.
+    #[inline(always)]
     pub(crate) fn advance<S>(&mut self, shards: &Shards<K, S>, waker: Option<&Waker>) -> Poll<()> {
         let Stage::Arrived { next, reached } = &mut self.stage else {
             unreachable!("arrived before advancing");
@@ -332,6 +335,7 @@ impl<K: Eq + Clone> Progress<K> {
     /// Advances the request; yields the keys once every one is held, its
     /// wait, if any, then over in `graph` too.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn poll<S>(
         &mut self,
         shards: &Shards<K, S>,
@@ -353,6 +357,7 @@ impl<K: Eq + Clone> Progress<K> {
 
 /// Sorts a request's keys by hash, moving each key's claim with it, and
 /// merges duplicate keys: all outside the mutexes.
+#[inline]
 pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Pairs<K, Claim>) {
     if let Pairs::Heap(..) = keys {
         // Five keys or more, already on the heap.
