@@ -438,7 +438,6 @@ impl<K> HeldKeys<K> {
 
     /// Releases every key, handing each to its oldest waiter.
     fn release<S>(&self, shards: &Shards<K, S>) {
-        let (keys, claims) = self.keys.as_slices();
-        shards.release_all(keys, claims);
+        shards.release_all(&self.keys);
     }
 }

@@ -13,7 +13,7 @@ use std::task::Waker;
 
 use crate::hashed::KeyHash;
 use crate::queue::{Owner, Slot};
-use crate::small::Small;
+use crate::small::{Pairs, Small};
 use crate::state::{State, WaiterPoll};
 use crate::sync::{Mutex, MutexGuard};
 use crate::trace::Caller;
@@ -82,7 +82,7 @@ pub(crate) struct Shards<K, S> {
     /// bounds of their own. A multi-key guard makes one call through
     /// `release_all`, not one through `release` per key.
     release: fn(&Self, &K, KeyHash),
-    release_all: fn(&Self, &[K], &[Claim]),
+    release_all: fn(&Self, &Pairs<K, Claim>),
     cancel: fn(&Self, &K, WaiterRef),
 }
 
@@ -109,12 +109,13 @@ impl<K, S> Shards<K, S> {
         (self.release)(self, key, hash);
     }
 
-    /// Releases each of `keys`, whose claims are at the same position,
-    /// handing each to its oldest waiter: every key, even after a waker's
-    /// `wake` panicked, then the first panic propagates.
+    /// Releases each of `keys` (a guard's keys and claims, passed whole so
+    /// that the guard's drop stays small enough to inline), handing each to
+    /// its oldest waiter: every key, even after a waker's `wake` panicked,
+    /// then the first panic propagates.
     #[inline]
-    pub(crate) fn release_all(&self, keys: &[K], claims: &[Claim]) {
-        (self.release_all)(self, keys, claims);
+    pub(crate) fn release_all(&self, keys: &Pairs<K, Claim>) {
+        (self.release_all)(self, keys);
     }
 
     /// Removes a waiter on `key` whose future was dropped, passing the key
@@ -250,7 +251,8 @@ impl<K: Eq, S> Shards<K, S> {
     }
 
     /// See [`Shards::release_all`].
-    fn release_keys(&self, keys: &[K], claims: &[Claim]) {
+    fn release_keys(&self, keys: &Pairs<K, Claim>) {
+        let (keys, claims) = keys.as_slices();
         for_each_to_the_end(keys.iter().zip(claims), |(key, claim)| {
             self.release_key(key, claim.hash);
         });
