@@ -228,7 +228,22 @@ impl<K: Eq + Clone> Progress<K> {
     /// for an `extend`), if it must (an `extend` always, a multi-key
     /// request once nesting was seen), and looks for a cycle (see
     /// [`Graph::wait`]).
+    #[inline]
     pub(crate) fn nest<S>(
+        &mut self,
+        shards: &Shards<K, S>,
+        graph: &Graph<K>,
+        guard: Option<&HeldKeys<K>>,
+    ) {
+        // A multi-key request before any nesting: a check, inline.
+        if guard.is_some() || graph.nesting() {
+            self.record_wait(shards, graph, guard);
+        }
+    }
+
+    /// See `nest`.
+    #[inline(never)]
+    fn record_wait<S>(
         &mut self,
         shards: &Shards<K, S>,
         graph: &Graph<K>,
@@ -240,8 +255,6 @@ impl<K: Eq + Clone> Progress<K> {
         let extend = guard.is_some();
         if extend {
             graph.open(shards);
-        } else if !graph.nesting() {
-            return;
         }
         let (keys, claims) = self.keys.as_slices();
         let mut held = (keys.iter().zip(claims))
