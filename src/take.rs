@@ -370,27 +370,32 @@ impl<K: Eq + Clone> Progress<K> {
 
 /// Sorts a request's keys by hash, moving each key's claim with it, and
 /// merges duplicate keys: all outside the mutexes.
-#[inline]
+#[inline(always)]
 pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Pairs<K, Claim>) {
+    let Pairs::Two(k, c) = keys else {
+        return sort_and_merge_more(keys);
+    };
+    // The most common request, inline and without the loop (see
+    // ARCHITECTURE.md, "What a multi-key request costs").
+    match c[0].hash.cmp(&c[1].hash) {
+        Ordering::Less => {}
+        Ordering::Greater => {
+            k.swap(0, 1);
+            c.swap(0, 1);
+        }
+        Ordering::Equal => merge_duplicates(keys),
+    }
+}
+
+/// [`sort_and_merge`] of any number of keys but two.
+#[inline(never)]
+fn sort_and_merge_more<K: Eq>(keys: &mut Pairs<K, Claim>) {
     if let Pairs::Heap(..) = keys {
         // Five keys or more, already on the heap.
         let mut pairs: Vec<(K, Claim)> = std::mem::take(keys).into_iter().collect();
         pairs.sort_unstable_by_key(|(_, claim)| claim.hash);
         *keys = pairs.into_iter().collect();
         return merge_duplicates(keys);
-    }
-    if let Pairs::Two(k, c) = keys {
-        // The most common request, without the loop (see ARCHITECTURE.md,
-        // "What a multi-key request costs").
-        match c[0].hash.cmp(&c[1].hash) {
-            Ordering::Less => {}
-            Ordering::Greater => {
-                k.swap(0, 1);
-                c.swap(0, 1);
-            }
-            Ordering::Equal => merge_duplicates(keys),
-        }
-        return;
     }
     // An insertion sort, which moves both alike; then whether two keys
     // share a hash, in the same pass.
