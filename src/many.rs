@@ -564,10 +564,29 @@ where
 }
 
 impl<M: ManagerRef> Drop for MultiAcquire<M> {
+    #[inline]
     fn drop(&mut self) {
+        // A request records an owner only while it waits, and its guard
+        // takes it: one that is done has none to forget.
+        if !self.progress.is_done() {
+            self.give_up();
+        }
+        debug_assert!(
+            self.progress.owner.is_none(),
+            "an owner outlived its request"
+        );
+    }
+}
+
+impl<M: ManagerRef> MultiAcquire<M> {
+    /// Gives back what the request took, and forgets its record in the
+    /// waits-for graph: out of line, so that dropping a request that is
+    /// over costs a check.
+    #[inline(never)]
+    fn give_up(&mut self) {
         let manager = self.manager.manager();
         self.progress.cancel(manager.shards(), manager.graph());
-        if let Some(owner) = self.progress.owner {
+        if let Some(owner) = self.progress.owner.take() {
             manager.graph().forget(owner);
         }
     }
