@@ -252,6 +252,22 @@ impl<K: Eq, S> Shards<K, S> {
 
     /// See [`Shards::release_all`].
     fn release_keys(&self, keys: &Pairs<K, Claim>) {
+        let Pairs::Two([k0, k1], [c0, c1]) = keys else {
+            return self.release_each(keys);
+        };
+        // The most common guard, without the loop and its frame: both keys
+        // released, then the first panic resumed.
+        let release = |key, claim: &Claim| {
+            panic::catch_unwind(AssertUnwindSafe(|| self.release_key(key, claim.hash)))
+        };
+        if let Err(payload) = release(k0, c0).and(release(k1, c1)) {
+            panic::resume_unwind(payload);
+        }
+    }
+
+    /// [`release_keys`](Self::release_keys) of any number of keys but two.
+    #[inline(never)]
+    fn release_each(&self, keys: &Pairs<K, Claim>) {
         let (keys, claims) = keys.as_slices();
         for_each_to_the_end(keys.iter().zip(claims), |(key, claim)| {
             self.release_key(key, claim.hash);
