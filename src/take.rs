@@ -347,9 +347,12 @@ impl<K: Eq + Clone> Progress<K> {
     }
 
     /// Advances the request; yields the keys once every one is held, its
-    /// wait, if any, then over in `graph` too.
-    #[track_caller]
+    /// wait, if any, then over in `graph` too. Inlined into the future's
+    /// `poll`, with `arrive` and `advance`, as the single-key future's is:
+    /// left to itself the compiler kept them out of line (see
+    /// ARCHITECTURE.md, "What a multi-key request costs").
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn poll<S>(
         &mut self,
         shards: &Shards<K, S>,
