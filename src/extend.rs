@@ -53,7 +53,10 @@ where
     /// # Panics
     ///
     /// As for [`acquire_many`](crate::LockManager::acquire_many): a key's
-    /// `Hash` panicking leaves this call, its `Eq` or `Clone` a poll.
+    /// `Hash` panicking leaves this call, as does its `Eq` while this call
+    /// merges duplicates and leaves out the keys the guard holds (the guard
+    /// then holds what it held); its `Eq` or `Clone` while a key is taken
+    /// leaves a poll.
     ///
     /// # Examples
     ///
@@ -75,8 +78,12 @@ where
     where
         I: IntoIterator<Item = M::Key>,
     {
-        let owner = self.held.owner;
-        let progress = Progress::new(self.manager.manager(), keys, owner, Caller::here());
+        let progress = Progress::new(
+            self.manager.manager(),
+            keys,
+            Some(&self.held),
+            Caller::here(),
+        );
         Extend {
             guard: self,
             progress,
@@ -112,8 +119,8 @@ where
         I: IntoIterator<Item = M::Key>,
     {
         let manager = self.manager.manager();
-        let mut progress = Progress::new(manager, keys, None, Caller::here());
-        let Some(more) = progress.try_take(manager.shards(), Some(&self.held)) else {
+        let mut progress = Progress::new(manager, keys, Some(&self.held), Caller::here());
+        let Some(more) = progress.try_take(manager.shards()) else {
             return false;
         };
         self.held.absorb(more);
@@ -277,7 +284,7 @@ where
         if let Some(refusal) = refused(progress) {
             return refusal;
         }
-        if let Poll::Ready(more) = progress.poll(shards, graph, cx, Some(&guard.held)) {
+        if let Poll::Ready(more) = progress.poll(shards, graph, cx) {
             guard.held.absorb(more);
             return Poll::Ready(Ok(()));
         }

@@ -54,8 +54,8 @@ where
     /// Duplicate keys are merged: `[a, b, a]` locks `a` and `b`. An empty
     /// set resolves at once to a guard holding nothing.
     ///
-    /// Every key is hashed now and cloned once when the request takes its
-    /// place on it. The future and its guard keep up to four keys in place:
+    /// Every key is hashed, sorted and merged now, and cloned once when the
+    /// request takes its place on it. The future and its guard keep up to four keys in place:
     /// such a request allocates nothing of its own.
     ///
     /// # Cancel safety
@@ -66,8 +66,9 @@ where
     ///
     /// # Panics
     ///
-    /// If a key's `Hash` panics, the panic leaves this call, which hashes
-    /// every key. The future's own panics are listed on [`MultiAcquire`].
+    /// If a key's `Hash` or `Eq` panics, the panic leaves this call, which
+    /// hashes every key, sorts them and merges duplicates. The future's own
+    /// panics are listed on [`MultiAcquire`].
     ///
     /// # Examples
     ///
@@ -344,8 +345,8 @@ where
     M::Key: Eq + Hash + Clone,
     M::Hasher: BuildHasher,
 {
-    /// A request for `keys` by `caller`, each key hashed, in the caller's
-    /// order; it arrives when first polled.
+    /// A request for `keys` by `caller`, each key hashed, sorted by hash
+    /// and merged; it arrives when first polled.
     fn new(manager: M, keys: impl IntoIterator<Item = M::Key>, caller: Caller) -> Self {
         let progress = Progress::new(manager.manager(), keys, None, caller);
         Self { manager, progress }
@@ -355,7 +356,7 @@ where
     /// changed.
     fn try_take(mut self) -> Option<MultiGuard<M>> {
         let shards = self.manager.manager().shards();
-        let held = self.progress.try_take(shards, None)?;
+        let held = self.progress.try_take(shards)?;
         Some(MultiGuard::new(self.manager.clone(), held))
     }
 
@@ -398,9 +399,10 @@ where
     /// unless one of its keys already has `max_waiters` callers waiting for
     /// it: then refuses with [`Busy`], having changed nothing.
     ///
-    /// The keys are looked at one at a time, in the order they are listed,
-    /// each under its own shard's mutex: the bound is checked at the call,
-    /// not held to while the request later reaches each key.
+    /// The keys are looked at one at a time, in the order the request takes
+    /// them (not the order listed), each under its own shard's mutex: the
+    /// bound is checked at the call, not held to while the request later
+    /// reaches each key.
     ///
     /// # Errors
     ///
@@ -542,9 +544,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let manager = this.manager.manager();
-        let polled = this
-            .progress
-            .poll(manager.shards(), manager.graph(), cx, None);
+        let polled = this.progress.poll(manager.shards(), manager.graph(), cx);
         let Poll::Ready(held) = polled else {
             this.progress.nest(manager.shards(), manager.graph(), None);
             return Poll::Pending;

@@ -11,6 +11,7 @@ use std::task::{ready, Context, Poll, Waker};
 use crate::error::Busy;
 use crate::graph::Graph;
 use crate::guard::HeldKeys;
+use crate::hashed::KeyHash;
 use crate::manager::LockManager;
 use crate::queue::Owner;
 use crate::shards::{for_each_to_the_end, Claim, Shards, WaiterRef};
@@ -19,9 +20,9 @@ use crate::trace::Caller;
 
 /// A request's keys, its claim on each, and where it is in its life.
 pub(crate) struct Progress<K> {
-    /// Its keys, each with its claim: in the caller's order until it
-    /// arrives, then sorted by hash without duplicates; moved into the
-    /// guard at the end.
+    /// Its keys, each with its claim, sorted by hash without duplicates
+    /// (nor, for an extend, keys its guard holds); moved into the guard at
+    /// the end.
     keys: Pairs<K, Claim>,
     stage: Stage,
     /// Its record in the waits-for graph, once it has waited while holding
@@ -33,14 +34,13 @@ pub(crate) struct Progress<K> {
 
 #[derive(Clone, Copy, Debug)]
 enum Stage {
-    /// Not arrived yet: in no queue, so dropping it does nothing.
-    Unpolled,
     /// Taking its keys in order. The keys before `next` are held; those
     /// from `next` to `reached`, all of one hash, are each held or waited
-    /// for; the rest are not reached yet.
-    Arrived { next: usize, reached: usize },
-    /// The guard was handed out (or the request refused, or sorting its
-    /// keys panicked).
+    /// for; the rest are not reached yet. Until it reaches its first key
+    /// (`reached` 0) it has not arrived: it is in no queue, and dropping it
+    /// does nothing.
+    Taking { next: usize, reached: usize },
+    /// The guard was handed out, or the request refused or given up.
     Done,
 }
 
@@ -49,8 +49,8 @@ impl<K: fmt::Debug> fmt::Debug for Progress<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys = self.keys.firsts();
         match self.stage {
-            Stage::Unpolled => f.debug_tuple("Unpolled").field(&keys).finish(),
-            Stage::Arrived { next, .. } => f
+            Stage::Taking { reached: 0, .. } => f.debug_tuple("Unpolled").field(&keys).finish(),
+            Stage::Taking { next, .. } => f
                 .debug_struct("Waiting")
                 .field("keys", &keys)
                 .field("held", &next)
@@ -60,22 +60,29 @@ impl<K: fmt::Debug> fmt::Debug for Progress<K> {
     }
 }
 
-impl<K: Hash> Progress<K> {
-    /// A request of `manager` for `keys` by `caller`, each key hashed, in
-    /// the caller's order, not arrived yet; `owner` is the graph record it
-    /// starts with.
+impl<K: Hash + Eq> Progress<K> {
+    /// A request of `manager` for `keys` by `caller`, not arrived yet: each
+    /// key hashed, the keys sorted by hash and merged, less those `guard`
+    /// holds already, for an extend, whose graph record it starts with.
     pub(crate) fn new<S: BuildHasher>(
         manager: &LockManager<K, S>,
         keys: impl IntoIterator<Item = K>,
-        owner: Option<Owner>,
+        guard: Option<&HeldKeys<K>>,
         caller: Caller,
     ) -> Self {
-        let keys: Small<K> = keys.into_iter().collect();
-        let keys = keys.paired(|key| Claim {
-            hash: manager.hash(key),
-            slot: None,
-        });
-        let stage = Stage::Unpolled;
+        let mut keys = sorted(keys.into_iter().collect(), |key| manager.hash(key));
+        let mut owner = None;
+        if let Some(held) = guard {
+            let new = keys
+                .into_iter()
+                .filter(|(key, claim)| !held.contains(key, claim.hash));
+            keys = new.collect();
+            owner = held.owner;
+        }
+        let stage = Stage::Taking {
+            next: 0,
+            reached: 0,
+        };
         Self {
             keys,
             stage,
@@ -88,7 +95,7 @@ impl<K: Hash> Progress<K> {
 impl<K> Progress<K> {
     /// Whether it has not arrived yet.
     pub(crate) fn is_unpolled(&self) -> bool {
-        matches!(self.stage, Stage::Unpolled)
+        matches!(self.stage, Stage::Taking { reached: 0, .. })
     }
 
     /// Whether it is over: handed out, refused or given up.
@@ -110,8 +117,10 @@ impl<K> Progress<K> {
     /// when the future is dropped, or an extend is refused.
     #[inline]
     pub(crate) fn cancel<S>(&mut self, shards: &Shards<K, S>, graph: &Graph<K>) {
-        if let Stage::Arrived { reached, .. } = self.stage {
-            self.give_back(reached, shards, graph);
+        if let Stage::Taking { reached, .. } = self.stage {
+            if reached > 0 {
+                self.give_back(reached, shards, graph);
+            }
         }
     }
 
@@ -142,26 +151,6 @@ impl<K> Progress<K> {
 }
 
 impl<K: Eq + Clone> Progress<K> {
-    /// Sorts and merges the keys, unless the request has arrived already,
-    /// leaving out those `held` holds already. Left `Done` if a key's `Eq`
-    /// panics: nothing is queued then.
-    #[inline(always)]
-    pub(crate) fn arrive(&mut self, held: Option<&HeldKeys<K>>) {
-        if let Stage::Unpolled = self.stage {
-            self.stage = Stage::Done;
-            sort_and_merge(&mut self.keys);
-            if let Some(held) = held {
-                let keys = std::mem::take(&mut self.keys).into_iter();
-                let new = keys.filter(|(key, claim)| !held.contains(key, claim.hash));
-                self.keys = new.collect();
-            }
-            self.stage = Stage::Arrived {
-                next: 0,
-                reached: 0,
-            };
-        }
-    }
-
     /// Takes the keys in hash order, as far as it can: `Ready` once every
     /// key is held, else `Pending` with a waiter queued on the first key
     /// (or keys of one hash) not handed over yet, woken through `waker`.
@@ -169,8 +158,8 @@ impl<K: Eq + Clone> Progress<K> {
     /// the next poll gives that waiter one.
     #[inline(always)]
     pub(crate) fn advance<S>(&mut self, shards: &Shards<K, S>, waker: Option<&Waker>) -> Poll<()> {
-        let Stage::Arrived { next, reached } = &mut self.stage else {
-            unreachable!("arrived before advancing");
+        let Stage::Taking { next, reached } = &mut self.stage else {
+            unreachable!("advanced after it was done");
         };
         let (keys, claims) = self.keys.as_mut_slices();
         // As long as `claims`: no bounds check on each key below.
@@ -250,7 +239,7 @@ impl<K: Eq + Clone> Progress<K> {
         graph: &Graph<K>,
         guard: Option<&HeldKeys<K>>,
     ) {
-        let Stage::Arrived { next, reached } = self.stage else {
+        let Stage::Taking { next, reached } = self.stage else {
             return;
         };
         let extend = guard.is_some();
@@ -294,11 +283,8 @@ impl<K: Eq + Clone> Progress<K> {
         graph: &Graph<K>,
         guard: Option<&HeldKeys<K>>,
     ) {
-        if self.is_unpolled() {
-            self.arrive(guard);
-            if self.advance(shards, None).is_pending() {
-                self.nest(shards, graph, guard);
-            }
+        if self.is_unpolled() && self.advance(shards, None).is_pending() {
+            self.nest(shards, graph, guard);
         }
     }
 
@@ -324,19 +310,14 @@ impl<K: Eq + Clone> Progress<K> {
         Ok(())
     }
 
-    /// Takes every key (but those `held` holds) if all are free now, all
-    /// at once; else changes nothing.
-    pub(crate) fn try_take<S>(
-        &mut self,
-        shards: &Shards<K, S>,
-        held: Option<&HeldKeys<K>>,
-    ) -> Option<HeldKeys<K>> {
-        self.arrive(held);
+    /// Takes every key if all are free now, all at once; else changes
+    /// nothing.
+    pub(crate) fn try_take<S>(&mut self, shards: &Shards<K, S>) -> Option<HeldKeys<K>> {
         let (keys, claims) = self.keys.as_mut_slices();
         if !shards.try_lock_all(keys, claims, self.caller) {
             return None;
         }
-        self.stage = Stage::Arrived {
+        self.stage = Stage::Taking {
             next: 0,
             reached: keys.len(),
         };
@@ -348,7 +329,7 @@ impl<K: Eq + Clone> Progress<K> {
 
     /// Advances the request; yields the keys once every one is held, its
     /// wait, if any, then over in `graph` too. Inlined into the future's
-    /// `poll`, with `arrive` and `advance`, as the single-key future's is:
+    /// `poll`, with `advance`, as the single-key future's is:
     /// left to itself the compiler kept them out of line (see
     /// ARCHITECTURE.md, "What a multi-key request costs").
     #[inline(always)]
@@ -358,12 +339,10 @@ impl<K: Eq + Clone> Progress<K> {
         shards: &Shards<K, S>,
         graph: &Graph<K>,
         cx: &mut Context<'_>,
-        held: Option<&HeldKeys<K>>,
     ) -> Poll<HeldKeys<K>> {
         if let Stage::Done = self.stage {
             panic!("lock-manager: acquire future polled after completion");
         }
-        self.arrive(held);
         ready!(self.advance(shards, Some(cx.waker())));
         if let Some(owner) = self.owner {
             graph.stop_waiting(owner);
@@ -372,26 +351,36 @@ impl<K: Eq + Clone> Progress<K> {
     }
 }
 
-/// Sorts a request's keys by hash, moving each key's claim with it, and
-/// merges duplicate keys: all outside the mutexes.
+/// `keys`, each with its claim, sorted by hash and merged: all outside the
+/// mutexes, before the request exists.
 #[inline(always)]
-pub(crate) fn sort_and_merge<K: Eq>(keys: &mut Pairs<K, Claim>) {
-    let Pairs::Two(k, c) = keys else {
-        return sort_and_merge_more(keys);
+fn sorted<K: Eq>(keys: Small<K>, hash: impl Fn(&K) -> KeyHash) -> Pairs<K, Claim> {
+    let claim = |key: &K| Claim {
+        hash: hash(key),
+        slot: None,
     };
-    // The most common request, inline and without the loop (see
-    // ARCHITECTURE.md, "What a multi-key request costs").
-    match c[0].hash.cmp(&c[1].hash) {
-        Ordering::Less => {}
-        Ordering::Greater => {
-            k.swap(0, 1);
-            c.swap(0, 1);
+    let Small::Two([a, b]) = keys else {
+        let mut keys = keys.paired(claim);
+        sort_and_merge_more(&mut keys);
+        return keys;
+    };
+    // The most common request: inline, without the loop, and built in
+    // place, its keys in order (see ARCHITECTURE.md, "What a multi-key
+    // request costs").
+    let (ca, cb) = (claim(&a), claim(&b));
+    match ca.hash.cmp(&cb.hash) {
+        Ordering::Less => Pairs::Two([a, b], [ca, cb]),
+        Ordering::Greater => Pairs::Two([b, a], [cb, ca]),
+        Ordering::Equal => {
+            let mut keys = Pairs::Two([a, b], [ca, cb]);
+            merge_duplicates(&mut keys);
+            keys
         }
-        Ordering::Equal => merge_duplicates(keys),
     }
 }
 
-/// [`sort_and_merge`] of any number of keys but two.
+/// Sorts keys by hash, moving each key's claim with it, and merges
+/// duplicate keys: [`sorted`] of any number of keys but two.
 #[inline(never)]
 fn sort_and_merge_more<K: Eq>(keys: &mut Pairs<K, Claim>) {
     if let Pairs::Heap(..) = keys {

@@ -1607,18 +1607,18 @@ fn an_eq_panicking_midway_through_a_try_or_bounded_many_undoes_it() {
 
 /// A `Hash`, `Eq` or `Clone` that panics while a multi-key request is
 /// made or takes its keys: the panic reaches the caller, and nothing of the
-/// request is left once it is dropped. A `Hash` panics when the request is
-/// made, an `Eq` between duplicates (same id, same hash) when it is first
-/// polled, before it takes anything: the future is then finished. The
-/// request takes its keys one at a time in order, cloning each and looking
-/// it up under its shard's mutex as it reaches it: a `Clone` or an `Eq`
-/// (against the held 1) panicking there leaves the future as it was before
-/// that key, holding the keys before it in order, queued nowhere, and
-/// retrying that key if polled again.
+/// request is left once it is dropped. A `Hash`, and an `Eq` between
+/// duplicates (same id, same hash), panic when the request is made, which
+/// hashes, sorts and merges the keys: there is no future. The request
+/// takes its keys one at a time in order, cloning each and looking it up
+/// under its shard's mutex as it reaches it: a `Clone` or an `Eq` (against
+/// the held 1) panicking there leaves the future as it was before that
+/// key, holding the keys before it in order, queued nowhere, and retrying
+/// that key if polled again.
 #[test]
 fn a_multi_key_request_whose_key_panics_changes_nothing() {
     // The panic, the keys, and the key whose taking panics (`None`: the
-    // panic comes before the request takes any).
+    // panic comes when the request is made).
     type Case = (&'static str, &'static [(u32, Bomb)], Option<u32>);
     let cases: [Case; 5] = [
         ("hash exploded", &[(1, Bomb::Hash), (2, Bomb::None)], None),
@@ -1654,27 +1654,28 @@ fn a_multi_key_request_whose_key_panics_changes_nothing() {
             let mut waiter = locks.acquire(key(1));
             assert!(task.poll(&mut waiter).is_pending());
 
-            // Keys are hashed when the request is made, and taken when
-            // it is first polled.
+            // Keys are hashed, sorted and merged when the request is made,
+            // and taken when it is first polled.
             let made = catch_unwind(AssertUnwindSafe(|| {
                 locks.acquire_many(keys.iter().map(|&(id, b)| bomb(id, b)))
             }));
             match made {
-                Err(panic) => assert_eq!(message(panic), expected),
+                Err(panic) => {
+                    assert_eq!(message(panic), expected, "{ctx}");
+                    assert_eq!(stop, None, "{ctx}: made");
+                }
                 Ok(mut request) => {
-                    assert_ne!(expected, "hash exploded");
+                    assert!(stop.is_some(), "{ctx}: made, though it should panic");
                     expect_panic(expected, || Task::new().poll(&mut request));
-                    assert_eq!(request.is_terminated(), stop.is_none(), "{ctx}");
+                    assert!(!request.is_terminated(), "{ctx}");
                     assert_eq!(locks.locked_count(), 1 + taken.len(), "{ctx}");
                     for id in [2, 5] {
                         let held = taken.contains(&id);
                         assert_eq!(locks.is_locked(&key(id)), held, "{ctx}: {id}");
                     }
-                    if stop.is_some() {
-                        // Polled again, it retries the key that panicked.
-                        expect_panic(expected, || Task::new().poll(&mut request));
-                        assert_eq!(locks.locked_count(), 1 + taken.len(), "{ctx}");
-                    }
+                    // Polled again, it retries the key that panicked.
+                    expect_panic(expected, || Task::new().poll(&mut request));
+                    assert_eq!(locks.locked_count(), 1 + taken.len(), "{ctx}");
                     assert_eq!(locks.queue_len(&key(1)), 2, "{ctx}");
                     drop(request);
                 }
@@ -1688,6 +1689,41 @@ fn a_multi_key_request_whose_key_panics_changes_nothing() {
             drop(ready(task.poll(&mut waiter)));
             assert_eq!(locks.locked_count(), 0, "{ctx}");
             for id in [1, 2, 5] {
+                assert_key_works(&locks, key(id));
+            }
+        }
+    }
+}
+
+/// An extend is made as a multi-key request is, less the keys its guard
+/// holds: a key's `Hash`, or its `Eq` against a held key or a duplicate,
+/// panics at the call, and the guard holds what it held, each key still
+/// working; `try_extend` likewise.
+#[test]
+fn an_extend_whose_key_panics_at_the_call_leaves_the_guard_as_it_was() {
+    let cases: [(&str, [(u32, Bomb); 2]); 3] = [
+        ("hash exploded", [(2, Bomb::None), (3, Bomb::Hash)]),
+        // Same id, same hash as the held 1: compared while leaving it out.
+        ("eq exploded", [(2, Bomb::None), (1, Bomb::Eq)]),
+        // Same id, same hash as the other new key: compared while merging.
+        ("eq exploded", [(2, Bomb::None), (2, Bomb::Eq)]),
+    ];
+    for locks in multi_managers() {
+        for (expected, keys) in cases {
+            let mut guard = locks.try_acquire_many([key(1)]).unwrap();
+            let new_keys = || keys.map(|(id, b)| bomb(id, b));
+            expect_panic(expected, || drop(guard.extend(new_keys())));
+            expect_panic(expected, || guard.try_extend(new_keys()));
+            let held: Vec<u32> = guard.keys().iter().map(|key| key.id).collect();
+            assert_eq!(held, [1], "{expected}");
+            assert_eq!(locks.locked_count(), 1, "{expected}");
+            assert_eq!(waiters(&locks), 0, "{expected}");
+            // The guard still grows, and gives back all it holds.
+            assert!(guard.try_extend([key(2), key(3)]), "{expected}");
+            assert_eq!(locks.locked_count(), 3, "{expected}");
+            drop(guard);
+            assert_eq!(locks.locked_count(), 0, "{expected}");
+            for id in 1..=3 {
                 assert_key_works(&locks, key(id));
             }
         }

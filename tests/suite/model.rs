@@ -7,7 +7,7 @@
 //! the `try_acquire` and `try_acquire_many` guards share the queues. A
 //! future arrives at its first poll, or earlier at `enqueue` or
 //! `enqueue_bounded` (refused, changing nothing, when one of its keys has
-//! too many waiters: the first such key in the caller's order gives the
+//! too many waiters: the first such key in the manager's order gives the
 //! `Busy`; a no-op on a future placed already); a `with_lock(s)` future
 //! arrives when called. `try_acquire_many` takes all its keys or none.
 //!
@@ -823,14 +823,13 @@ impl<'a> Harness<'a> {
             task,
             state,
         } = self.futures.remove(index);
-        // The waiters of the first key in the caller's order at its bound;
-        // a future placed already is returned as it is, never refused.
+        // The waiters of the first key in hash order at its bound; a
+        // future placed already is returned as it is, never refused.
         let busy = bound
             .filter(|_| state == State::Unpolled)
             .and_then(|bound| {
-                list.as_slice()
-                    .iter()
-                    .filter_map(|&key| self.queues[usize::from(key)].len().checked_sub(1))
+                keys.in_order(self.order)
+                    .filter_map(|key| self.queues[usize::from(key)].len().checked_sub(1))
                     .find(|&waiters| waiters >= bound)
             });
         let outcome = match kind {
