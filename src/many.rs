@@ -346,7 +346,9 @@ where
     M::Hasher: BuildHasher,
 {
     /// A request for `keys` by `caller`, each key hashed, sorted by hash
-    /// and merged; it arrives when first polled.
+    /// and merged; it arrives when first polled. Inlined, as
+    /// `Progress::new` is, for the same reason.
+    #[inline(always)]
     fn new(manager: M, keys: impl IntoIterator<Item = M::Key>, caller: Caller) -> Self {
         let progress = Progress::new(manager.manager(), keys, None, caller);
         Self { manager, progress }

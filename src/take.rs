@@ -11,7 +11,6 @@ use std::task::{ready, Context, Poll, Waker};
 use crate::error::Busy;
 use crate::graph::Graph;
 use crate::guard::HeldKeys;
-use crate::hashed::KeyHash;
 use crate::manager::LockManager;
 use crate::queue::Owner;
 use crate::shards::{for_each_to_the_end, Claim, Shards, WaiterRef};
@@ -64,13 +63,19 @@ impl<K: Hash + Eq> Progress<K> {
     /// A request of `manager` for `keys` by `caller`, not arrived yet: each
     /// key hashed, the keys sorted by hash and merged, less those `guard`
     /// holds already, for an extend, whose graph record it starts with.
+    ///
+    /// Inlined into the caller, with the hashing of a two-key request, as
+    /// a single-key future's making is: the request is then written where
+    /// it will live, where out of line it was built, then moved (see
+    /// ARCHITECTURE.md, "What a multi-key request costs").
+    #[inline(always)]
     pub(crate) fn new<S: BuildHasher>(
         manager: &LockManager<K, S>,
         keys: impl IntoIterator<Item = K>,
         guard: Option<&HeldKeys<K>>,
         caller: Caller,
     ) -> Self {
-        let mut keys = sorted(keys.into_iter().collect(), |key| manager.hash(key));
+        let mut keys = sorted(keys.into_iter().collect(), manager);
         let mut owner = None;
         if let Some(held) = guard {
             let new = keys
@@ -161,6 +166,23 @@ impl<K: Eq + Clone> Progress<K> {
         let Stage::Taking { next, reached } = &mut self.stage else {
             unreachable!("advanced after it was done");
         };
+        let caller = self.caller;
+        if let (0, Pairs::Two([k0, k1], [c0, c1])) = (*reached, &mut self.keys) {
+            if c0.hash != c1.hash {
+                // The most common request, two keys of hashes of their own,
+                // on its first poll: without the loop (see ARCHITECTURE.md,
+                // "What a multi-key request costs").
+                if take_lone(shards, k0, c0, reached, waker, caller) {
+                    return Poll::Pending;
+                }
+                *next = 1;
+                if take_lone(shards, k1, c1, reached, waker, caller) {
+                    return Poll::Pending;
+                }
+                *next = 2;
+                return Poll::Ready(());
+            }
+        }
         let (keys, claims) = self.keys.as_mut_slices();
         // As long as `claims`: no bounds check on each key below.
         let keys = &keys[..claims.len()];
@@ -190,10 +212,14 @@ impl<K: Eq + Clone> Progress<K> {
             let alone = claims[start..].get(1).map_or(true, |c| c.hash != hash);
             let queued = if alone {
                 // The common case: a key of a hash of its own.
-                let slot = shards.lock_or_enqueue(&keys[start], hash, waker, self.caller);
-                claims[start].slot = slot;
-                *reached += 1;
-                slot.is_some()
+                take_lone(
+                    shards,
+                    &keys[start],
+                    &mut claims[start],
+                    reached,
+                    waker,
+                    caller,
+                )
             } else {
                 let same_hash = claims[start + 1..].iter().take_while(|c| c.hash == hash);
                 let end = start + 1 + same_hash.count();
@@ -201,7 +227,7 @@ impl<K: Eq + Clone> Progress<K> {
                     &keys[start..end],
                     &mut claims[start..end],
                     waker,
-                    self.caller,
+                    caller,
                     reached,
                 )
             };
@@ -351,23 +377,36 @@ impl<K: Eq + Clone> Progress<K> {
     }
 }
 
+/// Takes `key`, of a hash no other key of its request has, or queues for
+/// it: whether it queued. Counts it `reached` either way.
+#[inline(always)]
+fn take_lone<K: Eq + Clone, S>(
+    shards: &Shards<K, S>,
+    key: &K,
+    claim: &mut Claim,
+    reached: &mut usize,
+    waker: Option<&Waker>,
+    caller: Caller,
+) -> bool {
+    claim.slot = shards.lock_or_enqueue(key, claim.hash, waker, caller);
+    *reached += 1;
+    claim.slot.is_some()
+}
+
 /// `keys`, each with its claim, sorted by hash and merged: all outside the
 /// mutexes, before the request exists.
 #[inline(always)]
-fn sorted<K: Eq>(keys: Small<K>, hash: impl Fn(&K) -> KeyHash) -> Pairs<K, Claim> {
-    let claim = |key: &K| Claim {
-        hash: hash(key),
-        slot: None,
-    };
+fn sorted<K: Hash + Eq, S: BuildHasher>(
+    keys: Small<K>,
+    manager: &LockManager<K, S>,
+) -> Pairs<K, Claim> {
     let Small::Two([a, b]) = keys else {
-        let mut keys = keys.paired(claim);
-        sort_and_merge_more(&mut keys);
-        return keys;
+        return sorted_more(keys, manager);
     };
     // The most common request: inline, without the loop, and built in
     // place, its keys in order (see ARCHITECTURE.md, "What a multi-key
     // request costs").
-    let (ca, cb) = (claim(&a), claim(&b));
+    let (ca, cb) = (claim(&a, manager), claim(&b, manager));
     match ca.hash.cmp(&cb.hash) {
         Ordering::Less => Pairs::Two([a, b], [ca, cb]),
         Ordering::Greater => Pairs::Two([b, a], [cb, ca]),
@@ -379,10 +418,30 @@ fn sorted<K: Eq>(keys: Small<K>, hash: impl Fn(&K) -> KeyHash) -> Pairs<K, Claim
     }
 }
 
-/// Sorts keys by hash, moving each key's claim with it, and merges
-/// duplicate keys: [`sorted`] of any number of keys but two.
+/// [`sorted`] of any number of keys but two: out of line, so that the
+/// hashing of up to four keys is not inlined into every caller.
 #[inline(never)]
-fn sort_and_merge_more<K: Eq>(keys: &mut Pairs<K, Claim>) {
+fn sorted_more<K: Hash + Eq, S: BuildHasher>(
+    keys: Small<K>,
+    manager: &LockManager<K, S>,
+) -> Pairs<K, Claim> {
+    let mut keys = keys.paired(|key| claim(key, manager));
+    sort_and_merge(&mut keys);
+    keys
+}
+
+/// A key's claim before the request reaches it.
+#[inline(always)]
+fn claim<K: Hash, S: BuildHasher>(key: &K, manager: &LockManager<K, S>) -> Claim {
+    Claim {
+        hash: manager.hash(key),
+        slot: None,
+    }
+}
+
+/// Sorts keys by hash, moving each key's claim with it, and merges
+/// duplicate keys.
+fn sort_and_merge<K: Eq>(keys: &mut Pairs<K, Claim>) {
     if let Pairs::Heap(..) = keys {
         // Five keys or more, already on the heap.
         let mut pairs: Vec<(K, Claim)> = std::mem::take(keys).into_iter().collect();
