@@ -327,7 +327,11 @@ mod tests {
         let two = locks.try_acquire(2).unwrap();
         assert!(pin!(guard.extend([2])).poll(&mut cx).is_pending());
         assert_eq!(locks.graph().owners(), 1, "kept while the guard lives");
-        drop(guard);
+        // The guard's next extend waits as the same owner.
+        let three = locks.try_acquire(3).unwrap();
+        assert!(pin!(guard.extend([3])).poll(&mut cx).is_pending());
+        assert_eq!(locks.graph().owners(), 1, "one owner per guard");
+        drop((guard, three));
         assert_eq!(locks.graph().owners(), 0);
 
         // Nesting seen: a multi-key request holding a key registers too.

@@ -123,9 +123,7 @@ impl<K> Progress<K> {
     #[inline]
     pub(crate) fn cancel<S>(&mut self, shards: &Shards<K, S>, graph: &Graph<K>) {
         if let Stage::Taking { reached, .. } = self.stage {
-            if reached > 0 {
-                self.give_back(reached, shards, graph);
-            }
+            self.give_back(reached, shards, graph);
         }
     }
 

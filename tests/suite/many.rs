@@ -887,7 +887,7 @@ impl BuildHasher for CollideBelow100 {
 }
 
 /// A request's `Debug` says how many keys it holds while it waits for the
-/// next.
+/// next, and once placed with every key free, that it holds them all.
 #[test]
 fn a_waiting_request_shows_how_many_keys_it_holds() {
     let locks = LockManager::new();
@@ -900,6 +900,10 @@ fn a_waiting_request_shows_how_many_keys_it_holds() {
     assert!(shown.contains("held: 1"), "{shown}");
     drop(held);
     assert!(task.poll(&mut request).is_ready());
+
+    let placed = locks.acquire_many([second, first]).enqueue();
+    let shown = format!("{placed:?}");
+    assert!(shown.contains("held: 2"), "{shown}");
 }
 
 /// A guard that holds a key extends to another key of the same hash: it
