@@ -255,14 +255,16 @@ impl<K: Eq, S> Shards<K, S> {
         let Pairs::Two([k0, k1], [c0, c1]) = keys else {
             return self.release_each(keys);
         };
-        // The most common guard, without the loop and its frame: both keys
-        // released, then the first panic resumed.
-        let release = |key, claim: &Claim| {
-            panic::catch_unwind(AssertUnwindSafe(|| self.release_key(key, claim.hash)))
-        };
-        if let Err(payload) = release(k0, c0).and(release(k1, c1)) {
+        // The most common guard, without the loop: both keys released, then
+        // the first panic resumed. A panic of the second release is the
+        // first one unless the first release panicked too, so the second,
+        // uncaught, is a tail call.
+        let first = panic::catch_unwind(AssertUnwindSafe(|| self.release_key(k0, c0.hash)));
+        if let Err(payload) = first {
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| self.release_key(k1, c1.hash)));
             panic::resume_unwind(payload);
         }
+        self.release_key(k1, c1.hash);
     }
 
     /// [`release_keys`](Self::release_keys) of any number of keys but two.
