@@ -3,7 +3,6 @@
 //! extend (`extend.rs`), and its part in the waits-for graph (`graph.rs`)
 //! when it holds keys while it waits.
 
-use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::task::{ready, Context, Poll, Waker};
@@ -386,9 +385,14 @@ fn take_lone<K: Eq + Clone, S>(
     waker: Option<&Waker>,
     caller: Caller,
 ) -> bool {
-    claim.slot = shards.lock_or_enqueue(key, claim.hash, waker, caller);
+    let slot = shards.lock_or_enqueue(key, claim.hash, waker, caller);
     *reached += 1;
-    claim.slot.is_some()
+    // A key not reached has no slot: only a queued one needs the store.
+    let queued = slot.is_some();
+    if queued {
+        claim.slot = slot;
+    }
+    queued
 }
 
 /// `keys`, each with its claim, sorted by hash and merged: all outside the
@@ -405,15 +409,17 @@ fn sorted<K: Hash + Eq, S: BuildHasher>(
     // place, its keys in order (see ARCHITECTURE.md, "What a multi-key
     // request costs").
     let (ca, cb) = (claim(&a, manager), claim(&b, manager));
-    match ca.hash.cmp(&cb.hash) {
-        Ordering::Less => Pairs::Two([a, b], [ca, cb]),
-        Ordering::Greater => Pairs::Two([b, a], [cb, ca]),
-        Ordering::Equal => {
-            let mut keys = Pairs::Two([a, b], [ca, cb]);
-            merge_duplicates(&mut keys);
-            keys
-        }
+    if ca.hash == cb.hash {
+        let mut keys = Pairs::Two([a, b], [ca, cb]);
+        merge_duplicates(&mut keys);
+        return keys;
     }
+    let ((a, ca), (b, cb)) = if ca.hash < cb.hash {
+        ((a, ca), (b, cb))
+    } else {
+        ((b, cb), (a, ca))
+    };
+    Pairs::Two([a, b], [ca, cb])
 }
 
 /// [`sorted`] of any number of keys but two: out of line, so that the
