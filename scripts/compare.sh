@@ -11,13 +11,19 @@
 #       The same for DIR/locks, the criterion benches whose names match
 #       FILTER (e.g. '^(uncontended|churn-u64)/(lock-manager|floor)$');
 #       prints per DIR and bench the median time per iteration in ns.
+#   scripts/compare.sh walltime ROUNDS DIR...
+#       Times DIR/instructions (benches/instructions.rs) on one thread, a
+#       million operations of each pair scenario, both forms: prints per
+#       DIR and scenario the median wall time in ms, and every run's (the
+#       least is the least disturbed). Catches what instruction counts
+#       miss: a mispredicted branch, a store that stalls a load.
 #
 # A DIR per build: `cargo bench -p lock-manager-benches --no-run`, then
-# copy target/release/deps/fairness-<hash> and locks-<hash> into DIR as
-# `fairness` and `locks`.
+# copy target/release/deps/fairness-<hash>, locks-<hash> and
+# instructions-<hash> into DIR as `fairness`, `locks` and `instructions`.
 set -euo pipefail
 
-usage() { sed -n '2,18p' "$0" >&2; exit 2; }
+usage() { sed -n '2,24p' "$0" >&2; exit 2; }
 [ $# -ge 3 ] || usage
 kind=$1 rounds=$2
 shift 2
@@ -25,7 +31,7 @@ filter=
 if [ "$kind" = locks ]; then
     filter=$1
     shift
-elif [ "$kind" != fairness ]; then
+elif [ "$kind" != fairness ] && [ "$kind" != walltime ]; then
     usage
 fi
 dirs=("$@")
@@ -40,6 +46,13 @@ run() {
             LOCK_MANAGER_BENCH_PEERS=lock-manager,ref-tokio-mutex \
             "$dir/fairness" --bench 2>/dev/null |
             awk -F'|' '/^\| lock-manager /{ sub(/x/, "", $6); n++; print (n == 1 ? "yield" : "tight"), $6 + 0 }'
+    elif [ "$kind" = walltime ]; then
+        for scenario in pairs pairs-1by1 pairs-16 pairs-16-1by1; do
+            local start
+            start=$(date +%s%N)
+            "$dir/instructions" "$scenario" 1000000 >/dev/null
+            echo "$scenario $((($(date +%s%N) - start) / 1000000))"
+        done
     else
         "$dir/locks" --bench --output-format bencher --warm-up-time 1 \
             --measurement-time 2 "$filter" 2>/dev/null |
