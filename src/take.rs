@@ -406,8 +406,10 @@ fn sorted<K: Hash + Eq, S: BuildHasher>(
         return sorted_more(keys, manager);
     };
     // The most common request: inline, without the loop, and built in
-    // place, its keys in order (see ARCHITECTURE.md, "What a multi-key
-    // request costs").
+    // place, its keys put in order by a select, not a branch: which of two
+    // hashes is smaller is a coin toss the CPU would mispredict every
+    // other request (see ARCHITECTURE.md, "What a multi-key request
+    // costs"; an `Ordering` and a `match` compiled to a branch).
     let (ca, cb) = (claim(&a, manager), claim(&b, manager));
     if ca.hash == cb.hash {
         let mut keys = Pairs::Two([a, b], [ca, cb]);
