@@ -55,8 +55,8 @@ where
     /// set resolves at once to a guard holding nothing.
     ///
     /// Every key is hashed, sorted and merged now, and cloned once when the
-    /// request takes its place on it. The future and its guard keep up to four keys in place:
-    /// such a request allocates nothing of its own.
+    /// request takes its place on it. The future and its guard keep up to
+    /// four keys in place: such a request allocates nothing of its own.
     ///
     /// # Cancel safety
     ///
