@@ -44,19 +44,11 @@ use criterion::{
 
 use common::{
     key_sequences, names, now, string_key, OursOneByOne, Peer, RefAsyncLockMutex, RefTokioMutex,
-    Zipf,
+    Zipf, KEYS_PER_TASK, PAIRS_16_KEYS, SPREAD_KEYS, TASKS,
 };
 
-/// Tasks in the multi-task scenarios.
-const TASKS: usize = 64;
 /// Operations per task in one criterion iteration of a multi-task scenario.
 const OPS_PER_TASK: u64 = 256;
-/// Length of each task's pre-drawn key sequence.
-const KEYS_PER_TASK: usize = 4096;
-/// Keys the `spread` and `pairs` scenarios draw from.
-const SPREAD_KEYS: u64 = 1024;
-/// Keys the `pairs-16` scenario draws from: few, so that pairs overlap.
-const PAIRS_16_KEYS: u64 = 16;
 
 fn uncontended<P: Peer<u64>>(group: &mut BenchmarkGroup<'_, WallTime>) {
     let peer = P::create();

@@ -119,6 +119,10 @@ where
     /// assert_eq!(locks.queue_len(&7), 1);
     /// # });
     /// ```
+    // Inlined, so that the future is built where the caller keeps it: built
+    // out of line, then copied, it cost more than the copy (ARCHITECTURE.md,
+    // "What a multi-key request costs").
+    #[inline]
     #[track_caller]
     pub fn acquire(&self, key: K) -> Acquire<'_, K, S> {
         SingleAcquire::new(self, key, Caller::here())
@@ -145,6 +149,7 @@ where
     /// assert!(!locks.is_locked("a"));
     /// # });
     /// ```
+    #[inline]
     #[track_caller]
     pub fn acquire_owned(self: &Arc<Self>, key: K) -> AcquireOwned<K, S> {
         SingleAcquire::new(Arc::clone(self), key, Caller::here())

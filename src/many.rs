@@ -84,6 +84,8 @@ where
     /// assert_eq!(accounts.locked_count(), 0);
     /// # });
     /// ```
+    // Inlined, for the reason `acquire` is.
+    #[inline]
     #[track_caller]
     pub fn acquire_many<I>(&self, keys: I) -> AcquireMany<'_, K, S>
     where
@@ -113,6 +115,7 @@ where
     /// assert_eq!(locks.locked_count(), 0);
     /// # });
     /// ```
+    #[inline]
     #[track_caller]
     pub fn acquire_many_owned<I>(self: &Arc<Self>, keys: I) -> AcquireManyOwned<K, S>
     where

@@ -625,6 +625,15 @@ impl Zipf {
     }
 }
 
+/// Tasks in the multi-task scenarios (`locks.rs`, `pairs.rs`).
+pub const TASKS: usize = 64;
+/// Length of each task's pre-drawn key sequence.
+pub const KEYS_PER_TASK: usize = 4096;
+/// Keys the `spread` and `pairs` scenarios draw from.
+pub const SPREAD_KEYS: u64 = 1024;
+/// Keys the `pairs-16` scenario draws from: few, so that pairs overlap.
+pub const PAIRS_16_KEYS: u64 = 16;
+
 /// Key sequences, one per task, drawn before timing starts so that sampling
 /// costs nothing in the timed loop. Tasks cycle through their sequence. An
 /// item is one operation's keys: a `u64`, or a pair of them.
