@@ -337,23 +337,12 @@ fn fmt_ns(ns: u64) -> String {
     }
 }
 
-/// A positive integer from the environment variable `name`, or `default`.
-fn env_count(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(text) => match text.trim().parse() {
-            Ok(n) if n > 0 => n,
-            _ => panic!("{name} must be a positive integer, not {text:?}"),
-        },
-        Err(_) => default,
-    }
-}
-
 fn main() {
     if !common::started_by_cargo_bench() {
         return;
     }
-    let ops_per_task = env_count("FAIRNESS_OPS", DEFAULT_OPS);
-    let rounds = env_count("FAIRNESS_ROUNDS", DEFAULT_ROUNDS).min(ops_per_task);
+    let ops_per_task = common::env_count("FAIRNESS_OPS", DEFAULT_OPS);
+    let rounds = common::env_count("FAIRNESS_ROUNDS", DEFAULT_ROUNDS).min(ops_per_task);
     let ops_per_round = ops_per_task / rounds;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -134,23 +134,12 @@ fn scenario(
     }
 }
 
-/// A positive integer from the environment variable `name`, or `default`.
-fn env_count(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(text) => match text.trim().parse() {
-            Ok(n) if n > 0 => n,
-            _ => panic!("{name} must be a positive integer, not {text:?}"),
-        },
-        Err(_) => default,
-    }
-}
-
 fn main() {
     if !common::started_by_cargo_bench() {
         return;
     }
-    let ops = env_count("PAIRS_OPS", DEFAULT_OPS);
-    let rounds = env_count("PAIRS_ROUNDS", DEFAULT_ROUNDS);
+    let ops = common::env_count("PAIRS_OPS", DEFAULT_OPS);
+    let rounds = common::env_count("PAIRS_ROUNDS", DEFAULT_ROUNDS);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()

@@ -23,6 +23,11 @@ impl<T: Clone + Hash + Eq + Send + Sync + 'static> Key for T {}
 
 /// A keyed async lock under test: `lock(key).await` gives a guard that
 /// holds the key until dropped.
+///
+/// Every `lock` and `lock_pair` below is `#[inline]`, so that each lock is
+/// measured as its users call it: a wrapper left out of line returns its
+/// future through memory, and the task's copy of it waits for the stores
+/// that just wrote it (ARCHITECTURE.md, "What a multi-key request costs").
 pub trait Peer<K: Key>: Send + Sync + 'static {
     /// The name used in bench ids and the results table.
     const NAME: &'static str;
@@ -39,6 +44,7 @@ pub trait Peer<K: Key>: Send + Sync + 'static {
     /// Locks two distinct keys together; dropping the guard releases both.
     /// No peer but this crate can ask for both at once, so the default is
     /// the usual deadlock-free way: the smaller key first, then the larger.
+    #[inline]
     fn lock_pair(&self, a: K, b: K) -> impl Future<Output = impl Send + '_> + Send + '_
     where
         K: Ord,
@@ -66,11 +72,13 @@ impl<K: Key> Peer<K> for Ours<K> {
         Ours(LockManager::new())
     }
 
+    #[inline]
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         self.0.acquire(key)
     }
 
     /// One request for both keys, in whatever order they come.
+    #[inline]
     fn lock_pair(&self, a: K, b: K) -> impl Future<Output = impl Send + '_> + Send + '_
     where
         K: Ord,
@@ -95,6 +103,7 @@ impl<K: Key> Peer<K> for OursOneByOne<K> {
         OursOneByOne(LockManager::new())
     }
 
+    #[inline]
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         self.0.acquire(key)
     }
@@ -112,11 +121,13 @@ impl<K: Key> Peer<K> for OursOneShard<K> {
         OursOneShard(LockManager::with_shards(1))
     }
 
+    #[inline]
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         self.0.acquire(key)
     }
 
     /// One request for both keys, in whatever order they come.
+    #[inline]
     fn lock_pair(&self, a: K, b: K) -> impl Future<Output = impl Send + '_> + Send + '_
     where
         K: Ord,
@@ -154,6 +165,7 @@ impl<K: Key> Peer<K> for Floor<K> {
         Floor(parking_lot::Mutex::new(HashMap::new()))
     }
 
+    #[inline]
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         let mut key = Some(key);
         std::future::poll_fn(move |_| {
@@ -203,6 +215,7 @@ impl<K: Key> Peer<K> for ShardedFloor<K> {
         }
     }
 
+    #[inline]
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         let mut key = Some(key);
         std::future::poll_fn(move |_| {
@@ -299,6 +312,7 @@ impl<K: Key, M: AsyncMutex> Recipe<K, M> {
         }
     }
 
+    #[inline]
     async fn lock(&self, key: K) -> RecipeGuard<'_, K, M> {
         let mutex = {
             let mut map = self.map.lock();
@@ -330,6 +344,7 @@ macro_rules! recipe_peer {
                 Recipe::create()
             }
 
+            #[inline]
             fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
                 Recipe::lock(self, key)
             }
@@ -359,6 +374,7 @@ impl<K: Key> Peer<K> for Lockable<K> {
         Lockable(lockable::LockableHashMap::new())
     }
 
+    #[inline]
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         use lockable::InfallibleUnwrap;
         async move {
@@ -381,6 +397,7 @@ impl<K: Key> Peer<K> for KeyedLock<K> {
         KeyedLock(keyed_lock::r#async::KeyedLock::new())
     }
 
+    #[inline]
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         self.0.lock(key)
     }
@@ -397,6 +414,7 @@ impl<K: Key> Peer<K> for KeyMutex<K> {
         KeyMutex(key_mutex::tokio::KeyMutex::new())
     }
 
+    #[inline]
     fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
         self.0.lock(key)
     }
@@ -422,6 +440,7 @@ macro_rules! reference {
                 Single(<$mutex>::default())
             }
 
+            #[inline]
             fn lock(&self, key: K) -> impl Future<Output = impl Send + '_> + Send + '_ {
                 drop(key);
                 self.0.lock()
@@ -676,6 +695,17 @@ pub fn started_by_cargo_bench() -> bool {
     }
     eprintln!("skipped: run this with `cargo bench` (or scripts/bench.sh)");
     false
+}
+
+/// A positive integer (a size of the custom-harness benches) from the environment variable `name`, or `default`.
+pub fn env_count(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => match text.trim().parse() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("{name} must be a positive integer, not {text:?}"),
+        },
+        Err(_) => default,
+    }
 }
 
 /// Whether to run `peer`: all peers, unless `$LOCK_MANAGER_BENCH_PEERS`
