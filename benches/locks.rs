@@ -109,6 +109,7 @@ trait Op: Copy + Send + Sync + 'static {
     /// second time, taking them one by one (`common::OursOneByOne`).
     const PAIR: bool;
     /// Locks every key of the operation; dropping the guard releases them.
+    /// Inlined, as `Peer`'s methods are (see `common::Peer`).
     fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_;
     /// What the critical section reads.
     fn value(self) -> u64;
@@ -117,6 +118,7 @@ trait Op: Copy + Send + Sync + 'static {
 impl Op for u64 {
     const PAIR: bool = false;
 
+    #[inline]
     fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
         peer.lock(self)
     }
@@ -129,6 +131,7 @@ impl Op for u64 {
 impl Op for (u64, u64) {
     const PAIR: bool = true;
 
+    #[inline]
     fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
         peer.lock_pair(self.0, self.1)
     }
