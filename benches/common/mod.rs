@@ -697,7 +697,8 @@ pub fn started_by_cargo_bench() -> bool {
     false
 }
 
-/// A positive integer (a size of the custom-harness benches) from the environment variable `name`, or `default`.
+/// A positive integer from the environment variable `name`, or `default`:
+/// how the custom-harness benches are sized.
 pub fn env_count(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
         Ok(text) => match text.trim().parse() {
