@@ -32,10 +32,9 @@
 #[macro_use]
 mod common;
 
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{
@@ -43,8 +42,8 @@ use criterion::{
 };
 
 use common::{
-    key_sequences, names, now, string_key, OursOneByOne, Peer, RefAsyncLockMutex, RefTokioMutex,
-    Zipf, KEYS_PER_TASK, PAIRS_16_KEYS, SPREAD_KEYS, TASKS,
+    key_sequences, names, now, run_tasks, string_key, Op, OursOneByOne, Peer, RefAsyncLockMutex,
+    RefTokioMutex, Zipf, KEYS_PER_TASK, PAIRS_16_KEYS, SPREAD_KEYS, TASKS,
 };
 
 /// Operations per task in one criterion iteration of a multi-task scenario.
@@ -100,80 +99,6 @@ fn single_task(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// What one operation of a multi-task scenario locks: one key, or a pair of
-/// distinct keys. One harness runs both, so the scenarios differ only here.
-trait Op: Copy + Send + Sync + 'static {
-    /// Whether an operation locks a pair of keys: then this crate runs a
-    /// second time, taking them one by one (`common::OursOneByOne`).
-    const PAIR: bool;
-    /// Locks every key of the operation; dropping the guard releases them.
-    /// Inlined, as `Peer`'s methods are (see `common::Peer`).
-    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_;
-    /// What the critical section reads.
-    fn value(self) -> u64;
-}
-
-impl Op for u64 {
-    const PAIR: bool = false;
-
-    #[inline]
-    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
-        peer.lock(self)
-    }
-
-    fn value(self) -> u64 {
-        self
-    }
-}
-
-impl Op for (u64, u64) {
-    const PAIR: bool = true;
-
-    #[inline]
-    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
-        peer.lock_pair(self.0, self.1)
-    }
-
-    fn value(self) -> u64 {
-        self.0
-    }
-}
-
-/// Spawns `TASKS` tasks, each running `ops` operations from its own
-/// sequence (lock, a tiny critical section, release), and times them all.
-fn run_tasks<P: Peer<u64>, T: Op>(
-    rt: &tokio::runtime::Runtime,
-    peer: &Arc<P>,
-    keys: &Arc<Vec<Vec<T>>>,
-    ops: u64,
-) -> Duration {
-    rt.block_on(async {
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|task| {
-                let peer = Arc::clone(peer);
-                let keys = Arc::clone(keys);
-                tokio::spawn(async move {
-                    let keys = &keys[task];
-                    let mut sum = 0u64;
-                    for i in 0..ops as usize {
-                        let op = keys[i % keys.len()];
-                        let guard = op.lock(&*peer).await;
-                        // The critical section.
-                        sum = sum.wrapping_add(black_box(op.value()));
-                        drop(guard);
-                    }
-                    sum
-                })
-            })
-            .collect();
-        for task in tasks {
-            black_box(task.await.expect("bench task panicked"));
-        }
-        start.elapsed()
-    })
 }
 
 fn multi_task<P: Peer<u64>, T: Op>(

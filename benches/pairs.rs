@@ -11,8 +11,8 @@
 //! `acquire_many` in the same round: the median, and the quartiles of the
 //! rounds. `lock-manager, 1 by 1` is this crate taking the keys with two
 //! `acquire`s (`common::OursOneByOne`); every peer takes the smaller key,
-//! then the larger (`Peer::lock_pair`). The critical section is the one of
-//! `locks.rs`: a read of the first key.
+//! then the larger (`Peer::lock_pair`). The tasks are those of `locks.rs`
+//! (`common::run_tasks`).
 //!
 //! No criterion; it prints one table per scenario. `PAIRS_OPS` (operations
 //! per task per round, default 2,048) and `PAIRS_ROUNDS` (default 21) size
@@ -28,7 +28,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use common::{
     key_sequences, median, names, Ours, OursOneByOne, Peer, KEYS_PER_TASK, PAIRS_16_KEYS,
@@ -60,30 +59,11 @@ fn entry<P: Peer<u64>>() -> Option<Entry> {
     })
 }
 
-/// Runs `ops` operations in each of `TASKS` tasks on one fresh `P`.
+/// Runs `ops` operations in each of `TASKS` tasks on one fresh `P`, as
+/// `locks.rs` does.
 fn run<P: Peer<u64>>(rt: &tokio::runtime::Runtime, pairs: &Pairs, ops: u64) -> f64 {
     let peer = Arc::new(P::create());
-    rt.block_on(async {
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|task| {
-                let (peer, pairs) = (Arc::clone(&peer), Arc::clone(pairs));
-                tokio::spawn(async move {
-                    let pairs = &pairs[task];
-                    for i in 0..ops as usize {
-                        let (a, b) = pairs[i % pairs.len()];
-                        let guard = peer.lock_pair(a, b).await;
-                        std::hint::black_box(a);
-                        drop(guard);
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.expect("pairs task panicked");
-        }
-        start.elapsed().as_nanos() as f64
-    })
+    common::run_tasks(rt, &peer, pairs, ops).as_nanos() as f64
 }
 
 /// Runs every entry once per round over keys drawn from `keys`, rotating

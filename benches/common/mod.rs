@@ -653,6 +653,81 @@ pub const SPREAD_KEYS: u64 = 1024;
 /// Keys the `pairs-16` scenario draws from: few, so that pairs overlap.
 pub const PAIRS_16_KEYS: u64 = 16;
 
+/// What one operation of a multi-task scenario locks: one key, or a pair of
+/// distinct keys. One harness runs both, so the scenarios differ only here.
+pub trait Op: Copy + Send + Sync + 'static {
+    /// Whether an operation locks a pair of keys: then this crate runs a
+    /// second time, taking them one by one (`common::OursOneByOne`).
+    const PAIR: bool;
+    /// Locks every key of the operation; dropping the guard releases them.
+    /// Inlined, as `Peer`'s methods are (see `common::Peer`).
+    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_;
+    /// What the critical section reads.
+    fn value(self) -> u64;
+}
+
+impl Op for u64 {
+    const PAIR: bool = false;
+
+    #[inline]
+    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
+        peer.lock(self)
+    }
+
+    fn value(self) -> u64 {
+        self
+    }
+}
+
+impl Op for (u64, u64) {
+    const PAIR: bool = true;
+
+    #[inline]
+    fn lock<P: Peer<u64>>(self, peer: &P) -> impl Future<Output = impl Send + '_> + Send + '_ {
+        peer.lock_pair(self.0, self.1)
+    }
+
+    fn value(self) -> u64 {
+        self.0
+    }
+}
+
+/// Spawns `TASKS` tasks, each running `ops` operations from its own
+/// sequence (lock, a tiny critical section, release), and times them all:
+/// the multi-task scenarios of `locks.rs` and `pairs.rs`.
+pub fn run_tasks<P: Peer<u64>, T: Op>(
+    rt: &tokio::runtime::Runtime,
+    peer: &Arc<P>,
+    keys: &Arc<Vec<Vec<T>>>,
+    ops: u64,
+) -> std::time::Duration {
+    rt.block_on(async {
+        let start = std::time::Instant::now();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let peer = Arc::clone(peer);
+                let keys = Arc::clone(keys);
+                tokio::spawn(async move {
+                    let keys = &keys[task];
+                    let mut sum = 0u64;
+                    for i in 0..ops as usize {
+                        let op = keys[i % keys.len()];
+                        let guard = op.lock(&*peer).await;
+                        // The critical section.
+                        sum = sum.wrapping_add(std::hint::black_box(op.value()));
+                        drop(guard);
+                    }
+                    sum
+                })
+            })
+            .collect();
+        for task in tasks {
+            std::hint::black_box(task.await.expect("bench task panicked"));
+        }
+        start.elapsed()
+    })
+}
+
 /// Key sequences, one per task, drawn before timing starts so that sampling
 /// costs nothing in the timed loop. Tasks cycle through their sequence. An
 /// item is one operation's keys: a `u64`, or a pair of them.
